@@ -1,0 +1,157 @@
+package rules_test
+
+import (
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/cutover/cutover/rules"
+)
+
+func TestParseDesignExample(t *testing.T) {
+	set, err := rules.LoadFile("testdata/design.yaml")
+	if err != nil {
+		t.Fatalf("the DESIGN.md example must load: %v", err)
+	}
+	if got := len(set.Routes); got != 3 {
+		t.Fatalf("routes = %d, want 3", got)
+	}
+	if set.Backends.Old.Timeout.String() != "2s" || set.Backends.New.URL.Host != "127.0.0.1:8082" {
+		t.Errorf("backends = %+v", set.Backends)
+	}
+	if set.Default.Name != rules.Unmatched || set.Default.Phase != rules.ShadowRead {
+		t.Errorf("default route = %s %s", set.Default.Name, set.Default.Phase)
+	}
+	if set.Readiness.MatchRate != 0.999 || set.Readiness.MinSamples != 1000 {
+		t.Errorf("readiness = %+v", set.Readiness)
+	}
+	if set.Version == "" {
+		t.Error("a loaded set has a version")
+	}
+}
+
+func TestMatch(t *testing.T) {
+	set, err := rules.LoadFile("testdata/design.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		method, path string
+		route        string
+		params       string
+	}{
+		{"GET", "/users/42", "user", "id=42"},
+		{"PUT", "/users/42", "user", "id=42"},
+		{"POST", "/users/42", "unmatched", ""},
+		{"GET", "/users/42/", "unmatched", ""},
+		{"GET", "/users/", "unmatched", ""},
+		{"GET", "/users", "unmatched", ""},
+		{"POST", "/search", "search", ""},
+		{"GET", "/search", "unmatched", ""},
+		{"GET", "/orders/7", "orders", "*=7"},
+		{"DELETE", "/orders/7/items/3", "orders", "*=7/items/3"},
+		{"GET", "/orders/", "orders", "*="},
+		{"GET", "/orders", "unmatched", ""},
+		{"GET", "/", "unmatched", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			r, ps := set.Match(tt.method, tt.path, nil)
+			if r.Name != tt.route {
+				t.Fatalf("route = %q, want %q", r.Name, tt.route)
+			}
+			var got []string
+			for _, p := range ps {
+				got = append(got, p.Name+"="+p.Value)
+			}
+			if g := strings.Join(got, ","); g != tt.params {
+				t.Errorf("params = %q, want %q", g, tt.params)
+			}
+		})
+	}
+}
+
+func TestPhaseAndReads(t *testing.T) {
+	set, err := rules.LoadFile("testdata/design.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders := set.Route("orders")
+	req := httptest.NewRequest("GET", "/orders/1", nil)
+	if p, o := orders.PhaseFor(req, nil); p != rules.DualWrite || o != nil {
+		t.Errorf("without tenant: %s %v", p, o)
+	}
+	req.Header.Set("X-Tenant", "acme")
+	if p, o := orders.PhaseFor(req, nil); p != rules.Cutover || o == nil {
+		t.Errorf("tenant acme: %s %v", p, o)
+	}
+	if !set.Route("search").IsRead("POST") {
+		t.Error("read: true makes POST a read")
+	}
+	if set.Route("user").IsRead("PUT") || !set.Route("user").IsRead("HEAD") {
+		t.Error("PUT is a write, HEAD a read")
+	}
+	if !orders.WriteSucceeded(201) || orders.WriteSucceeded(500) || orders.WriteSucceeded(302) {
+		t.Error("default write success is 2xx")
+	}
+}
+
+func TestProblemsHavePositions(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "listen: x\nbackends:\n  old: {url: \"http://a\", timout: 2s}\n", `cfg.yaml:3:26: unknown field "timout"`},
+		{"wrong type", "backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\nroutes: {name: x}\n", "cfg.yaml:4:"},
+		{"unknown phase", base + "routes:\n  - name: a\n    match: {path: /a}\n    phase: shadow\n", `cfg.yaml:7:12: unknown phase "shadow"`},
+		{"bad duration", "backends:\n  old: {url: \"http://a\", timeout: soon}\n  new: {url: \"http://b\"}\n", `cfg.yaml:2:35: "soon" is not a duration`},
+		{"bad pattern", base + "routes:\n  - name: a\n    match: {path: \"/a/{id\"}\n", `cfg.yaml:6:19: path pattern "/a/{id": segment "{id"`},
+		{"wildcard inside", base + "routes:\n  - name: a\n    match: {path: \"/a/*/b\"}\n", `cfg.yaml:6:19: path pattern "/a/*/b": * may only be the last segment`},
+		{"duplicate name", base + "routes:\n  - name: a\n    match: {path: /a}\n  - name: a\n    match: {path: /b}\n", `cfg.yaml:7:11: route name "a" is already used by line 5`},
+		{"unreachable", base + "routes:\n  - name: all\n    match: {path: \"/o/*\"}\n  - name: one\n    match: {methods: [GET], path: \"/o/{id}\"}\n", `cfg.yaml:8:35: route "one" can never match: route "all" (line 5)`},
+		{"override param", base + "routes:\n  - name: a\n    match: {path: \"/a/{id}\"}\n    overrides:\n      - when: {path_param: tenant, equals: x}\n        phase: cutover\n", `cfg.yaml:8:28: the path pattern "/a/{id}" has no parameter "tenant"`},
+		{"missing backend", "backends:\n  old: {url: \"http://a\"}\n", "cfg.yaml:2:6: backend new needs a url"},
+		{"sample", base + "defaults:\n  sample: 2\n", "cfg.yaml:5:11: sample 2 is not a share"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := rules.Parse("cfg.yaml", strings.NewReader(tt.yaml))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
+			}
+			if ps := rules.AsProblems(err); len(ps) == 0 {
+				t.Errorf("error %T carries no Problems", err)
+			}
+		})
+	}
+}
+
+const base = "backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"
+
+func TestEveryProblemReported(t *testing.T) {
+	src := base + "routes:\n  - name: a\n    phase: nope\n    match: {path: nope}\n  - match: {path: /b}\n"
+	_, err := rules.Parse("cfg.yaml", strings.NewReader(src))
+	if ps := rules.AsProblems(err); len(ps) != 3 {
+		t.Fatalf("want 3 problems, got %v", err)
+	}
+}
+
+func TestLoadFileMissing(t *testing.T) {
+	_, err := rules.LoadFile("testdata/does-not-exist.yaml")
+	if err == nil || !os.IsNotExist(unwrapAll(err)) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
