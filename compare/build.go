@@ -1,0 +1,171 @@
+package compare
+
+import (
+	"bytes"
+	"reflect"
+	"slices"
+	"strconv"
+)
+
+// The slow path hands go-cmp one tree per side, built from the parsed
+// document with the per-side effect of every rule already resolved:
+//
+//   - objects are map[string]any and arrays []any (go-cmp sees them
+//     through a Transformer that compares by position, see explain.go);
+//   - an unordered array is a bag whose slots pair equal elements (or
+//     elements with the same key) under the same slot name on both sides;
+//   - every scalar is a scalar whose Equal method applies normalize,
+//     coerce and tolerance;
+//   - an ignored value is an ignored placeholder, which counts as absent.
+//
+// Rules that need both sides (absent_equals_*, subset) are applied by a
+// go-cmp FilterPath from the scopes recorded here.
+
+// ignored stands for a value an ignore rule removed.
+type ignored struct {
+	rule int32
+	d    *document
+	n    int32
+}
+
+// Equal lets two ignored values compare equal.
+func (ignored) Equal(ignored) bool { return true }
+
+// scalar is a JSON scalar under the rules.
+type scalar struct {
+	o *Options
+	s scalarInfo
+}
+
+// Equal applies the rules to two scalars; see Options.scalarEqual.
+func (x scalar) Equal(y scalar) bool {
+	eq, _ := x.o.scalarEqual(&x.s, &y.s)
+	return eq
+}
+
+// bag is an unordered array: elements keyed by their slot name.
+type bag struct {
+	Slots map[string]slot
+	rule  int32
+}
+
+// slot is one element of a bag, with its index in its own array (for
+// paths; go-cmp ignores it).
+type slot struct {
+	Elem  any
+	Index int
+}
+
+var (
+	anyType  = reflect.TypeFor[any]()
+	bagType  = reflect.TypeFor[bag]()
+	slotType = reflect.TypeFor[slot]()
+)
+
+// scopeKey names an object member by its map and name.
+type scopeKey struct {
+	m    uintptr
+	name string
+}
+
+// scope keeps a member's effects when a rule might let it be absent.
+type scope struct {
+	e effects
+	d *document
+	n int32
+}
+
+type builder struct {
+	o      *Options
+	d      *document
+	t      tracker
+	isNew  bool
+	scopes map[scopeKey]scope
+}
+
+func (b *builder) build(n int32, f frame) any {
+	nd := &b.d.nodes[n]
+	e := b.o.effects(&b.t, f)
+	switch nd.kind {
+	case kObject:
+		m := make(map[string]any, nd.count)
+		ptr := reflect.ValueOf(m).Pointer()
+		for c := n + 1; c < nd.end; c = b.d.nodes[c].end {
+			name := b.d.memberName(c)
+			k := b.t.mark()
+			cf := b.t.child(f, &loc{name: name, d: b.d, node: c, has: true})
+			ce := b.o.effects(&b.t, cf)
+			key := string(name)
+			if ce.ignore >= 0 {
+				m[key] = ignored{ce.ignore, b.d, c}
+			} else {
+				m[key] = b.build(c, cf)
+			}
+			if ce.absentNull >= 0 || ce.absentArray >= 0 || ce.absentObject >= 0 || ce.subset >= 0 {
+				if b.scopes == nil {
+					b.scopes = make(map[scopeKey]scope)
+				}
+				b.scopes[scopeKey{ptr, key}] = scope{ce, b.d, c}
+			}
+			b.t.rewind(k)
+		}
+		return m
+	case kArray:
+		if e.unordered >= 0 {
+			return b.bag(n, f, e.unordered)
+		}
+		a := make([]any, 0, nd.count)
+		i := 0
+		for c := n + 1; c < nd.end; c, i = b.d.nodes[c].end, i+1 {
+			k := b.t.mark()
+			cf := b.t.child(f, &loc{index: i, length: int(nd.count), isIndex: true, d: b.d, node: c, has: true})
+			if ce := b.o.effects(&b.t, cf); ce.ignore >= 0 {
+				a = append(a, ignored{ce.ignore, b.d, c})
+			} else {
+				a = append(a, b.build(c, cf))
+			}
+			b.t.rewind(k)
+		}
+		return a
+	}
+	var s scalarInfo
+	b.o.scalar(&s, b.d, n, &e, &b.t, f)
+	return scalar{b.o, s}
+}
+
+// bag builds an unordered array: slot names are the pairing keys (see
+// slotKey), numbered in index order when several elements share one.
+func (b *builder) bag(n int32, f frame, rule int32) bag {
+	type elem struct {
+		key   []byte
+		node  int32
+		index int
+		f     frame
+	}
+	nd := &b.d.nodes[n]
+	by := b.o.rules[rule].By
+	var els []elem
+	k := b.t.mark()
+	defer b.t.rewind(k)
+	i := 0
+	for c := n + 1; c < nd.end; c, i = b.d.nodes[c].end, i+1 {
+		cf := b.t.child(f, &loc{index: i, length: int(nd.count), isIndex: true, d: b.d, node: c, has: true})
+		if b.o.effects(&b.t, cf).ignore >= 0 {
+			continue
+		}
+		els = append(els, elem{b.o.slotKey(nil, b.d, &b.t, c, cf, by), c, i, cf})
+	}
+	slices.SortStableFunc(els, func(x, y elem) int { return bytes.Compare(x.key, y.key) })
+	out := bag{Slots: make(map[string]slot, len(els)), rule: rule}
+	occ := 0
+	for j, el := range els {
+		if j > 0 && bytes.Equal(el.key, els[j-1].key) {
+			occ++
+		} else {
+			occ = 0
+		}
+		name := string(el.key) + "#" + strconv.Itoa(occ)
+		out.Slots[name] = slot{b.build(el.node, el.f), el.index}
+	}
+	return out
+}
