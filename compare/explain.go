@@ -161,12 +161,6 @@ func (r *reporter) absorbed(p cmp.Path) bool {
 	case !ax && !ay:
 		return false
 	}
-	if _, ok := placeholder(vx); ok {
-		return false
-	}
-	if _, ok := placeholder(vy); ok {
-		return false
-	}
 	return r.absorber(p) >= 0
 }
 

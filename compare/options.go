@@ -311,8 +311,10 @@ func (o *Options) add(i int32, r *Rule) error {
 		case r.To == "":
 			return errors.New("rename needs a destination")
 		}
-		if n := len(p.Segments); n == 0 || p.Segments[n-1].Descendant && r.ToPath == nil {
-			return errors.New("rename needs a path that ends with a member name")
+		for _, sel := range p.Segments[len(p.Segments)-1].Selectors {
+			if sel.Kind != SelectName {
+				return errors.New("rename renames members: its path must end with member names")
+			}
 		}
 	}
 	for _, s := range p.Segments {
