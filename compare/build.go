@@ -78,34 +78,22 @@ type scope struct {
 type builder struct {
 	o      *Options
 	d      *document
-	t      tracker
+	t      *tracker
 	isNew  bool
 	scopes map[scopeKey]scope
 }
 
 func (b *builder) build(n int32, f frame) any {
 	nd := &b.d.nodes[n]
-	e := b.o.effects(&b.t, f)
+	e := b.o.effects(b.t, f)
 	switch nd.kind {
 	case kObject:
 		m := make(map[string]any, nd.count)
-		ptr := reflect.ValueOf(m).Pointer()
 		for c := n + 1; c < nd.end; c = b.d.nodes[c].end {
-			name := b.d.memberName(c)
 			k := b.t.mark()
-			cf := b.t.child(f, &loc{name: name, d: b.d, node: c, has: true})
-			ce := b.o.effects(&b.t, cf)
-			key := string(name)
-			if ce.ignore >= 0 {
-				m[key] = ignored{ce.ignore, b.d, c}
-			} else {
+			key, cf, ignored := b.member(m, c, f)
+			if !ignored {
 				m[key] = b.build(c, cf)
-			}
-			if ce.absentNull >= 0 || ce.absentArray >= 0 || ce.absentObject >= 0 || ce.subset >= 0 {
-				if b.scopes == nil {
-					b.scopes = make(map[scopeKey]scope)
-				}
-				b.scopes[scopeKey{ptr, key}] = scope{ce, b.d, c}
 			}
 			b.t.rewind(k)
 		}
@@ -118,9 +106,9 @@ func (b *builder) build(n int32, f frame) any {
 		i := 0
 		for c := n + 1; c < nd.end; c, i = b.d.nodes[c].end, i+1 {
 			k := b.t.mark()
-			cf := b.t.child(f, &loc{index: i, length: int(nd.count), isIndex: true, d: b.d, node: c, has: true})
-			if ce := b.o.effects(&b.t, cf); ce.ignore >= 0 {
-				a = append(a, ignored{ce.ignore, b.d, c})
+			cf, ign := b.element(c, i, int(nd.count), f)
+			if ign != nil {
+				a = append(a, *ign)
 			} else {
 				a = append(a, b.build(c, cf))
 			}
@@ -129,43 +117,88 @@ func (b *builder) build(n int32, f frame) any {
 		return a
 	}
 	var s scalarInfo
-	b.o.scalar(&s, b.d, n, &e, &b.t, f)
+	b.o.scalar(&s, b.d, n, &e, b.t, f)
 	return scalar{b.o, s}
+}
+
+// member places member c of object m: it returns the member's name and
+// frame, and stores an ignored placeholder (reporting true) when an ignore
+// rule applies. It records the member's scope when a rule may let it be
+// absent.
+func (b *builder) member(m map[string]any, c int32, f frame) (string, frame, bool) {
+	name := b.d.memberName(c)
+	cf := b.t.child(f, &loc{name: name, d: b.d, node: c, has: true})
+	ce := b.o.effects(b.t, cf)
+	key := string(name)
+	if ce.absentNull >= 0 || ce.absentArray >= 0 || ce.absentObject >= 0 || ce.subset >= 0 {
+		if b.scopes == nil {
+			b.scopes = make(map[scopeKey]scope)
+		}
+		b.scopes[scopeKey{reflect.ValueOf(m).Pointer(), key}] = scope{ce, b.d, c}
+	}
+	if ce.ignore >= 0 {
+		m[key] = ignored{ce.ignore, b.d, c}
+		return key, cf, true
+	}
+	return key, cf, false
+}
+
+// element returns the frame of element c (index i of l) and, when an
+// ignore rule applies, its placeholder.
+func (b *builder) element(c int32, i, l int, f frame) (frame, *ignored) {
+	cf := b.t.child(f, &loc{index: i, length: l, isIndex: true, d: b.d, node: c, has: true})
+	if ce := b.o.effects(b.t, cf); ce.ignore >= 0 {
+		return cf, &ignored{ce.ignore, b.d, c}
+	}
+	return cf, nil
 }
 
 // bag builds an unordered array: slot names are the pairing keys (see
 // slotKey), numbered in index order when several elements share one.
 func (b *builder) bag(n int32, f frame, rule int32) bag {
-	type elem struct {
-		key   []byte
-		node  int32
-		index int
-		f     frame
-	}
-	nd := &b.d.nodes[n]
-	by := b.o.rules[rule].By
-	var els []elem
 	k := b.t.mark()
 	defer b.t.rewind(k)
+	els := b.slots(n, f, rule)
+	out := bag{Slots: make(map[string]slot, len(els)), rule: rule}
+	for _, el := range els {
+		out.Slots[el.name] = slot{b.build(el.node, el.f), el.index}
+	}
+	return out
+}
+
+// bagElem is an element of an unordered array with its slot name.
+type bagElem struct {
+	key   []byte
+	name  string
+	node  int32
+	index int
+	f     frame
+}
+
+// slots names the elements of unordered array n that are not ignored:
+// their pairing key (see slotKey), numbered in index order when several
+// share one. Their frames stay on the tracker.
+func (b *builder) slots(n int32, f frame, rule int32) []bagElem {
+	nd := &b.d.nodes[n]
+	by := b.o.rules[rule].By
+	var els []bagElem
 	i := 0
 	for c := n + 1; c < nd.end; c, i = b.d.nodes[c].end, i+1 {
 		cf := b.t.child(f, &loc{index: i, length: int(nd.count), isIndex: true, d: b.d, node: c, has: true})
-		if b.o.effects(&b.t, cf).ignore >= 0 {
+		if b.o.effects(b.t, cf).ignore >= 0 {
 			continue
 		}
-		els = append(els, elem{b.o.slotKey(nil, b.d, &b.t, c, cf, by), c, i, cf})
+		els = append(els, bagElem{key: b.o.slotKey(nil, b.d, b.t, c, cf, by), node: c, index: i, f: cf})
 	}
-	slices.SortStableFunc(els, func(x, y elem) int { return bytes.Compare(x.key, y.key) })
-	out := bag{Slots: make(map[string]slot, len(els)), rule: rule}
+	slices.SortStableFunc(els, func(x, y bagElem) int { return bytes.Compare(x.key, y.key) })
 	occ := 0
-	for j, el := range els {
-		if j > 0 && bytes.Equal(el.key, els[j-1].key) {
+	for j := range els {
+		if j > 0 && bytes.Equal(els[j].key, els[j-1].key) {
 			occ++
 		} else {
 			occ = 0
 		}
-		name := string(el.key) + "#" + strconv.Itoa(occ)
-		out.Slots[name] = slot{b.build(el.node, el.f), el.index}
+		els[j].name = string(els[j].key) + "#" + strconv.Itoa(occ)
 	}
-	return out
+	return els
 }

@@ -248,7 +248,11 @@ func (o *Options) compareJSON(c *comparison, a, b []byte) {
 		return
 	}
 	c.slow = true
-	r := o.explain(da, &s.b, c.lim)
+	w := &s.w
+	if c.slowOnly {
+		w = nil
+	}
+	r := o.explain(da, &s.b, c.lim, w)
 	if len(r.diffs) == 0 && r.more == 0 {
 		if c.slowOnly {
 			c.hits.merge(o, r.hits)

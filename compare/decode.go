@@ -214,6 +214,10 @@ func hasZero(x uint64) uint64 { return (x - lsb) & ^x & msb }
 
 func hasLess(x, n uint64) uint64 { return (x - lsb*n) & ^x & msb }
 
+// special marks the bytes a string scan must stop at: control characters,
+// the quote, the backslash and the start of multi-byte UTF-8.
+const special = "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+
 // str scans a string whose opening quote precedes i and returns the offset
 // after the closing quote and whether it holds escapes.
 func (p *parser) str(i int) (int, bool) {
@@ -221,6 +225,9 @@ func (p *parser) str(i int) (int, bool) {
 	for {
 		for i+8 <= len(s) && plain(binary.LittleEndian.Uint64(s[i:])) {
 			i += 8
+		}
+		for i < len(s) && special[s[i]] == 0 {
+			i++
 		}
 		if i >= len(s) {
 			return p.fail(ReasonInvalidJSON, i, "unterminated string"), esc
@@ -371,11 +378,29 @@ func (d *document) duplicate(o int) int {
 		escaped = escaped || d.nodes[c].kesc
 	}
 	d.keys = keys
-	if escaped || len(keys) <= 16 {
+	if escaped {
 		for i := 1; i < len(keys); i++ {
 			for j := 0; j < i; j++ {
 				if d.sameName(keys[i], keys[j]) {
 					return int(keys[i])
+				}
+			}
+		}
+		return -1
+	}
+	if len(keys) <= 16 {
+		// Compare a fingerprint (length, first and last byte) before the
+		// bytes: most pairs of names differ in one of them.
+		var fps [16]uint32
+		for i, k := range keys {
+			nd := &d.nodes[k]
+			fps[i] = uint32(nd.k1 - nd.k0)
+			if nd.k1 > nd.k0 {
+				fps[i] |= uint32(d.src[nd.k0])<<16 | uint32(d.src[nd.k1-1])<<24
+			}
+			for j := 0; j < i; j++ {
+				if fps[j] == fps[i] && bytes.Equal(d.rawName(keys[j]), d.rawName(k)) {
+					return int(k)
 				}
 			}
 		}

@@ -10,14 +10,22 @@ import (
 )
 
 // explain runs go-cmp over the two built trees and returns every difference
-// it reports, with the per-rule hits that its Reporter saw.
-func (o *Options) explain(a, b *document, lim Limits) *reporter {
-	ba := &builder{o: o, d: a}
-	bb := &builder{o: o, d: b, isNew: true}
-	ba.t.reset(&o.m)
-	bb.t.reset(&o.m)
-	xa := ba.build(0, ba.t.root())
-	xb := bb.build(0, bb.t.root())
+// it reports, with the per-rule hits that its Reporter saw. With w, pairs
+// of subtrees that the walker proves equal are pruned first (see prune.go);
+// without, go-cmp sees everything.
+func (o *Options) explain(a, b *document, lim Limits, w *walker) *reporter {
+	if w != nil {
+		w.reset(o, a, b)
+	} else {
+		w = &walker{o: o, a: a, b: b}
+		w.ta.reset(&o.m)
+		w.tb.reset(&o.m)
+		w.noPrune = true
+	}
+	ba := &builder{o: o, d: a, t: &w.ta}
+	bb := &builder{o: o, d: b, t: &w.tb, isNew: true}
+	pr := pruner{w: w, a: ba, b: bb}
+	xa, xb := pr.pair(0, 0, w.ta.root(), w.tb.root())
 	r := &reporter{o: o, lim: lim, scopes: [2]map[scopeKey]scope{ba.scopes, bb.scopes}}
 	cmp.Equal(xa, xb,
 		// Arrays compare by position. go-cmp's own slice diff finds an
@@ -89,6 +97,10 @@ func (r *reporter) Report(rs cmp.Result) {
 		r.ignored()
 	case rs.Equal() && rs.ByMethod():
 		vx, vy := r.path.Last().Values()
+		if x, ok := vx.Interface().(same); ok {
+			r.hits.merge(r.o, x.hits)
+			return
+		}
 		if x, ok := vx.Interface().(scalar); ok {
 			y := vy.Interface().(scalar)
 			if _, credit := r.o.scalarEqual(&x.s, &y.s); credit >= 0 {

@@ -75,7 +75,19 @@ func (t *tracker) root() frame {
 
 // child returns the frame of location c under a node with frame f.
 func (t *tracker) child(f frame, c *loc) frame {
-	s0, m0 := int32(len(t.states)), int32(len(t.matched))
+	m0 := int32(len(t.matched))
+	// Most locations select nothing and only carry descendant segments
+	// down ($..updated_at): the child then shares its parent's states.
+	shared := true
+	for i := f.s0; i < f.s1 && shared; i++ {
+		st := t.states[i]
+		seg := &t.m.paths[st.path].Segments[st.seg]
+		shared = seg.Descendant && !selects(seg, c)
+	}
+	if shared {
+		return frame{f.s0, f.s1, m0, m0}
+	}
+	s0 := int32(len(t.states))
 	for i := f.s0; i < f.s1; i++ {
 		st := t.states[i]
 		p := t.m.paths[st.path]
@@ -202,6 +214,9 @@ type effects struct {
 var none = effects{-1, -1, -1, -1, -1, -1, -1, -1, -1}
 
 func (o *Options) effects(t *tracker, f frame) effects {
+	if f.m0 == f.m1 {
+		return none
+	}
 	e := none
 	for _, r := range t.matched[f.m0:f.m1] {
 		var p *int32

@@ -20,6 +20,8 @@ type walker struct {
 	mem    []member
 	slots  []slotRef
 	keys   []byte
+
+	noPrune bool // explain without pruning (tests of the two paths)
 }
 
 // member is an object member or array element on one side.
@@ -92,31 +94,87 @@ func (w *walker) sameFrames(fa, fb frame) bool {
 		slices.Equal(w.ta.matched[fa.m0:fa.m1], w.tb.matched[fb.m0:fb.m1])
 }
 
-// members appends the members of object n with their frames.
-func (w *walker) members(d *document, t *tracker, n int32, f frame) {
+// members appends the members of object n (frames are computed later,
+// only for the members that need them).
+func (w *walker) members(d *document, n int32) {
 	for c := n + 1; c < d.nodes[n].end; c = d.nodes[c].end {
-		name := d.memberName(c)
-		cf := t.child(f, &loc{name: name, d: d, node: c, has: true})
-		w.mem = append(w.mem, member{name, c, cf, w.o.effects(t, cf).ignore})
+		w.mem = append(w.mem, member{name: d.memberName(c), node: c})
 	}
 }
 
+// located returns m with its frame and ignore rule, under parent frame f.
+func (w *walker) located(m member, t *tracker, d *document, f frame) member {
+	m.f = t.child(f, &loc{name: m.name, d: d, node: m.node, has: true})
+	m.ign = w.o.effects(t, m.f).ignore
+	return m
+}
+
 func (w *walker) objects(a, b int32, fa, fb frame) bool {
-	base, ka, kb := len(w.mem), w.ta.mark(), w.tb.mark()
-	defer func() { w.mem = w.mem[:base]; w.ta.rewind(ka); w.tb.rewind(kb) }()
-	w.members(w.a, &w.ta, a, fa)
+	base := len(w.mem)
+	defer func() { w.mem = w.mem[:base] }()
+	w.members(w.a, a)
 	mid := len(w.mem)
-	w.members(w.b, &w.tb, b, fb)
+	w.members(w.b, b)
 	end := len(w.mem)
-	lockstep := mid-base == end-mid
-	for i := 0; lockstep && i < mid-base; i++ {
-		lockstep = bytes.Equal(w.mem[base+i].name, w.mem[mid+i].name)
+	// With the same rule states on both sides, members of the same name
+	// and text are equal and absorb nothing: skip them without a frame.
+	same := !w.o.deep && w.sameFrames(fa, fb)
+	pairOK := func(i, j int) bool {
+		x, y := w.mem[i], w.mem[j]
+		if same && w.a.nodes[x.node].kind == w.b.nodes[y.node].kind && bytes.Equal(w.a.raw(x.node), w.b.raw(y.node)) {
+			return true
+		}
+		ka, kb := w.ta.mark(), w.tb.mark()
+		ok := w.pair(w.located(x, &w.ta, w.a, fa), w.located(y, &w.tb, w.b, fb), true)
+		w.ta.rewind(ka)
+		w.tb.rewind(kb)
+		return ok
 	}
-	if !lockstep {
-		byName := func(x, y member) int { return bytes.Compare(x.name, y.name) }
-		slices.SortFunc(w.mem[base:mid], byName)
-		slices.SortFunc(w.mem[mid:end], byName)
+	aloneOK := func(i int, isNew bool) bool {
+		t, d, f := &w.ta, w.a, fa
+		if isNew {
+			t, d, f = &w.tb, w.b, fb
+		}
+		k := t.mark()
+		ok := w.alone(w.located(w.mem[i], t, d, f), isNew, true)
+		t.rewind(k)
+		return ok
 	}
+	if end-mid <= 64 && mid-base <= 64 {
+		// Small objects: match names directly, trying the same position
+		// first (both sides usually share an order).
+		var used uint64
+		for i := base; i < mid; i++ {
+			name := w.mem[i].name
+			j := mid + (i - base)
+			if j >= end || used&(1<<(j-mid)) != 0 || !bytes.Equal(w.mem[j].name, name) {
+				for j = mid; j < end; j++ {
+					if used&(1<<(j-mid)) == 0 && bytes.Equal(w.mem[j].name, name) {
+						break
+					}
+				}
+			}
+			var ok bool
+			if j < end {
+				used |= 1 << (j - mid)
+				ok = pairOK(i, j)
+			} else {
+				ok = aloneOK(i, false)
+			}
+			if !ok {
+				return false
+			}
+		}
+		for j := mid; j < end; j++ {
+			if used&(1<<(j-mid)) == 0 && !aloneOK(j, true) {
+				return false
+			}
+		}
+		return true
+	}
+	byName := func(x, y member) int { return bytes.Compare(x.name, y.name) }
+	slices.SortFunc(w.mem[base:mid], byName)
+	slices.SortFunc(w.mem[mid:end], byName)
 	i, j := base, mid
 	for i < mid || j < end {
 		c := 0
@@ -131,13 +189,13 @@ func (w *walker) objects(a, b int32, fa, fb frame) bool {
 		var ok bool
 		switch {
 		case c == 0:
-			ok = w.pair(w.mem[i], w.mem[j], true)
+			ok = pairOK(i, j)
 			i, j = i+1, j+1
 		case c < 0:
-			ok = w.alone(w.mem[i], false, true)
+			ok = aloneOK(i, false)
 			i++
 		default:
-			ok = w.alone(w.mem[j], true, true)
+			ok = aloneOK(j, true)
 			j++
 		}
 		if !ok {
@@ -198,10 +256,13 @@ func (w *walker) element(d *document, t *tracker, f frame, n int32, i, l int) me
 func (w *walker) array(a, b int32, fa, fb frame) bool {
 	la, lb := int(w.a.nodes[a].count), int(w.b.nodes[b].count)
 	ca, cb := a+1, b+1
+	same := la == lb && !w.o.deep && w.sameFrames(fa, fb)
 	for i := range max(la, lb) {
 		ka, kb := w.ta.mark(), w.tb.mark()
 		var ok bool
 		switch {
+		case same && w.a.nodes[ca].kind == w.b.nodes[cb].kind && bytes.Equal(w.a.raw(ca), w.b.raw(cb)):
+			ok = true
 		case i >= lb:
 			ok = w.alone(w.element(w.a, &w.ta, fa, ca, i, la), false, false)
 		case i >= la:
