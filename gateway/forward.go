@@ -101,6 +101,10 @@ func (t trustedPrefixes) trusts(remoteAddr string) bool {
 // from the result, so both backends get the same headers.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest, ex *exchange) {
 	pr.SetURL(ex.target)
+	// ReverseProxy re-encodes a query it cannot parse (";" separators) and
+	// drops the parameters it could not read (Go issue 54663); the backends
+	// must get the query the client sent, byte for byte.
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	if p.trusted.trusts(pr.In.RemoteAddr) {
 		for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 			if v, ok := pr.In.Header[h]; ok {

@@ -464,3 +464,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 func compareResponses(route *rules.Route, old, new compare.Response) compare.Result {
 	return route.Compare.Compare(old, new)
 }
+
+// QueueDepth returns the number of secondary writes queued or waiting for a
+// retry.
+func (p *Proxy) QueueDepth() int { return p.queue.depthNow() }
