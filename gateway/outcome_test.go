@@ -53,10 +53,10 @@ routes:
 		sent[route]++
 	}
 	for i := range 5 {
-		get("users", "/users/1")              // match
-		get("users", "/users/2")              // mismatch
+		get("users", "/users/1")                      // match
+		get("users", "/users/2")                      // mismatch
 		get("sampled", fmt.Sprintf("/sampled/%d", i)) // skipped: sampled_out
-		get("legacy", "/legacy/1")            // skipped: phase
+		get("legacy", "/legacy/1")                    // skipped: phase
 	}
 	eventually(t, "the first reads", func() bool { return total(gwy.route("users")) == 10 })
 	// Two slow shadows take both workers; the third read finds them busy.

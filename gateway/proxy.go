@@ -67,7 +67,7 @@ type Proxy struct {
 	trusted   trustedPrefixes
 	shadowCfg rules.Shadow
 
-	targets   [2]*url.URL  // by rules.Side
+	targets   [2]*url.URL // by rules.Side
 	timeouts  [2]time.Duration
 	secondary [2]*http.Client // by the side that is secondary
 	breakers  [2]*breaker
@@ -158,18 +158,18 @@ func exchangeFrom(ctx context.Context) *exchange {
 
 // exchange is the state of one client request as it crosses the gateway.
 type exchange struct {
-	route    *rules.Route
-	params   rules.Params
-	override string
-	phase    rules.Phase
-	primary  rules.Side
-	target   *url.URL
+	route      *rules.Route
+	params     rules.Params
+	override   string
+	phase      rules.Phase
+	primary    rules.Side
+	target     *url.URL
 	read       bool
 	method     string
 	requestURI string // as the client sent it
 	key        string // resource key
-	start    time.Time
-	body     []byte // the buffered request body (nil when none)
+	start      time.Time
+	body       []byte // the buffered request body (nil when none)
 	// bodyPartial: the body exceeded the replay buffer; it streams to the
 	// primary and cannot be repeated.
 	bodyPartial    bool
