@@ -143,16 +143,19 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 	}
 	in.proxy = proxy
 
-	in.proxyLn, err = net.Listen("tcp", set.Listen)
-	if err != nil {
-		proxy.Close(context.Background())
-		return fmt.Errorf("proxy listener: %w", err)
+	// The demo binds its own listeners (falling back to free ports).
+	if in.proxyLn == nil {
+		if in.proxyLn, err = net.Listen("tcp", set.Listen); err != nil {
+			proxy.Close(context.Background())
+			return fmt.Errorf("proxy listener: %w", err)
+		}
 	}
-	in.adminLn, err = net.Listen("tcp", set.Admin.Listen)
-	if err != nil {
-		in.proxyLn.Close()
-		proxy.Close(context.Background())
-		return fmt.Errorf("admin listener: %w", err)
+	if in.adminLn == nil {
+		if in.adminLn, err = net.Listen("tcp", set.Admin.Listen); err != nil {
+			in.proxyLn.Close()
+			proxy.Close(context.Background())
+			return fmt.Errorf("admin listener: %w", err)
+		}
 	}
 	errLog := slog.NewLogLogger(in.log.Handler(), slog.LevelWarn)
 	in.proxySrv = &http.Server{
