@@ -3,6 +3,7 @@ package stats
 import (
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/cutover/cutover/rules"
 )
@@ -97,7 +98,12 @@ type evidence struct {
 	latencyCount                 int64
 }
 
-func pct(f float64) string { return fmt.Sprintf("%.3g%%", f*100) }
+// pct writes a rate as a percentage cut (not rounded) to two decimals, so
+// that 99.95 % never reads as 100 % nor 99.8999 % as 99.9 %. The tiny
+// epsilon undoes binary fractions such as 0.999*100*100 = 9989.999….
+func pct(f float64) string {
+	return strconv.FormatFloat(math.Floor(f*10000+1e-6)/100, 'f', -1, 64) + "%"
+}
 
 // judge returns the verdict of ev against th.
 //
@@ -174,9 +180,9 @@ func judge(ev evidence, th rules.Readiness) Ready {
 		inc := (ev.p99New - ev.p99Old) / ev.p99Old
 		c := Check{Name: "p99_latency_increase", Threshold: th.P99LatencyIncrease, Value: f(inc), Pass: inc <= th.P99LatencyIncrease}
 		if c.Pass {
-			c.Detail = fmt.Sprintf("p99 of new %.3g ms vs old %.3g ms (%+.3g%%, limit +%s)", ev.p99New, ev.p99Old, inc*100, pct(th.P99LatencyIncrease))
+			c.Detail = fmt.Sprintf("p99 of new %.3g ms vs old %.3g ms (%+.1f%%, limit +%s)", ev.p99New, ev.p99Old, inc*100, pct(th.P99LatencyIncrease))
 		} else {
-			c.Detail = fmt.Sprintf("p99 latency of new %.3g ms is %+.3g%% over old %.3g ms (limit +%s)", ev.p99New, inc*100, ev.p99Old, pct(th.P99LatencyIncrease))
+			c.Detail = fmt.Sprintf("p99 latency of new %.3g ms is %+.1f%% over old %.3g ms (limit +%s)", ev.p99New, inc*100, ev.p99Old, pct(th.P99LatencyIncrease))
 		}
 		fail(c)
 	}

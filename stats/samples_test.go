@@ -75,3 +75,11 @@ func TestTruncateKeepsUTF8(t *testing.T) {
 		t.Errorf("truncate = %q %v", s, cut)
 	}
 }
+
+func TestPctNeverRoundsUp(t *testing.T) {
+	for f, want := range map[float64]string{0.999: "99.9%", 0.9995: "99.95%", 0.99999: "99.99%", 0.9: "90%", 1: "100%", 0.2: "20%"} {
+		if got := pct(f); got != want {
+			t.Errorf("pct(%v) = %q, want %q", f, got, want)
+		}
+	}
+}

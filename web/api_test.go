@@ -185,7 +185,7 @@ func TestRoutesAPIExactNumbers(t *testing.T) {
 		t.Errorf("user match_rate = %v, want 0.9", u.Reads.MatchRate)
 	}
 	if u.Ready.Verdict || u.Ready.Status != "not_ready" || len(u.Ready.Reasons) != 1 ||
-		!strings.HasPrefix(u.Ready.Reasons[0], "match rate 90%, lower bound 88%") {
+		!strings.HasPrefix(u.Ready.Reasons[0], "match rate 90%, lower bound 87.98% < 99.9% over 1000 comparisons") {
 		t.Errorf("user ready = %+v", u.Ready)
 	}
 	o := rs["orders"]

@@ -183,7 +183,7 @@
       width: 140, height: 32, cursor: { show: false }, legend: { show: false }, select: { show: false },
       axes: [{ show: false }, { show: false }],
       scales: { x: { time: false }, y: { range: [lo, 100] } },
-      series: [{}, { stroke: '#1a56a8', width: 1.5, spanGaps: false }],
+      series: [{}, { stroke: '#1a56a8', width: 1.5, spanGaps: false, points: { show: ys.filter(v => v != null).length < 10, size: 4 } }],
     }, [xs, ys], node);
   }
 
@@ -266,7 +266,9 @@
       scales: { y: { range: [lo, 100] } },
       axes: [{}, { label: 'match rate %', size: 60 }],
       series: [{},
-        { label: 'match rate', stroke: '#1a56a8', width: 2, spanGaps: false, points: { show: hist.points.length < 80 } },
+        // Points show where minutes with data are few and far apart: a lone
+        // minute has no neighbour to draw a line to.
+        { label: 'match rate', stroke: '#1a56a8', width: 2, spanGaps: false, points: { show: seen.length < 60, size: 6 } },
         { label: 'threshold', stroke: '#b3261e', width: 1, dash: [6, 4], points: { show: false } }],
     }, [xs, ys, th], node);
   }
@@ -414,7 +416,6 @@
       ln.appendChild(document.createTextNode('  '.repeat(depth)));
       for (const p of parts) ln.appendChild(typeof p === 'string' ? document.createTextNode(p) : p);
       pre.appendChild(ln);
-      pre.appendChild(document.createTextNode('\n'));
     }
     function scalar(n) {
       if (n.t === 'str') return el('span', { class: 'str' }, JSON.stringify(n.v));
