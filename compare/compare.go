@@ -93,10 +93,11 @@ func (o *Options) Compare(old, new Response) Result {
 		da.UseNumber()
 		db := json.NewDecoder(bytes.NewReader(new.Body))
 		db.UseNumber()
-		if err := da.Decode(&a); err != nil {
-			return Result{Outcome: Error, Reason: "invalid_json"}
-		}
-		if err := db.Decode(&b); err != nil {
+		errA, errB := da.Decode(&a), db.Decode(&b)
+		if errA != nil || errB != nil {
+			if len(diffs) > 0 {
+				return Result{Outcome: Mismatch, Diffs: diffs}
+			}
 			return Result{Outcome: Error, Reason: "invalid_json"}
 		}
 		walk("$", a, b, &diffs)

@@ -30,6 +30,7 @@ const (
 	ReasonBreakerOpen = "breaker_open" // skipped: the secondary's breaker is open
 	ReasonClientGone  = "client_gone"  // skipped: the client went away before the primary answered
 	ReasonShutdown    = "shutdown"     // skipped: the gateway stopped before the comparison ran
+	ReasonUpgrade     = "upgrade"      // skipped: a protocol switch (WebSocket) cannot be shadowed
 
 	ReasonPrimaryFailed   = "primary_failed"   // error: no answer from the primary
 	ReasonSecondaryFailed = "secondary_failed" // error: no answer from the secondary
