@@ -7,7 +7,7 @@
   const REFRESH_MS = 5000;
   const main = document.getElementById('main');
   const statusEl = document.getElementById('status');
-  const state = { span: '24h', picked: {} };
+  const state = { span: '1h', picked: {} };
   let charts = [];
   let renderSeq = 0;
 
