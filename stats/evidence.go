@@ -77,7 +77,7 @@ func (s *Store) Evidence(ri RouteInfo, q EvidenceQuery) (Evidence, bool) {
 	now := s.now()
 	ev := Evidence{Route: s.view(r, ri, now)}
 	if r == nil {
-		r = &route{name: ri.Name, all: newSeries(1), groups: map[string]*Group{}}
+		r = &route{name: ri.Name, all: emptySeries(), groups: map[string]*Group{}}
 		empty := map[string]*series{}
 		r.overrides.Store(&empty)
 	}
@@ -112,7 +112,7 @@ func (s *Store) Evidence(ri RouteInfo, q EvidenceQuery) (Evidence, bool) {
 		if q.Override != "" {
 			ser = (*r.overrides.Load())[q.Override]
 			if ser == nil {
-				ser = newSeries(1)
+				ser = emptySeries()
 			}
 		}
 		th := ri.Readiness

@@ -96,6 +96,12 @@ func newSeries(hours int) *series {
 	return &series{minutes: newRing(minutesKept), hours: newRing(hours)}
 }
 
+// emptySeries stands in for a route or override without events yet: views
+// of it read zeros without allocating a day of buckets.
+func emptySeries() *series {
+	return &series{minutes: newRing(1), hours: newRing(1)}
+}
+
 // minutesKept is one day of minute buckets: the 24 h window and chart.
 const minutesKept = 24 * 60
 

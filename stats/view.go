@@ -202,7 +202,7 @@ func (s *Store) view(r *route, ri RouteInfo, now time.Time) RouteView {
 		th = DefaultReadiness
 	}
 	if r == nil {
-		r = &route{name: ri.Name, all: newSeries(1)}
+		r = &route{name: ri.Name, all: emptySeries()}
 		empty := map[string]*series{}
 		r.overrides.Store(&empty)
 	}
@@ -217,7 +217,7 @@ func (s *Store) view(r *route, ri RouteInfo, now time.Time) RouteView {
 		listed[oi.Name] = true
 		o := ovs[oi.Name]
 		if o == nil {
-			o = newSeries(1)
+			o = emptySeries()
 		}
 		ov := seriesView(o, now, QueueState{}, false, th)
 		ov.Name, ov.Override, ov.Phase = ri.Name, oi.Name, oi.Phase

@@ -92,6 +92,14 @@ func TestDashboardInABrowser(t *testing.T) {
 	if n := probes.Load(); n != 0 {
 		t.Errorf("the browser fetched the payload's image %d times", n)
 	}
+	// The suggested rule opens, and stays open when the page refreshes.
+	// The old panel is marked so the wait sees the re-rendered one.
+	browsertest.Eval[bool](t, ctx, `(document.querySelector('.group details summary').click(), document.querySelector('.group details').dataset.stale = '1', true)`)
+	browsertest.Eval[bool](t, ctx, `(window.dispatchEvent(new HashChangeEvent('hashchange')), true)`)
+	browsertest.WaitFor(t, ctx, "the suggested rule after a refresh", `(d => d && !d.dataset.stale && d.open)(document.querySelector('.group details'))`)
+	if rule := browsertest.Eval[string](t, ctx, `document.querySelector('.group pre.rule').textContent`); !strings.Contains(rule, `- "$.contacts[*].email"`) {
+		t.Errorf("suggested rule = %q", rule)
+	}
 	browsertest.Screenshot(t, ctx, "route")
 
 	// Rules page.

@@ -7,7 +7,8 @@
   const REFRESH_MS = 5000;
   const main = document.getElementById('main');
   const statusEl = document.getElementById('status');
-  const state = { span: '1h', picked: {} };
+  // state survives the 5 s refresh: chart span, picked samples, open panels.
+  const state = { span: '1h', picked: {}, open: new Set() };
   let charts = [];
   let renderSeq = 0;
 
@@ -293,7 +294,7 @@
     card.appendChild(el('div', { class: 'group-head' }, el('strong', {}, num(g.count) + ' mismatches'), g.write ? el('span', { class: 'badge insufficient_data' }, 'write') : null,
       el('span', { class: 'small muted' }, 'first ' + when(g.first_seen) + ' · last ' + when(g.last_seen) + ' · shape ' + g.fingerprint)));
     card.appendChild(el('ul', { class: 'paths' }, g.paths.map(p => el('li', {}, el('code', {}, p.path), ' ', el('span', { class: 'muted small' }, p.kind)))));
-    if (g.suggested_rule) card.appendChild(el('details', {}, el('summary', {}, 'Suggested rule (review before use)'), el('pre', { class: 'rule' }, g.suggested_rule)));
+    if (g.suggested_rule) card.appendChild(keepOpen('rule:' + g.fingerprint, el('details', {}, el('summary', {}, 'Suggested rule (review before use)'), el('pre', { class: 'rule' }, g.suggested_rule))));
     if (!g.samples.length) return card;
     const pick = Math.min(state.picked[g.fingerprint] || 0, g.samples.length - 1);
     const tabs = el('div', { class: 'tabs' }, g.samples.map((s, i) => {
@@ -306,14 +307,21 @@
     return card;
   }
 
+  // keepOpen remembers whether a <details> panel is open across refreshes.
+  function keepOpen(key, d) {
+    d.open = state.open.has(key);
+    d.addEventListener('toggle', () => { if (d.open) state.open.add(key); else state.open.delete(key); });
+    return d;
+  }
+
   function sampleView(s) {
     const box = el('div', { class: 'sample' });
     box.appendChild(el('p', {}, el('code', { class: 'request-line' }, s.request.method + ' ' + s.request.target),
       s.override ? el('span', { class: 'small muted' }, ' · override ' + s.override) : null,
       el('span', { class: 'small muted' }, ' · primary ' + (s.primary || 'old'))));
     if (s.request.header && Object.keys(s.request.header).length) {
-      box.appendChild(el('details', {}, el('summary', { class: 'small' }, 'request headers (redacted)'),
-        el('pre', { class: 'rule' }, Object.entries(s.request.header).map(([k, vs]) => vs.map(v => k + ': ' + v).join('\n')).join('\n'))));
+      box.appendChild(keepOpen('headers', el('details', {}, el('summary', { class: 'small' }, 'request headers (redacted)'),
+        el('pre', { class: 'rule' }, Object.entries(s.request.header).map(([k, vs]) => vs.map(v => k + ': ' + v).join('\n')).join('\n')))));
     }
     box.appendChild(el('table', { class: 'difftable' },
       el('thead', {}, el('tr', {}, ['Path', 'Kind', 'Old', 'New'].map(h => el('th', {}, h)))),
