@@ -183,7 +183,9 @@
     return new uPlot({
       width: 140, height: 32, cursor: { show: false }, legend: { show: false }, select: { show: false },
       axes: [{ show: false }, { show: false }],
-      scales: { x: { time: false }, y: { range: [lo, 100] } },
+      // Half a minute of margin each side, so the current minute's point is
+      // not cut at the edge.
+      scales: { x: { time: false, range: [-0.5, values.length - 0.5] }, y: { range: [lo, 100] } },
       series: [{}, { stroke: '#1a56a8', width: 1.5, spanGaps: false, points: { show: ys.filter(v => v != null).length < 10, size: 4 } }],
     }, [xs, ys], node);
   }
