@@ -70,6 +70,11 @@ type ReadEvent struct {
 	Request *Request
 	Old     *compare.Response
 	New     *compare.Response
+
+	// Noise is the comparison of old with a second old instance
+	// (backends.noise) for the same request, when one is configured: what
+	// differs there is noise, not a migration difference.
+	Noise *compare.Result
 }
 
 // WriteOutcome is how one secondary write ended, in the words of the
