@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServeRefusesABadConfig(t *testing.T) {
+	const backends = "backends:\n  old: {url: \"http://127.0.0.1:1\"}\n  new: {url: \"http://127.0.0.1:2\"}\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", backends + "routes:\n  - name: a\n    match: {path: /a}\n    phaze: cutover\n", `:7:5: unknown field "phaze"`},
+		{"wrong type", backends + "routes:\n  - name: a\n    match: {path: /a}\n    sample: lots\n", `:7:13: `},
+		{"unknown phase", backends + "routes:\n  - name: a\n    match: {path: /a}\n    phase: shadow\n", `:7:12: unknown phase "shadow"`},
+		{"bad path pattern", backends + "routes:\n  - name: a\n    match: {path: \"/a/{id\"}\n", `:6:19: path pattern "/a/{id"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "cutover.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"serve", "--config", path, "--data-dir", t.TempDir()}, &stdout, &stderr)
+			if code == 0 {
+				t.Fatal("serve started with a bad configuration")
+			}
+			if !strings.Contains(stderr.String(), path+tt.want) {
+				t.Errorf("stderr:\n%s\nwant it to contain %q", stderr.String(), path+tt.want)
+			}
+			if !regexp.MustCompile(`^\S+:\d+:\d+: `).MatchString(stderr.String()) {
+				t.Errorf("stderr does not start with file:line:col: %q", stderr.String())
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "../../rules/testdata/design.yaml"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check of the DESIGN.md example: exit %d\n%s", code, stderr.String())
+	}
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("backends:\n  old: {url: nope}\nroutes:\n  - name: a\n    phase: x\n    match: {path: /a}\n"), 0o600)
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"check", path}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, want := range []string{path + ":2:14: \"nope\" is not a backend URL", path + ":5:12: unknown phase \"x\"", "backend new needs a url"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout bytes.Buffer
+	if code := run([]string{"version"}, &stdout, io.Discard); code != 0 || !strings.HasPrefix(stdout.String(), "cutover ") {
+		t.Errorf("version: %d %q", code, stdout.String())
+	}
+}
+
+func TestEnvironmentSetsFlags(t *testing.T) {
+	t.Setenv("CUTOVER_CONFIG", filepath.Join(t.TempDir(), "from-env.yaml"))
+	var stderr bytes.Buffer
+	run([]string{"serve"}, io.Discard, &stderr)
+	if !strings.Contains(stderr.String(), "from-env.yaml") {
+		t.Errorf("CUTOVER_CONFIG was not used: %s", stderr.String())
+	}
+}
+
+// TestDemo runs the demo with traffic and checks that reads are compared
+// per route, then stops it.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	addrs := make(chan [2]string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- demo(ctx, demoOptions{listen: "127.0.0.1:0", adminListen: "127.0.0.1:0", rate: 200,
+			ready: func(p, a string) { addrs <- [2]string{p, a} }}, io.Discard, slog.New(slog.DiscardHandler))
+	}()
+	var admin string
+	select {
+	case a := <-addrs:
+		admin = a[1]
+	case err := <-done:
+		t.Fatalf("demo stopped: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		views := fetchRoutes(t, "http://"+admin+"/api/v1/routes")
+		if views["users"].Reads.Compared >= 20 && views["orders"].Reads.Mismatched >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not compare reads: %+v", views)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("demo: %v", err)
+	}
+}
+
+type routeView struct {
+	Name  string `json:"name"`
+	Reads struct {
+		Compared   int64 `json:"compared"`
+		Matched    int64 `json:"matched"`
+		Mismatched int64 `json:"mismatched"`
+	} `json:"reads"`
+}
+
+func fetchRoutes(t *testing.T, url string) map[string]routeView {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var views []routeView
+	if err := json.NewDecoder(res.Body).Decode(&views); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]routeView{}
+	for _, v := range views {
+		out[v.Name] = v
+	}
+	return out
+}

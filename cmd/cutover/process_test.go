@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the cutover command built once for the tests that run it as a
+// real process.
+var binary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func cutoverBinary(t *testing.T) string {
+	t.Helper()
+	binary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "cutover-bin-")
+		if err != nil {
+			binary.err = err
+			return
+		}
+		binary.path = filepath.Join(dir, "cutover")
+		out, err := exec.Command("go", "build", "-race", "-o", binary.path, ".").CombinedOutput()
+		if err != nil {
+			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binary.err != nil {
+		t.Fatal(binary.err)
+	}
+	return binary.path
+}
+
+// process is a running `cutover serve`.
+type process struct {
+	cmd          *exec.Cmd
+	proxy, admin string
+	exited       chan struct{} // closed when the process has exited
+	exitErr      error         // set before exited is closed
+	stderr       *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var startedLine = regexp.MustCompile(`proxy on http://(\S+), admin on http://(\S+)`)
+
+// startServe runs the binary with config (written to a file) and waits for
+// it to print its addresses.
+func startServe(t *testing.T, config, dataDir string) *process {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cutover.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(cutoverBinary(t), "serve", "--config", path, "--data-dir", dataDir, "--log-format", "json")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, exited: make(chan struct{}), stderr: &lockedBuffer{}}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.exited
+	})
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		p.exitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	select {
+	case line := <-lines:
+		m := startedLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("unexpected first line %q\n%s", line, p.stderr)
+		}
+		p.proxy, p.admin = m[1], m[2]
+	case <-time.After(60 * time.Second):
+		t.Fatalf("cutover did not start:\n%s", p.stderr)
+	}
+	return p
+}
+
+func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			arrived <- struct{}{}
+			<-release
+		}
+		w.Write([]byte(`{"ok": true}`))
+	}))
+	defer old.Close()
+	new := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"ok": true}`))
+	}))
+	defer new.Close()
+	p := startServe(t, fmt.Sprintf(`listen: "127.0.0.1:0"
+admin: {listen: "127.0.0.1:0"}
+server: {drain_delay: 1s, shutdown_timeout: 10s}
+backends:
+  old: {url: %q}
+  new: {url: %q}
+defaults: {phase: shadow-read}
+`, old.URL, new.URL), t.TempDir())
+
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		res, err := http.Get("http://" + p.proxy + "/slow")
+		if err != nil {
+			inflight <- result{err: err}
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		inflight <- result{status: res.StatusCode, body: string(b)}
+	}()
+	<-arrived
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// During the drain delay /readyz says 503 while requests are still served.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res, err := http.Get("http://" + p.admin + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusServiceUnavailable {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never turned 503 after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	r := <-inflight
+	if r.err != nil || r.status != 200 || r.body != `{"ok": true}` {
+		t.Errorf("the in-flight request was not drained: %+v", r)
+	}
+	select {
+	case <-p.exited:
+		if p.exitErr != nil {
+			t.Errorf("exit: %v\n%s", p.exitErr, p.stderr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("cutover did not exit after SIGTERM")
+	}
+}

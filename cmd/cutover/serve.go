@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/cutover/cutover/gateway"
+	"github.com/cutover/cutover/rules"
+	"github.com/cutover/cutover/stats"
+)
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", stderr)
+	config := fs.String("config", "cutover.yaml", "configuration file (CUTOVER_CONFIG)")
+	dataDir := fs.String("data-dir", "./cutover-data", "directory for the retry queue and the statistics (CUTOVER_DATA_DIR)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error (CUTOVER_LOG_LEVEL)")
+	logFormat := fs.String("log-format", "auto", "auto (colour on a terminal, JSON otherwise), text or json (CUTOVER_LOG_FORMAT)")
+	if err := parseFlags(fs, args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "cutover serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "cutover serve:", err)
+		return 2
+	}
+	inst := &instance{log: log}
+	live, err := rules.NewLive(*config, log, inst.reloaded)
+	if err != nil {
+		printConfigError(stderr, err)
+		return 1
+	}
+	if err := inst.start(live, *dataDir); err != nil {
+		log.Error("cannot start", slog.String("error", err.Error()))
+		return 1
+	}
+	fmt.Fprintf(stdout, "cutover %s: proxy on http://%s, admin on http://%s\n", readBuildInfo().Version, inst.proxyAddr(), inst.adminAddr())
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	var wg sync.WaitGroup
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := live.Watch(watchCtx); err != nil {
+			log.Warn("rules are not watched; reload with SIGHUP", slog.String("error", err.Error()))
+		}
+	}()
+	for done := false; !done; {
+		select {
+		case <-hup:
+			_ = live.Reload() // logged and counted
+		case <-ctx.Done():
+			done = true
+		case err := <-inst.failed:
+			log.Error("listener failed", slog.String("error", err.Error()))
+			done = true
+		}
+	}
+	stopWatch()
+	wg.Wait()
+	if err := inst.shutdown(); err != nil {
+		log.Error("shutdown", slog.String("error", err.Error()))
+		return 1
+	}
+	return 0
+}
+
+// printConfigError writes a configuration's problems one per line, as
+// file:line:col: message.
+func printConfigError(w io.Writer, err error) {
+	if ps := rules.AsProblems(err); ps != nil {
+		for _, p := range ps {
+			fmt.Fprintln(w, p)
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}
+
+// instance is one running gateway: the proxy listener, the admin listener
+// and what they share. serve and demo both run one.
+type instance struct {
+	log      *slog.Logger
+	live     *rules.Live
+	store    *stats.Store
+	proxy    *gateway.Proxy
+	registry *prometheus.Registry
+	ready    atomic.Bool
+
+	proxySrv, adminSrv *http.Server
+	proxyLn, adminLn   net.Listener
+	failed             chan error
+	serving            sync.WaitGroup
+}
+
+// start binds both listeners and serves on them.
+func (in *instance) start(live *rules.Live, dataDir string) error {
+	set := live.Current()
+	in.live = live
+	in.failed = make(chan error, 2)
+	if err := checkAdminExposure(set); err != nil {
+		return err
+	}
+	if dataDir != "" {
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+	}
+	in.store = stats.New()
+	in.registry = prometheus.NewRegistry()
+	in.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	proxy, err := gateway.New(gateway.Config{
+		Rules:      live,
+		Stats:      in.store,
+		Registerer: in.registry,
+		Logger:     in.log,
+	})
+	if err != nil {
+		return err
+	}
+	in.proxy = proxy
+
+	// The demo binds its own listeners (falling back to free ports).
+	if in.proxyLn == nil {
+		if in.proxyLn, err = net.Listen("tcp", set.Listen); err != nil {
+			proxy.Close(context.Background())
+			return fmt.Errorf("proxy listener: %w", err)
+		}
+	}
+	if in.adminLn == nil {
+		if in.adminLn, err = net.Listen("tcp", set.Admin.Listen); err != nil {
+			in.proxyLn.Close()
+			proxy.Close(context.Background())
+			return fmt.Errorf("admin listener: %w", err)
+		}
+	}
+	errLog := slog.NewLogLogger(in.log.Handler(), slog.LevelWarn)
+	in.proxySrv = &http.Server{
+		Handler:           proxy,
+		ReadHeaderTimeout: set.Server.ReadHeaderTimeout,
+		IdleTimeout:       set.Server.IdleTimeout,
+		MaxHeaderBytes:    set.Server.MaxHeaderBytes,
+		ErrorLog:          errLog,
+	}
+	in.adminSrv = &http.Server{
+		Handler:           in.adminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          errLog,
+	}
+	in.ready.Store(true)
+	for _, s := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{in.proxySrv, in.proxyLn}, {in.adminSrv, in.adminLn}} {
+		in.serving.Add(1)
+		go func() {
+			defer in.serving.Done()
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				in.failed <- err
+			}
+		}()
+	}
+	in.log.Info("cutover started", slog.String("proxy", in.proxyAddr()), slog.String("admin", in.adminAddr()),
+		slog.String("rules", set.Version), slog.Int("routes", len(set.Routes)))
+	return nil
+}
+
+func (in *instance) proxyAddr() string { return in.proxyLn.Addr().String() }
+func (in *instance) adminAddr() string { return in.adminLn.Addr().String() }
+
+// reloaded counts every reload attempt; it is Live's hook.
+func (in *instance) reloaded(_ *rules.Set, err error) {
+	if in.proxy != nil {
+		in.proxy.RulesReloaded(err)
+	}
+}
+
+// shutdown drains in the order a load balancer needs: /readyz turns 503,
+// the drain delay lets endpoints be removed, in-flight requests finish,
+// shadow work and queued writes get what is left of the timeout.
+func (in *instance) shutdown() error {
+	set := in.live.Current()
+	in.ready.Store(false)
+	in.log.Info("shutting down", slog.Duration("drain_delay", set.Server.DrainDelay), slog.Duration("timeout", set.Server.ShutdownTimeout))
+	if set.Server.DrainDelay > 0 {
+		time.Sleep(set.Server.DrainDelay)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), set.Server.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := in.proxySrv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("proxy listener: %w", err))
+	}
+	if err := in.proxy.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("background work: %w", err))
+	}
+	if err := in.adminSrv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("admin listener: %w", err))
+	}
+	in.serving.Wait()
+	return errors.Join(errs...)
+}
+
+// checkAdminExposure refuses an admin listener reachable from other hosts
+// without authentication: it shows request bodies and answers.
+func checkAdminExposure(set *rules.Set) error {
+	if set.Admin.TokenFile != "" || set.Admin.TokenEnv != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(set.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin.listen %q: %w", set.Admin.Listen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("admin.listen %q is reachable from other hosts but admin.auth is not set: set admin.auth.token_file, or listen on 127.0.0.1", set.Admin.Listen)
+	}
+	return nil
+}

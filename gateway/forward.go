@@ -1,0 +1,234 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cutover/cutover/rules"
+)
+
+// newTransport builds a transport for one leg to one backend. Never the
+// default transport: it honours HTTP_PROXY, has no response-header timeout
+// and keeps 2 idle connections per host (REFERENCE.md).
+func newTransport(headerTimeout time.Duration, idlePerHost int) *http.Transport {
+	return &http.Transport{
+		Proxy: nil,
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          4 * idlePerHost,
+		MaxIdleConnsPerHost:   idlePerHost,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+		ExpectContinueTimeout: time.Second,
+		// Bodies pass through as the backend encoded them: the client gets
+		// the primary's bytes, and the comparison decodes gzip itself.
+		DisableCompression: true,
+		ForceAttemptHTTP2:  false,
+	}
+}
+
+// hopHeaders are removed from both copies of a request (RFC 9110 section 7.6.1), as
+// httputil.ReverseProxy does for the primary.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// stripH2CUpgrade removes an "Upgrade: h2c" request: ReverseProxy would
+// forward it, and a backend that accepts it would switch protocols under the
+// proxy (REFERENCE.md).
+func stripH2CUpgrade(h http.Header) {
+	for _, v := range h.Values("Upgrade") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "h2c") {
+				h.Del("Upgrade")
+				h.Del("Http2-Settings")
+				return
+			}
+		}
+	}
+}
+
+// isUpgrade reports whether the request asks to switch protocols (e.g. a
+// WebSocket); such requests are proxied to the primary and never shadowed.
+func isUpgrade(h http.Header) bool {
+	if h.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range h.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// trustedPrefixes says whose X-Forwarded-* headers are kept; everyone
+// else's are replaced (a client must not choose the address a backend sees).
+type trustedPrefixes []netip.Prefix
+
+func (t trustedPrefixes) trusts(remoteAddr string) bool {
+	if len(t) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	for _, p := range t {
+		if p.Contains(ap.Addr().Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// rewrite prepares the primary's outbound request: the backend's URL, the
+// forwarding headers and the idempotency key. The secondary copy is cloned
+// from the result, so both backends get the same headers.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest, ex *exchange) {
+	pr.SetURL(ex.target)
+	// ReverseProxy re-encodes a query it cannot parse (";" separators) and
+	// drops the parameters it could not read (Go issue 54663); the backends
+	// must get the query the client sent, byte for byte.
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+	if p.trusted.trusts(pr.In.RemoteAddr) {
+		for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+			if v, ok := pr.In.Header[h]; ok {
+				pr.Out.Header[h] = v
+			}
+		}
+		prior := pr.Out.Header.Get("X-Forwarded-Proto")
+		host := pr.Out.Header.Get("X-Forwarded-Host")
+		pr.SetXForwarded()
+		if prior != "" {
+			pr.Out.Header.Set("X-Forwarded-Proto", prior)
+		}
+		if host != "" {
+			pr.Out.Header.Set("X-Forwarded-Host", host)
+		}
+	} else {
+		pr.SetXForwarded()
+	}
+	stripH2CUpgrade(pr.Out.Header)
+	if ex.idempotencyKey != "" {
+		pr.Out.Header.Set(p.shadowCfg.IdempotencyHeader, ex.idempotencyKey)
+	}
+	if _, ok := pr.Out.Header["User-Agent"]; !ok {
+		// As ReverseProxy does: no Go default User-Agent on either copy.
+		pr.Out.Header.Set("User-Agent", "")
+	}
+	ex.outHeader = pr.Out.Header
+	ex.outURL = pr.Out.URL
+	if ex.shadow != nil {
+		p.startShadow(ex)
+	}
+}
+
+// secondaryRequest builds the secondary's copy of a request from the
+// primary's outbound header: same method, path, query, headers and body, plus
+// the marker header, aimed at the other backend.
+func (p *Proxy) secondaryRequest(ctx context.Context, method string, target, u *url.URL, header http.Header, body []byte) *http.Request {
+	out := *u
+	out.Scheme, out.Host = target.Scheme, target.Host
+	if target.Path != "" || target.RawPath != "" {
+		out.Path = singleJoin(target.Path, u.Path)
+		out.RawPath = ""
+		if target.RawPath != "" || u.RawPath != "" {
+			out.RawPath = singleJoin(target.EscapedPath(), u.EscapedPath())
+		}
+	}
+	h := header.Clone()
+	h.Set(p.shadowCfg.MarkerHeader, "1")
+	req := &http.Request{
+		Method:        method,
+		URL:           &out,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Host:          out.Host,
+		ContentLength: int64(len(body)),
+		Body:          http.NoBody,
+	}
+	if len(body) > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return req.WithContext(ctx)
+}
+
+// singleJoin joins a backend path prefix and a request path as
+// ReverseProxy.SetURL does.
+func singleJoin(a, b string) string {
+	as, bs := strings.HasSuffix(a, "/"), strings.HasPrefix(b, "/")
+	switch {
+	case as && bs:
+		return a + b[1:]
+	case !as && !bs:
+		return a + "/" + b
+	}
+	return a + b
+}
+
+// readBounded reads at most limit bytes of r. It reports whether r held more
+// (the rest is left unread), and passes read errors through.
+func readBounded(r io.Reader, limit int64, sizeHint int64) ([]byte, bool, error) {
+	n := sizeHint
+	if n < 0 || n > limit {
+		n = min(limit, 64<<10)
+	}
+	buf := make([]byte, 0, n+1)
+	lr := &io.LimitedReader{R: r, N: limit + 1}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		m, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return buf, false, err
+		}
+	}
+	if int64(len(buf)) > limit {
+		return buf[:limit], true, nil
+	}
+	return buf, false, nil
+}
+
+// errorStatus is the one place a primary failure becomes a status: 504 when
+// the backend took too long, 499 (nginx's "client closed request") when the
+// client went away, 502 otherwise.
+func errorStatus(ctx context.Context, err error) int {
+	var ne net.Error
+	switch {
+	case ctx.Err() == context.Canceled || errors.Is(err, context.Canceled):
+		return 499
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusBadGateway
+	}
+}
+
+// backendTarget is a backend URL as the proxy aims requests at it.
+func backendTarget(b rules.Backend) *url.URL {
+	u := *b.URL
+	return &u
+}

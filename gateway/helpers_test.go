@@ -1,0 +1,181 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cutover/cutover/gateway"
+	"github.com/cutover/cutover/rules"
+	"github.com/cutover/cutover/stats"
+)
+
+// seen is one request as a backend received it.
+type seen struct {
+	Method string
+	Target string // RequestURI: path and raw query
+	Header http.Header
+	Body   []byte
+}
+
+// backend is a real HTTP server that records what it receives and answers
+// with its handler.
+type backend struct {
+	name string
+	srv  *httptest.Server
+
+	mu       sync.Mutex
+	requests []seen
+	handler  http.HandlerFunc
+}
+
+func newBackend(t *testing.T, name string, h http.HandlerFunc) *backend {
+	t.Helper()
+	b := &backend{name: name, handler: h}
+	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		b.mu.Lock()
+		b.requests = append(b.requests, seen{Method: r.Method, Target: r.RequestURI, Header: r.Header.Clone(), Body: body})
+		h := b.handler
+		b.mu.Unlock()
+		h(w, r)
+	}))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+// jsonAnswer answers every request with the same JSON body, naming the
+// backend in a header so a test can tell who served.
+func jsonAnswer(name, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Served-By", name)
+		w.Write([]byte(body))
+	}
+}
+
+func (b *backend) setHandler(h http.HandlerFunc) {
+	b.mu.Lock()
+	b.handler = h
+	b.mu.Unlock()
+}
+
+func (b *backend) seen() []seen {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]seen(nil), b.requests...)
+}
+
+func (b *backend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.requests)
+}
+
+// gw is a running gateway in front of two backends.
+type gw struct {
+	t     *testing.T
+	proxy *gateway.Proxy
+	srv   *httptest.Server
+	stats *stats.Store
+	reg   *prometheus.Registry
+	set   *rules.Set
+	old   *backend
+	new   *backend
+}
+
+// startGateway runs a gateway whose configuration is cfg with {{old}} and
+// {{new}} replaced by the backends' URLs. Only the parts after backends:
+// need to be given.
+func startGateway(t *testing.T, old, new *backend, cfg string) *gw {
+	t.Helper()
+	src := fmt.Sprintf("backends:\n  old: {url: %q, timeout: 2s}\n  new: {url: %q, timeout: 2s}\n", old.srv.URL, new.srv.URL) + cfg
+	set, err := rules.Parse("test.yaml", strings.NewReader(src))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, src)
+	}
+	g := &gw{t: t, stats: stats.New(), reg: prometheus.NewRegistry(), set: set, old: old, new: new}
+	g.proxy, err = gateway.New(gateway.Config{Rules: rules.NewStatic(set), Stats: g.stats, Registerer: g.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.srv = httptest.NewServer(g.proxy)
+	t.Cleanup(func() {
+		g.srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := g.proxy.Close(ctx); err != nil {
+			t.Errorf("gateway Close: %v", err)
+		}
+	})
+	return g
+}
+
+// do sends a request through the gateway and returns the response with its
+// body read.
+func (g *gw) do(method, target, body string, header ...string) (*http.Response, []byte) {
+	g.t.Helper()
+	return send(g.t, g.srv.URL, method, target, body, header...)
+}
+
+func send(t *testing.T, base, method, target, body string, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, base+target, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	res, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: body: %v", method, target, err)
+	}
+	return res, b
+}
+
+// route returns the current view of one route.
+func (g *gw) route(name string) stats.RouteView {
+	for _, v := range g.stats.Routes(nil) {
+		if v.Name == name {
+			return v
+		}
+	}
+	return stats.RouteView{Name: name}
+}
+
+// eventually polls cond until it holds or the deadline passes. Outcomes are
+// recorded off the request path, so tests wait for them, never sleep.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// total is every read outcome recorded for a route.
+func total(v stats.RouteView) int64 { return v.Reads.Total }
+
+// proxyIdle reports whether no secondary write is queued.
+func (g *gw) proxyIdle() bool { return g.proxy.QueueDepth() == 0 }

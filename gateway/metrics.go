@@ -1,0 +1,98 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cutover/cutover/rules"
+	"github.com/cutover/cutover/stats"
+)
+
+// Log keys are constants so that logs can be queried by them.
+const (
+	keyRoute   = "route"
+	keyBackend = "backend"
+	keyOutcome = "outcome"
+)
+
+// metrics are the gateway's Prometheus series (DESIGN.md, "Metrics"). Label
+// values come only from route names and fixed sets.
+type metrics struct {
+	comparisons      *prometheus.CounterVec
+	writeComparisons *prometheus.CounterVec
+	secondaryWrites  *prometheus.CounterVec
+	duration         *prometheus.HistogramVec
+	queueDepth       prometheus.Gauge
+	circuitOpen      *prometheus.GaugeVec
+	refused          *prometheus.CounterVec
+	reloads          *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		comparisons: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_comparisons_total",
+			Help: "Reads by outcome (match, mismatch, skipped, error, pending) and reason.",
+		}, []string{"route", "outcome", "reason"}),
+		writeComparisons: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_write_comparisons_total",
+			Help: "Writes whose primary and secondary answers were compared, by outcome and reason.",
+		}, []string{"route", "outcome", "reason"}),
+		secondaryWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_secondary_writes_total",
+			Help: "Secondary writes by outcome: ok (first attempt), failed (first attempt failed, queued), retried_ok, gave_up.",
+		}, []string{"route", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "cutover_upstream_request_duration_seconds",
+			Help:    "Time from sending a request to a backend to its response headers.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "backend", "role"}),
+		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cutover_retry_queue_depth",
+			Help: "Secondary writes queued or waiting for a retry.",
+		}),
+		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cutover_circuit_open",
+			Help: "1 while the breaker of a backend (as secondary) is open.",
+		}, []string{"backend"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_requests_refused_total",
+			Help: "Requests answered by the gateway itself without reaching a backend, by reason.",
+		}, []string{"route", "reason"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cutover_rules_reload_total",
+			Help: "Rule reloads by outcome (ok, error).",
+		}, []string{"outcome"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.comparisons, m.writeComparisons, m.secondaryWrites, m.duration, m.queueDepth, m.circuitOpen, m.refused, m.reloads)
+	}
+	return m
+}
+
+func (m *metrics) comparison(route string, write bool, outcome stats.Outcome, reason string) {
+	c := m.comparisons
+	if write {
+		c = m.writeComparisons
+	}
+	c.WithLabelValues(route, string(outcome), reason).Inc()
+}
+
+func (m *metrics) upstream(route string, side rules.Side, primary bool, d time.Duration) {
+	role := "secondary"
+	if primary {
+		role = "primary"
+	}
+	m.duration.WithLabelValues(route, side.String(), role).Observe(d.Seconds())
+}
+
+// RulesReloaded counts one reload attempt of the rules: err nil means the
+// new rules are in force.
+func (p *Proxy) RulesReloaded(err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	p.metrics.reloads.WithLabelValues(outcome).Inc()
+}

@@ -1,0 +1,470 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cutover/cutover/compare"
+	"github.com/cutover/cutover/rules"
+	"github.com/cutover/cutover/stats"
+)
+
+// RuleSource gives the rule set in force; the gateway reads it once per
+// request, so a reload takes effect on the next request.
+type RuleSource interface {
+	Current() *rules.Set
+}
+
+// Recorder receives every outcome the gateway decides.
+type Recorder interface {
+	Read(stats.ReadEvent)
+	Write(stats.WriteEvent)
+	SetPending(route string, n int)
+}
+
+// Config wires a Proxy. Rules and Stats are required.
+type Config struct {
+	Rules RuleSource
+	Stats Recorder
+	// Registerer receives the gateway's metrics; nil registers them nowhere.
+	Registerer prometheus.Registerer
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// TrustedProxies are the networks whose X-Forwarded-* headers are kept
+	// and extended; from anyone else they are replaced.
+	TrustedProxies []netip.Prefix
+}
+
+// Proxy is the gateway's request path: it serves every request from the
+// primary of its route's phase, shadows reads to the secondary and compares
+// the answers off the request path, and repeats accepted writes on the
+// secondary.
+//
+// Backends, shadow bounds and queue settings are read from the rule set at
+// New; a reload changes routes, phases and compare rules, not these.
+type Proxy struct {
+	rules     RuleSource
+	stats     Recorder
+	log       *slog.Logger
+	now       func() time.Time
+	metrics   *metrics
+	trusted   trustedPrefixes
+	shadowCfg rules.Shadow
+
+	targets   [2]*url.URL // by rules.Side
+	timeouts  [2]time.Duration
+	secondary [2]*http.Client // by the side that is secondary
+	breakers  [2]*breaker
+	rp        *httputil.ReverseProxy
+	slots     chan struct{} // shadow work in flight; a full channel means busy
+	queue     *queue
+
+	// stop is cancelled when Close gives up waiting; in-flight shadow work
+	// is cut then.
+	stop     context.Context
+	cancel   context.CancelFunc
+	shadowWG sync.WaitGroup
+	closing  chan struct{}
+	closed   sync.Once
+}
+
+// New builds a Proxy from the rule set in force and starts its secondary
+// write workers. Close stops them.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Rules == nil || cfg.Stats == nil {
+		return nil, errors.New("gateway: Config needs Rules and Stats")
+	}
+	set := cfg.Rules.Current()
+	if set == nil {
+		return nil, errors.New("gateway: no rule set loaded")
+	}
+	p := &Proxy{
+		rules:     cfg.Rules,
+		stats:     cfg.Stats,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		trusted:   cfg.TrustedProxies,
+		shadowCfg: set.Shadow,
+		slots:     make(chan struct{}, set.Shadow.Workers),
+		closing:   make(chan struct{}),
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	p.stop, p.cancel = context.WithCancel(context.Background())
+	p.metrics = newMetrics(cfg.Registerer)
+	for _, side := range []rules.Side{rules.Old, rules.New} {
+		b := set.Backends.Get(side)
+		p.targets[side] = backendTarget(b)
+		p.timeouts[side] = b.Timeout
+		p.secondary[side] = &http.Client{
+			Transport: newTransport(b.Timeout, 256),
+			Timeout:   b.Timeout,
+			// A redirect is an answer to compare, not a place to go.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		p.breakers[side] = newBreaker(side, p.metrics, p.log)
+	}
+	primary := [2]*http.Transport{newTransport(set.Backends.Old.Timeout, 512), newTransport(set.Backends.New.Timeout, 512)}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			p.rewrite(pr, exchangeFrom(pr.In.Context()))
+		},
+		Transport:      sideTransport(primary),
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.primaryError,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+		// Stream: flush as the primary writes, so the client sees no
+		// difference in timing either (SSE, long polls, chunked answers).
+		FlushInterval: -1,
+	}
+	p.queue = newQueue(p, set.Queue)
+	return p, nil
+}
+
+// sideTransport sends each primary request through the transport of the
+// backend it is aimed at.
+type sideTransport [2]*http.Transport
+
+func (t sideTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ex := exchangeFrom(req.Context())
+	return t[ex.primary].RoundTrip(req)
+}
+
+type exchangeKey struct{}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	return ctx.Value(exchangeKey{}).(*exchange)
+}
+
+// exchange is the state of one client request as it crosses the gateway.
+type exchange struct {
+	route      *rules.Route
+	params     rules.Params
+	override   string
+	phase      rules.Phase
+	primary    rules.Side
+	target     *url.URL
+	read       bool
+	method     string
+	requestURI string // as the client sent it
+	key        string // resource key
+	start      time.Time
+	body       []byte // the buffered request body (nil when none)
+	// bodyPartial: the body exceeded the replay buffer; it streams to the
+	// primary and cannot be repeated.
+	bodyPartial    bool
+	idempotencyKey string
+
+	// Set by rewrite: what the primary was sent, which the secondary copies.
+	outHeader http.Header
+	outURL    *url.URL
+
+	// The primary's answer.
+	capture     *capture
+	status      int
+	header      http.Header
+	primaryErr  error
+	primaryTime time.Duration // to response headers
+
+	// Decided before proxying: a read's outcome when it is not shadowed.
+	skip   stats.Outcome
+	reason string
+
+	shadow *shadowJob // a shadowed read
+	write  *writeJob  // a write that the secondary gets too
+}
+
+func (ex *exchange) overrideName(o *rules.Override) {
+	if o != nil {
+		ex.override = o.Name
+	}
+}
+
+// ServeHTTP proxies one request. The client always gets the primary's answer.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	set := p.rules.Current()
+	ex := &exchange{start: p.now(), method: r.Method, requestURI: r.RequestURI}
+	ex.route, ex.params = set.Match(r.Method, matchPath(r.URL), nil)
+	var ov *rules.Override
+	ex.phase, ov = ex.route.PhaseFor(r, ex.params)
+	ex.overrideName(ov)
+	ex.primary = ex.phase.Primary()
+	ex.target = p.targets[ex.primary]
+	ex.read = ex.route.IsRead(r.Method)
+
+	in := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
+	if status, err := p.bufferBody(w, in, ex, set); err != nil {
+		p.reject(w, ex, status, err)
+		return
+	}
+	ex.key = ex.route.ResourceKey(r, ex.params)
+	if ex.read {
+		p.planRead(ex, r)
+	} else {
+		p.planWrite(ex, r)
+	}
+	defer p.finish(ex)
+	p.rp.ServeHTTP(w, in)
+}
+
+// matchPath is the path routes are matched against: the escaped form when the
+// request had one, as chi does.
+func matchPath(u *url.URL) string {
+	if u.RawPath != "" {
+		return u.RawPath
+	}
+	return u.Path
+}
+
+// errBodyTooLarge and errBodyRead are the reasons a request is refused
+// before any backend sees it.
+var (
+	errBodyTooLarge = errors.New("request body too large")
+	errBodyRead     = errors.New("request body could not be read")
+)
+
+// bufferBody reads the body of in (a shallow copy of the client's request)
+// so it can be sent to both backends, and replaces it with the buffer. A
+// body that cannot be read whole is refused before any backend sees it: a
+// backend must never get a truncated body it would take for a whole one.
+func (p *Proxy) bufferBody(w http.ResponseWriter, in *http.Request, ex *exchange, set *rules.Set) (int, error) {
+	if in.Body == nil || in.Body == http.NoBody || in.ContentLength == 0 {
+		return 0, nil
+	}
+	limit := set.Server.MaxRequestBody
+	if in.ContentLength > limit {
+		return http.StatusRequestEntityTooLarge, errBodyTooLarge
+	}
+	keep := min(limit, set.Shadow.WriteBuffer)
+	body, more, err := readBounded(in.Body, keep, in.ContentLength)
+	if err != nil {
+		return http.StatusBadRequest, fmt.Errorf("%w: %v", errBodyRead, err)
+	}
+	rest := in.Body
+	in.TransferEncoding = nil
+	if !more {
+		ex.body = body
+		in.ContentLength = int64(len(body))
+		in.Body = io.NopCloser(bytes.NewReader(body))
+		return 0, nil
+	}
+	if keep >= limit {
+		return http.StatusRequestEntityTooLarge, errBodyTooLarge
+	}
+	// Larger than the replay buffer but allowed: it streams to the primary
+	// and the secondary cannot get it.
+	ex.bodyPartial = true
+	in.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), http.MaxBytesReader(w, rest, limit-keep)))
+	return 0, nil
+}
+
+// reject answers a request that no backend will see.
+func (p *Proxy) reject(w http.ResponseWriter, ex *exchange, status int, err error) {
+	p.log.Info("request refused", slog.String(keyRoute, ex.route.Name), slog.Int("status", status), slog.String("error", err.Error()))
+	p.metrics.refused.WithLabelValues(ex.route.Name, refusedReason(err)).Inc()
+	if ex.read {
+		// A read that reached no backend is still a read that entered the
+		// gateway: it ends as an error so the counts add up.
+		p.recordRead(ex, stats.Error, stats.ReasonPrimaryFailed, nil)
+	}
+	w.Header().Set("Connection", "close")
+	http.Error(w, http.StatusText(status), status)
+}
+
+func refusedReason(err error) string {
+	if errors.Is(err, errBodyTooLarge) {
+		return "body_too_large"
+	}
+	return "body_unreadable"
+}
+
+// sampled decides whether one read is in the route's sample.
+func sampled(share float64) bool {
+	return share >= 1 || (share > 0 && rand.Float64() < share)
+}
+
+// modifyResponse sees the primary's answer before the client does: it keeps
+// a bounded copy of the body for the comparison and, for an accepted write,
+// hands the secondary its copy.
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	ex := exchangeFrom(res.Request.Context())
+	ex.primaryTime = p.now().Sub(ex.start)
+	ex.status = res.StatusCode
+	ex.header = res.Header
+	p.metrics.upstream(ex.route.Name, ex.primary, true, ex.primaryTime)
+	if ex.shadow != nil || ex.write != nil {
+		ex.capture = newCapture(res.Body, p.shadowCfg.MaxBody)
+		res.Body = ex.capture
+	}
+	if ex.write != nil {
+		p.primaryAccepted(ex, res)
+	}
+	return nil
+}
+
+// primaryError is ReverseProxy's error funnel: the client gets 502, 504 or
+// 499 and the cause goes to the log.
+func (p *Proxy) primaryError(w http.ResponseWriter, r *http.Request, err error) {
+	ex := exchangeFrom(r.Context())
+	ex.primaryErr = err
+	status := errorStatus(r.Context(), err)
+	if status != 499 {
+		p.log.Warn("primary failed", slog.String(keyRoute, ex.route.Name), slog.String(keyBackend, ex.primary.String()), slog.String("error", err.Error()))
+	}
+	p.metrics.upstream(ex.route.Name, ex.primary, true, p.now().Sub(ex.start))
+	w.WriteHeader(status)
+}
+
+// finish runs when the client's answer is written (or the copy failed): it
+// hands the primary's answer to the shadow or write work and records reads
+// that were not shadowed. It never waits for the secondary.
+func (p *Proxy) finish(ex *exchange) {
+	switch {
+	case ex.shadow != nil:
+		ex.shadow.primaryDone(p, ex)
+	case ex.write != nil:
+		ex.write.primaryDone(p, ex)
+	case ex.read:
+		outcome, reason := ex.skip, ex.reason
+		if ex.primaryErr != nil && ex.phase.ComparesReads() {
+			outcome, reason = stats.Error, stats.ReasonPrimaryFailed
+		}
+		p.recordRead(ex, outcome, reason, nil)
+	}
+}
+
+// planRead decides how a read ends before the primary is asked: shadowed, or
+// skipped or pending with a reason.
+func (p *Proxy) planRead(ex *exchange, r *http.Request) {
+	secondary := ex.primary.Other()
+	switch {
+	case !ex.phase.ComparesReads():
+		ex.skip, ex.reason = stats.Skipped, stats.ReasonPhase
+	case isUpgrade(r.Header):
+		ex.skip, ex.reason = stats.Skipped, stats.ReasonUpgrade
+	case ex.bodyPartial:
+		ex.skip, ex.reason = stats.Skipped, stats.ReasonTooLarge
+	case !sampled(ex.route.Sample):
+		ex.skip, ex.reason = stats.Skipped, stats.ReasonSampledOut
+	case p.queue.pending(ex.key):
+		ex.skip, ex.reason = stats.Pending, ""
+	case p.breakers[secondary].open():
+		ex.skip, ex.reason = stats.Skipped, stats.ReasonBreakerOpen
+	case !p.tryAcquire():
+		ex.skip, ex.reason = stats.Skipped, stats.ReasonBusy
+	default:
+		ex.shadow = newShadowJob()
+	}
+}
+
+// planWrite decides whether the secondary gets this write once the primary
+// accepts it.
+func (p *Proxy) planWrite(ex *exchange, r *http.Request) {
+	if !ex.phase.WritesSecondary() || ex.route.SecondaryWrites == rules.Off {
+		return
+	}
+	ex.idempotencyKey = r.Header.Get(p.shadowCfg.IdempotencyHeader)
+	if ex.idempotencyKey == "" {
+		ex.idempotencyKey = newIdempotencyKey()
+	}
+	ex.write = &writeJob{mode: ex.route.SecondaryWrites}
+}
+
+func newIdempotencyKey() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// tryAcquire takes a shadow slot without waiting.
+func (p *Proxy) tryAcquire() bool {
+	select {
+	case p.slots <- struct{}{}:
+		p.shadowWG.Add(1)
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *Proxy) release() {
+	<-p.slots
+	p.shadowWG.Done()
+}
+
+// recordRead reports a read's outcome to the stats and the metrics.
+func (p *Proxy) recordRead(ex *exchange, outcome stats.Outcome, reason string, cmp *comparison) {
+	ev := stats.ReadEvent{
+		Route:    ex.route.Name,
+		Override: ex.override,
+		Phase:    ex.phase.String(),
+		Outcome:  outcome,
+		Reason:   reason,
+		Write:    !ex.read,
+		Primary:  ex.primary.String(),
+		At:       ex.start,
+	}
+	if cmp != nil {
+		cmp.fill(&ev)
+	}
+	p.metrics.comparison(ex.route.Name, !ex.read, outcome, reason)
+	p.stats.Read(ev)
+}
+
+// Close stops the gateway's background work: shadow comparisons finish or
+// are cut when ctx ends, and queued secondary writes are flushed while ctx
+// allows. Call it after the server stopped sending requests.
+func (p *Proxy) Close(ctx context.Context) error {
+	var err error
+	p.closed.Do(func() {
+		close(p.closing)
+		done := make(chan struct{})
+		go func() {
+			p.shadowWG.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			p.cancel()
+			<-done
+			err = ctx.Err()
+		}
+		if qerr := p.queue.close(ctx); qerr != nil && err == nil {
+			err = qerr
+		}
+		p.cancel()
+	})
+	return err
+}
+
+// compareResponses runs the route's rules on two answers, oriented old/new.
+func compareResponses(route *rules.Route, old, new compare.Response) compare.Result {
+	return route.Compare.Compare(old, new)
+}
+
+// QueueDepth returns the number of secondary writes queued or waiting for a
+// retry.
+func (p *Proxy) QueueDepth() int { return p.queue.depthNow() }

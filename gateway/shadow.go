@@ -1,0 +1,184 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/cutover/cutover/compare"
+	"github.com/cutover/cutover/rules"
+	"github.com/cutover/cutover/stats"
+)
+
+// answer is one backend's answer as the comparison needs it.
+type answer struct {
+	resp    compare.Response
+	latency time.Duration // to response headers
+	err     error         // no usable answer; see reason
+	reason  string        // set with err: a stats reason
+}
+
+// shadowJob joins a shadowed read's two legs: the secondary's goroutine
+// waits for the primary's answer, which the handler sends once the client
+// has it.
+type shadowJob struct {
+	primary chan answer // buffered: the handler never blocks on it
+}
+
+func newShadowJob() *shadowJob {
+	return &shadowJob{primary: make(chan answer, 1)}
+}
+
+// primaryAnswer turns what the client was sent into an answer to compare.
+func primaryAnswer(ex *exchange) answer {
+	a := answer{latency: ex.primaryTime}
+	switch {
+	case ex.primaryErr != nil:
+		a.err, a.reason = ex.primaryErr, stats.ReasonPrimaryFailed
+	case ex.capture == nil:
+		a.err, a.reason = errors.New("no answer captured"), stats.ReasonPrimaryFailed
+	case ex.capture.err != nil:
+		a.err, a.reason = ex.capture.err, stats.ReasonPrimaryFailed
+	case !ex.capture.eof && ex.capture.err == nil && !ex.capture.over:
+		a.err, a.reason = errors.New("the client left before the answer was read"), stats.ReasonClientGone
+	case ex.capture.over:
+		a.err, a.reason = errors.New("answer larger than shadow.max_body"), stats.ReasonTooLarge
+	default:
+		a.resp = compare.Response{Status: ex.status, Header: ex.header, Body: ex.capture.buf}
+	}
+	return a
+}
+
+func (j *shadowJob) primaryDone(_ *Proxy, ex *exchange) {
+	j.primary <- primaryAnswer(ex)
+}
+
+// startShadow sends the secondary its copy of a read, at the same moment the
+// primary gets its own. It runs on the handler's goroutine inside rewrite,
+// so the request it copies is exactly the one the primary is about to get.
+func (p *Proxy) startShadow(ex *exchange) {
+	side := ex.primary.Other()
+	ctx, cancel := p.secondaryContext(side)
+	req := p.secondaryRequest(ctx, ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
+	go func() {
+		defer p.release()
+		defer cancel()
+		sec := p.fetchSecondary(req, ex.route.Name, side)
+		prim := <-ex.shadow.primary
+		p.settle(ex, prim, sec)
+	}()
+}
+
+// secondaryContext bounds the secondary's work by its own deadline, not the
+// client's: the client may leave as soon as it has the primary's answer
+// (STYLE.md 6). Close cuts it when its own deadline ends.
+func (p *Proxy) secondaryContext(side rules.Side) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeouts[side])
+	stop := context.AfterFunc(p.stop, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// errServerError marks a 5xx from the secondary as a failure for its breaker;
+// the answer itself is still compared.
+var errServerError = errors.New("secondary answered 5xx")
+
+// fetchSecondary sends req to the secondary through its breaker and reads
+// the answer, bounded by shadow.max_body.
+func (p *Proxy) fetchSecondary(req *http.Request, route string, side rules.Side) answer {
+	start := p.now()
+	var a answer
+	_, err := p.breakers[side].cb.Execute(func() (struct{}, error) {
+		res, err := p.secondary[side].Do(req)
+		if err != nil {
+			return struct{}{}, err
+		}
+		defer res.Body.Close()
+		a.latency = p.now().Sub(start)
+		body, over, err := readBounded(res.Body, p.shadowCfg.MaxBody, res.ContentLength)
+		if err != nil {
+			return struct{}{}, err
+		}
+		if over {
+			a.err, a.reason = errors.New("answer larger than shadow.max_body"), stats.ReasonTooLarge
+		}
+		a.resp = compare.Response{Status: res.StatusCode, Header: res.Header, Body: body}
+		if res.StatusCode >= 500 {
+			return struct{}{}, errServerError
+		}
+		return struct{}{}, nil
+	})
+	switch {
+	case err == nil, errors.Is(err, errServerError):
+		p.metrics.upstream(route, side, false, a.latency)
+	case isBreakerOpen(err):
+		a.err, a.reason = err, stats.ReasonBreakerOpen
+	default:
+		a.latency = p.now().Sub(start)
+		p.metrics.upstream(route, side, false, a.latency)
+		a.err, a.reason = err, stats.ReasonSecondaryFailed
+		if errors.Is(err, context.Canceled) && p.stop.Err() != nil {
+			a.reason = stats.ReasonShutdown
+		}
+		p.log.Debug("secondary failed", slog.String(keyRoute, route), slog.String(keyBackend, side.String()), slog.String("error", err.Error()))
+	}
+	return a
+}
+
+// settle decides a compared exchange's outcome from its two answers and
+// records it.
+func (p *Proxy) settle(ex *exchange, prim, sec answer) {
+	old, new := prim, sec
+	if ex.primary == rules.New {
+		old, new = sec, prim
+	}
+	cmp := &comparison{ex: ex, oldLatency: old.latency, newLatency: new.latency}
+	switch {
+	case prim.err != nil:
+		p.recordRead(ex, skipOrError(prim.reason), prim.reason, cmp)
+	case sec.err != nil:
+		p.recordRead(ex, skipOrError(sec.reason), sec.reason, cmp)
+	default:
+		res := compareResponses(ex.route, old.resp, new.resp)
+		cmp.result, cmp.old, cmp.new = &res, &old.resp, &new.resp
+		switch res.Outcome {
+		case compare.Match:
+			p.recordRead(ex, stats.Match, "", cmp)
+		case compare.Mismatch:
+			p.recordRead(ex, stats.Mismatch, "", cmp)
+		default:
+			p.recordRead(ex, stats.Error, res.Reason, cmp)
+		}
+	}
+}
+
+// skipOrError says whether a reason makes a read skipped (nothing is wrong
+// with either backend) or an error.
+func skipOrError(reason string) stats.Outcome {
+	switch reason {
+	case stats.ReasonPrimaryFailed, stats.ReasonSecondaryFailed:
+		return stats.Error
+	}
+	return stats.Skipped
+}
+
+// comparison carries what a recorded outcome knows of the two answers.
+type comparison struct {
+	ex                     *exchange
+	oldLatency, newLatency time.Duration
+	result                 *compare.Result
+	old, new               *compare.Response
+}
+
+func (c *comparison) fill(ev *stats.ReadEvent) {
+	ev.OldLatency, ev.NewLatency = c.oldLatency, c.newLatency
+	ev.Result = c.result
+	if c.result != nil && c.result.Outcome != compare.Match {
+		ev.Old, ev.New = c.old, c.new
+		ev.Request = &stats.Request{Method: c.ex.method, Target: c.ex.requestURI, Header: c.ex.outHeader.Clone()}
+	}
+}

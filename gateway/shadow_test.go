@@ -1,0 +1,158 @@
+package gateway_test
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/stats"
+)
+
+const userJSON = `{"id": 7, "name": "Ada", "roles": ["admin", "dev"], "balance": 12.50}`
+
+// gate holds a misbehaving secondary until the test has seen the client's
+// answer, so "the client did not wait" is checked, not hoped.
+type gate struct {
+	open     chan struct{}
+	released atomic.Bool
+}
+
+func newGate(t *testing.T) *gate {
+	g := &gate{open: make(chan struct{})}
+	t.Cleanup(g.release)
+	return g
+}
+
+func (g *gate) wait() { <-g.open }
+
+func (g *gate) release() {
+	if g.released.CompareAndSwap(false, true) {
+		close(g.open)
+	}
+}
+
+func TestClientNeverSeesTheSecondary(t *testing.T) {
+	tests := []struct {
+		name string
+		// secondary builds the misbehaving new backend's handler.
+		secondary func(g *gate) http.HandlerFunc
+		// gated: the secondary is still blocked when the client has its answer
+		gated   bool
+		outcome stats.Outcome
+		reason  string
+	}{
+		{"hangs", func(g *gate) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				g.wait()
+				jsonAnswer("new", userJSON)(w, r)
+			}
+		}, true, stats.Match, ""},
+		{"resets the connection", func(*gate) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err == nil {
+					conn.Close()
+				}
+			}
+		}, false, stats.Error, stats.ReasonSecondaryFailed},
+		{"resets mid-body", func(*gate) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				conn, buf, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					return
+				}
+				buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"id\": 7, ")
+				buf.Flush()
+				conn.Close()
+			}
+		}, false, stats.Error, stats.ReasonSecondaryFailed},
+		{"answers 500", func(*gate) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, "boom", http.StatusInternalServerError)
+			}
+		}, false, stats.Mismatch, ""},
+		{"answers garbage", func(*gate) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write([]byte(`{"id": 7, "name": `))
+			}
+		}, false, stats.Error, ""},
+		{"answers slowly", func(g *gate) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				g.wait()
+				time.Sleep(20 * time.Millisecond)
+				jsonAnswer("new", userJSON)(w, r)
+			}
+		}, true, stats.Match, ""},
+		{"drips its body", func(g *gate) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				rc := http.NewResponseController(w)
+				for i := range len(userJSON) {
+					w.Write([]byte{userJSON[i]})
+					rc.Flush()
+					if i == 3 {
+						g.wait() // the client must have its answer by now
+					}
+				}
+			}
+		}, true, stats.Match, ""},
+		{"answers a huge body", func(*gate) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write([]byte(`{"pad": "` + strings.Repeat("x", 3<<20) + `"}`))
+			}
+		}, false, stats.Skipped, stats.ReasonTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGate(t)
+			old := newBackend(t, "old", jsonAnswer("old", userJSON))
+			new := newBackend(t, "new", tt.secondary(g))
+			gwy := startGateway(t, old, new, "routes:\n  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: shadow-read\n")
+
+			direct, directBody := send(t, old.srv.URL, "GET", "/users/7?x=1", "")
+			res, body := gwy.do("GET", "/users/7?x=1", "")
+			if tt.gated && g.released.Load() {
+				t.Fatal("the secondary was released before the client had its answer")
+			}
+			assertSameResponse(t, direct, directBody, res, body)
+			g.release()
+
+			eventually(t, "the read's outcome", func() bool { return total(gwy.route("users")) == 1 })
+			v := gwy.route("users")
+			if got := outcomeOf(v); got != tt.outcome {
+				t.Errorf("outcome = %s, want %s (%+v)", got, tt.outcome, v.Reads)
+			}
+			if tt.reason != "" && v.Reads.Reasons[string(tt.outcome)+"/"+tt.reason] != 1 {
+				t.Errorf("reasons = %v, want %s/%s", v.Reads.Reasons, tt.outcome, tt.reason)
+			}
+		})
+	}
+}
+
+// assertSameResponse checks that the client got byte for byte what the
+// primary answers directly: status, headers (but Date) and body.
+func assertSameResponse(t *testing.T, want *http.Response, wantBody []byte, got *http.Response, gotBody []byte) {
+	t.Helper()
+	if got.StatusCode != want.StatusCode {
+		t.Errorf("status = %d, want %d", got.StatusCode, want.StatusCode)
+	}
+	if !bytes.Equal(gotBody, wantBody) {
+		t.Errorf("body = %q, want %q", gotBody, wantBody)
+	}
+	wh, gh := want.Header.Clone(), got.Header.Clone()
+	wh.Del("Date")
+	gh.Del("Date")
+	if len(wh) != len(gh) {
+		t.Errorf("headers = %v, want %v", gh, wh)
+	}
+	for k, v := range wh {
+		if strings.Join(gh[k], "\n") != strings.Join(v, "\n") {
+			t.Errorf("header %s = %q, want %q", k, gh[k], v)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Live holds the rule set in force and replaces it whole when the file
+// changes. A file that fails validation never replaces a good set: the last
+// good rules stay in force and the error is kept for the admin API.
+type Live struct {
+	path     string
+	log      *slog.Logger
+	onReload func(*Set, error)
+
+	cur    atomic.Pointer[Set]
+	status atomic.Pointer[Status]
+	mu     sync.Mutex // one reload at a time
+}
+
+// Status describes the rules in force and the last reload attempt.
+type Status struct {
+	Version     string    `json:"version"`
+	Source      string    `json:"source"`
+	Loaded      time.Time `json:"loaded"`
+	LastAttempt time.Time `json:"last_attempt"`
+	// LastError is the reason the last attempt was refused, or "" when the
+	// rules in force come from the last attempt.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// NewLive loads path; a configuration that does not validate is an error
+// here, since there are no last good rules yet. onReload, if not nil, is
+// called after every later reload attempt with the new set or the error.
+func NewLive(path string, log *slog.Logger, onReload func(*Set, error)) (*Live, error) {
+	set, err := LoadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l := &Live{path: path, log: log, onReload: onReload}
+	l.cur.Store(set)
+	l.status.Store(&Status{Version: set.Version, Source: path, Loaded: set.Loaded, LastAttempt: set.Loaded})
+	return l, nil
+}
+
+// NewStatic wraps a set that never reloads (demo, tests, `cutover diff`).
+func NewStatic(set *Set) *Live {
+	l := &Live{log: slog.New(slog.DiscardHandler)}
+	l.cur.Store(set)
+	l.status.Store(&Status{Version: set.Version, Source: set.Source, Loaded: set.Loaded, LastAttempt: set.Loaded})
+	return l
+}
+
+// Current returns the rule set in force.
+func (l *Live) Current() *Set { return l.cur.Load() }
+
+// Status returns the rules' version and the last reload's result.
+func (l *Live) Status() Status { return *l.status.Load() }
+
+// Reload reads the file again. On success the new set is in force for the
+// next request; on failure the old one stays and the error is returned.
+func (l *Live) Reload() error {
+	if l.path == "" {
+		return errors.New("these rules were not loaded from a file")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	st := l.Status()
+	st.LastAttempt = now
+	set, err := LoadFile(l.path)
+	if err != nil {
+		st.LastError = err.Error()
+		l.status.Store(&st)
+		l.log.Error("rules reload refused; the last good rules stay in force", slog.String("version", st.Version), slog.String("error", err.Error()))
+		if l.onReload != nil {
+			l.onReload(nil, err)
+		}
+		return err
+	}
+	old := l.cur.Load()
+	if set.Version == old.Version {
+		st.LastError = ""
+		l.status.Store(&st)
+		return nil
+	}
+	for _, what := range restartOnly(old, set) {
+		l.log.Warn("this setting changes only on restart; the running value stays", slog.String("setting", what))
+	}
+	l.cur.Store(set)
+	l.status.Store(&Status{Version: set.Version, Source: l.path, Loaded: set.Loaded, LastAttempt: now})
+	l.log.Info("rules reloaded", slog.String("version", set.Version), slog.Int("routes", len(set.Routes)))
+	if l.onReload != nil {
+		l.onReload(set, nil)
+	}
+	return nil
+}
+
+// restartOnly names the settings that differ between two sets but are only
+// read at start (listeners, backends, bounds of background work).
+func restartOnly(old, new *Set) []string {
+	var out []string
+	check := func(name string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			out = append(out, name)
+		}
+	}
+	check("listen", old.Listen, new.Listen)
+	check("admin", old.Admin, new.Admin)
+	check("server", old.Server, new.Server)
+	check("shadow", old.Shadow, new.Shadow)
+	check("queue", old.Queue, new.Queue)
+	check("backends", fmt.Sprint(old.Backends.Old, old.Backends.New, old.Backends.Noise), fmt.Sprint(new.Backends.Old, new.Backends.New, new.Backends.Noise))
+	return out
+}
+
+// reloadDebounce lets an editor's or Kubernetes' burst of events settle into
+// one reload.
+const reloadDebounce = 250 * time.Millisecond
+
+// Watch reloads when the file's directory changes, until ctx ends. It
+// watches the directory, not the file: Kubernetes updates a mounted
+// ConfigMap by swapping a ..data symlink, and editors replace files by
+// renaming, both of which a watch on the file itself would lose.
+func (l *Live) Watch(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch rules: %w", err)
+	}
+	defer w.Close()
+	dir := filepath.Dir(l.path)
+	if err := w.Add(dir); err != nil {
+		return fmt.Errorf("watch rules in %s: %w", dir, err)
+	}
+	var timer *time.Timer
+	var fire <-chan time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if !l.concerns(ev.Name) {
+				continue
+			}
+			if timer == nil {
+				timer = time.NewTimer(reloadDebounce)
+			} else {
+				timer.Reset(reloadDebounce)
+			}
+			fire = timer.C
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			l.log.Warn("rules watch error", slog.String("error", err.Error()))
+		case <-fire:
+			fire = nil
+			_ = l.Reload() // logged and counted by Reload
+		}
+	}
+}
+
+// concerns reports whether an event in the directory may change the file:
+// the file itself, or Kubernetes' ..data link swap.
+func (l *Live) concerns(name string) bool {
+	base := filepath.Base(name)
+	return base == filepath.Base(l.path) || base == "..data"
+}

@@ -1,0 +1,109 @@
+package web_test
+
+import (
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cutover/cutover/internal/browsertest"
+)
+
+const (
+	scriptPayload = `<script>window.__xss=1</script>`
+	imgPayload    = `<img src=/xss-probe onerror="window.__xss=2">`
+)
+
+// TestDashboardInABrowser drives the real dashboard in Chromium over a
+// store carrying 900 matches and 100 mismatches, some of whose values are
+// markup an attacker could make a backend return.
+func TestDashboardInABrowser(t *testing.T) {
+	ctx := browsertest.New(t)
+	f := newFixture(t)
+	// The payloads come first, so they are among the samples kept.
+	for i := range 3 {
+		f.store.Read(mismatchEvent(i, scriptPayload, imgPayload))
+	}
+	f.feed900x100()
+	// Count requests for the image the payload names: any would prove the
+	// page turned data into markup, whatever the CSP then blocked.
+	var probes atomic.Int64
+	inner := f.srv.Config.Handler
+	f.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/xss-probe") {
+			probes.Add(1)
+		}
+		inner.ServeHTTP(w, r)
+	})
+
+	// Overview.
+	browsertest.Navigate(t, ctx, f.srv.URL+"/")
+	browsertest.WaitFor(t, ctx, "the user row", `!!document.querySelector('tr.route-row[data-route="user"] .badge')`)
+	browsertest.WaitFor(t, ctx, "the sparkline", `!!document.querySelector('tr.route-row[data-route="user"] .spark canvas')`)
+	rate := browsertest.Eval[string](t, ctx, `document.querySelector('tr.route-row[data-route="user"] .match-rate').firstChild.textContent`)
+	// 900 of 1003 compared (3 more mismatches carry the payloads).
+	if rate != "89.73 %" {
+		t.Errorf("overview match rate = %q, want 89.73 %% (900/1003, cut not rounded)", rate)
+	}
+	if b := browsertest.Eval[string](t, ctx, `document.querySelector('tr.route-row[data-route="user"] .badge').textContent`); b != "not ready" {
+		t.Errorf("user badge = %q", b)
+	}
+	if b := browsertest.Eval[string](t, ctx, `document.querySelector('tr.route-row[data-route="orders"] .badge').dataset.status`); b != "insufficient_data" {
+		t.Errorf("orders badge = %q", b)
+	}
+	// Worst first: the not-ready route is listed before the one still
+	// gathering data.
+	if first := browsertest.Eval[string](t, ctx, `document.querySelector('tr.route-row').dataset.route`); first != "user" {
+		t.Errorf("first row = %q, want user", first)
+	}
+	browsertest.Screenshot(t, ctx, "overview")
+
+	// Route page.
+	browsertest.Navigate(t, ctx, f.srv.URL+"/#/route/user")
+	browsertest.WaitFor(t, ctx, "the fields table", `!!document.querySelector('#fields .field-path')`)
+	browsertest.WaitFor(t, ctx, "the chart", `!!document.querySelector('#chart canvas')`)
+	if p := browsertest.Eval[string](t, ctx, `document.querySelector('#fields .field-path').textContent`); p != "$['contacts'][*]['email']" {
+		t.Errorf("top field = %q", p)
+	}
+	if n := browsertest.Eval[string](t, ctx, `document.querySelector('#fields .field-count').textContent`); n != "103" {
+		t.Errorf("top field count = %q, want 103", n)
+	}
+	// The side-by-side view marks the differing line on both sides.
+	browsertest.WaitFor(t, ctx, "the side-by-side sample", `document.querySelectorAll('.sbs .side .line.diff').length >= 2`)
+	oldLine := browsertest.Eval[string](t, ctx, `document.querySelector('.sbs .side.old .line.diff').textContent`)
+	newLine := browsertest.Eval[string](t, ctx, `document.querySelector('.sbs .side.new .line.diff').textContent`)
+	if !strings.Contains(oldLine, `"email"`) || !strings.Contains(newLine, `"email"`) || oldLine == newLine {
+		t.Errorf("highlighted lines: old %q new %q", oldLine, newLine)
+	}
+	// The markup in backend values is on the page as text...
+	text := browsertest.Eval[string](t, ctx, `document.querySelector('main').innerText`)
+	for _, p := range []string{scriptPayload, `<img src=/xss-probe onerror=\"window.__xss=2\">`} {
+		if !strings.Contains(text, p) {
+			t.Errorf("payload %s not shown as text", p)
+		}
+	}
+	// ...and never became elements or ran.
+	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('main script, main img').length`); n != 0 {
+		t.Errorf("%d script/img elements in the page body", n)
+	}
+	if x := browsertest.Eval[bool](t, ctx, `window.__xss === undefined`); !x {
+		t.Error("payload ran")
+	}
+	if n := probes.Load(); n != 0 {
+		t.Errorf("the browser fetched the payload's image %d times", n)
+	}
+	// The suggested rule opens, and stays open when the page refreshes.
+	// The old panel is marked so the wait sees the re-rendered one.
+	browsertest.Eval[bool](t, ctx, `(document.querySelector('.group details summary').click(), document.querySelector('.group details').dataset.stale = '1', true)`)
+	browsertest.Eval[bool](t, ctx, `(window.dispatchEvent(new HashChangeEvent('hashchange')), true)`)
+	browsertest.WaitFor(t, ctx, "the suggested rule after a refresh", `(d => d && !d.dataset.stale && d.open)(document.querySelector('.group details'))`)
+	if rule := browsertest.Eval[string](t, ctx, `document.querySelector('.group pre.rule').textContent`); !strings.Contains(rule, `- "$.contacts[*].email"`) {
+		t.Errorf("suggested rule = %q", rule)
+	}
+	browsertest.Screenshot(t, ctx, "route")
+
+	// Rules page.
+	browsertest.Navigate(t, ctx, f.srv.URL+"/#/rules")
+	browsertest.WaitFor(t, ctx, "the rules version", `document.querySelector('#rules-version .v')?.textContent === 'abc123'`)
+	browsertest.Screenshot(t, ctx, "rules")
+}

@@ -1,0 +1,156 @@
+package web
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/cutover/cutover/stats"
+	"github.com/go-chi/chi/v5"
+)
+
+// StatsSource is the read-only view of the statistics the admin surface
+// shows (stats.View implements it).
+type StatsSource interface {
+	// Routes returns every route, configured ones first in file order.
+	Routes() []stats.RouteView
+	// Evidence returns the parts of one route's evidence that q asks for;
+	// false for a route neither configured nor seen.
+	Evidence(route string, q stats.EvidenceQuery) (stats.Evidence, bool)
+}
+
+// RulesSource reports the state of the rules: the version in force and the
+// outcome of the last reload.
+type RulesSource interface {
+	RulesStatus() RulesStatus
+}
+
+// RulesStatus is what /api/v1/rules shows.
+type RulesStatus struct {
+	// Version identifies the rules in force (a hash of the file), Source the
+	// file, LoadedAt when they were loaded.
+	Version  string    `json:"version"`
+	Source   string    `json:"source"`
+	LoadedAt time.Time `json:"loaded_at"`
+	// LastError is the last failed reload's message (the previous rules stay
+	// in force), LastErrorAt its time; empty after a good reload.
+	LastError   string     `json:"last_error"`
+	LastErrorAt *time.Time `json:"last_error_at"`
+	// Reloads counts reloads by outcome ("ok", "failed").
+	Reloads map[string]int64 `json:"reloads"`
+	Routes  []RuleRoute      `json:"routes"`
+	// Rules are the compare rules with the number of times each forgave a
+	// difference.
+	Rules []RuleHits `json:"rules"`
+}
+
+// RuleRoute is one configured route as the rules page lists it.
+type RuleRoute struct {
+	Name      string         `json:"name"`
+	Methods   []string       `json:"methods,omitempty"`
+	Path      string         `json:"path"`
+	Phase     string         `json:"phase"`
+	Sample    float64        `json:"sample"`
+	Overrides []RuleOverride `json:"overrides,omitempty"`
+}
+
+// RuleOverride is one override of a route.
+type RuleOverride struct {
+	Name  string `json:"name"`
+	Phase string `json:"phase"`
+}
+
+// RuleHits is one compare rule and its hit count.
+type RuleHits struct {
+	Route string `json:"route"` // "" for defaults
+	Kind  string `json:"kind"`  // ignore, ignore_headers, unordered, ...
+	Rule  string `json:"rule"`
+	Hits  int64  `json:"hits"`
+}
+
+// Options configure the admin handler. Every nil field has the default its
+// comment names.
+type Options struct {
+	// Stats is required.
+	Stats StatsSource
+	// Rules is shown by /api/v1/rules and the rules page (nil: an empty
+	// status).
+	Rules RulesSource
+	// Metrics serves /metrics (nil: 404). Pass promhttp.HandlerFor of the
+	// gateway's own registry.
+	Metrics http.Handler
+	// Healthy answers /healthz and Ready /readyz (nil: always true).
+	Healthy, Ready func() bool
+	Logger         *slog.Logger // slog.Default()
+}
+
+// New returns the admin surface as one handler.
+func New(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	h := &handler{o: o}
+	r := chi.NewRouter()
+	r.Use(securityHeaders)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { h.error(w, r, http.StatusNotFound, "not found") })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		h.error(w, r, http.StatusMethodNotAllowed, "method not allowed")
+	})
+
+	r.Get("/", h.index)
+	r.Get("/assets/*", h.assets)
+	r.Get("/healthz", probe(o.Healthy))
+	r.Get("/readyz", probe(o.Ready))
+	if o.Metrics != nil {
+		r.Mount("/metrics", o.Metrics)
+	}
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(noStore)
+		r.Get("/routes", h.routes)
+		r.Get("/diffs", h.diffs)
+		r.Get("/fields", h.fields)
+		r.Get("/history", h.history)
+		r.Get("/rules", h.rules)
+	})
+	return r
+}
+
+type handler struct{ o Options }
+
+// errorBody is the one shape of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// error is the one error funnel of the admin surface: the client gets a
+// short message, the log the request.
+func (h *handler) error(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if status >= 500 {
+		h.o.Logger.Error("admin request failed", "path", r.URL.Path, "status", status, "msg", msg)
+	}
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	// The default escaping of <, > and & stays on: values come from
+	// backends, and a JSON answer opened as a page must not become markup.
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func probe(ok func() bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if ok != nil && !ok() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("not ok\n"))
+			return
+		}
+		w.Write([]byte("ok\n"))
+	}
+}
