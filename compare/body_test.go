@@ -87,7 +87,7 @@ func TestBodies(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	o, err := New(nil, Limits{MaxDiffs: 2, MaxValueBytes: 8, MaxBodyBytes: 64})
+	o, err := New(nil, Limits{MaxDiffs: 2, MaxValueBytes: 8, MaxBodyBytes: 64}, NoiseThresholds{})
 	if err != nil {
 		t.Fatal(err)
 	}

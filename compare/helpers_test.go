@@ -73,7 +73,7 @@ func jsonResponse(body string) Response {
 }
 
 func mustNew(rules ...Rule) *Options {
-	o, err := New(rules, Limits{})
+	o, err := New(rules, Limits{}, NoiseThresholds{})
 	if err != nil {
 		panic(err)
 	}

@@ -266,3 +266,39 @@ func (o *Options) absorbs(e *effects, d *document, n int32, isNew bool) int32 {
 	}
 	return -1
 }
+
+// Select returns the normalized paths (RFC 9535 section 2.7) of the nodes
+// of the JSON document doc that p selects, in document order: what a rule
+// with this path acts on. Tools use it to show a rule's reach on a sample.
+func (p *Path) Select(doc []byte) ([]string, error) {
+	var d document
+	if f := d.parse(doc, DefaultMaxDepth); f != nil {
+		return nil, f
+	}
+	m := matcher{}
+	m.add(p, 0, RuleIgnore)
+	var t tracker
+	t.reset(&m)
+	var out []string
+	var walk func(n int32, f frame, path []byte)
+	walk = func(n int32, f frame, path []byte) {
+		if f.m0 < f.m1 {
+			out = append(out, string(path))
+		}
+		nd := &d.nodes[n]
+		i := 0
+		for c := n + 1; c < nd.end; c, i = d.nodes[c].end, i+1 {
+			k := t.mark()
+			l := loc{index: i, length: int(nd.count), isIndex: nd.kind == kArray, d: &d, node: c, has: true}
+			child := appendIndex(path, i)
+			if nd.kind == kObject {
+				l.name = d.memberName(c)
+				child = appendName(path, string(l.name))
+			}
+			walk(c, t.child(f, &l), child)
+			t.rewind(k)
+		}
+	}
+	walk(0, t.root(), []byte{'$'})
+	return out, nil
+}

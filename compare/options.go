@@ -205,6 +205,7 @@ func (l Limits) withDefaults() Limits {
 type Options struct {
 	rules  []Rule
 	limits Limits
+	noise  NoiseThresholds
 	m      matcher
 	// tol holds the parsed bounds of each tolerance rule, by rule index.
 	tol map[int32][2]*decimal
@@ -226,10 +227,14 @@ type headerRule struct {
 	rule int32
 }
 
-// New compiles rules into Options. Hit counts in a [Result] refer to rules
-// by their index in this slice (see [Options.Rules]).
-func New(rules []Rule, limits Limits) (*Options, error) {
-	o := &Options{rules: append([]Rule(nil), rules...), limits: limits.withDefaults()}
+// New compiles rules into Options, with limits and noise thresholds (zero
+// values take the defaults). Hit counts in a [Result] refer to rules by
+// their index in this slice (see [Options.Rules]).
+func New(rules []Rule, limits Limits, noise NoiseThresholds) (*Options, error) {
+	if noise.Relative < 0 || noise.Absolute < 0 {
+		return nil, errors.New("noise thresholds must not be negative")
+	}
+	o := &Options{rules: append([]Rule(nil), rules...), limits: limits.withDefaults(), noise: noise.withDefaults()}
 	var errs []error
 	for i := range o.rules {
 		r := &o.rules[i]

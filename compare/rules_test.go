@@ -155,7 +155,7 @@ func TestRuleVerdicts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o, err := New(tt.rules, Limits{})
+			o, err := New(tt.rules, Limits{}, NoiseThresholds{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -41,6 +41,15 @@ type CompareConfig struct {
 	AbsentEqualsEmptyObject Scope `yaml:"absent_equals_empty_object"`
 	// Subset lets new have members old lacks: true, or a list of JSONPaths.
 	Subset Scope `yaml:"subset"`
+	// Noise sets when a path's difference rate beats its rate between old
+	// and backends.noise; a route's setting replaces the defaults'.
+	Noise *NoiseConfig `yaml:"noise"`
+}
+
+// NoiseConfig holds Diffy-style noise thresholds (see compare.NoiseThresholds).
+type NoiseConfig struct {
+	Relative *float64 `yaml:"relative"`
+	Absolute *float64 `yaml:"absolute"`
 }
 
 // UnorderedRule is written "$.roles" or {path: "$.items", by: id}.
@@ -151,12 +160,18 @@ var (
 // is nil when compiling the defaults themselves).
 func (c *compiler) compare(path string, def, own *CompareConfig) *compare.Options {
 	var rules []compare.Rule
+	var noise compare.NoiseThresholds
 	if def != nil {
 		if own.Inherit == nil || *own.Inherit {
 			rules = c.compareRules("$.defaults.compare", "defaults", def, false)
+			noise = c.noise("$.defaults.compare.noise", def.Noise, false)
 		}
 		rules = append(rules, c.compareRules(path, "route", own, true)...)
+		if own.Noise != nil {
+			noise = c.noise(path+".noise", own.Noise, true)
+		}
 	} else {
+		noise = c.noise(path+".noise", own.Noise, true)
 		if own.Inherit != nil {
 			c.fail(path+".inherit", "inherit belongs in a route's compare section", "the defaults have nothing to inherit from")
 		}
@@ -166,7 +181,7 @@ func (c *compiler) compare(path string, def, own *CompareConfig) *compare.Option
 		c.fail(path, "merge paths with wildcards or descendant segments", "%d comparison rules are more than %d", len(rules), MaxRules)
 		return nil
 	}
-	o, err := compare.New(rules, compare.Limits{})
+	o, err := compare.New(rules, compare.Limits{}, noise)
 	if err != nil {
 		// Validation above should have said it with a position.
 		c.fail(path, "", "%v", err)
@@ -275,6 +290,28 @@ func (c *compiler) compareRules(path, origin string, cc *CompareConfig, report b
 	return rules
 }
 
+// noise compiles noise thresholds; unset values take compare's defaults.
+func (c *compiler) noise(path string, nc *NoiseConfig, report bool) compare.NoiseThresholds {
+	var t compare.NoiseThresholds
+	if nc == nil {
+		return t
+	}
+	rc := ruleCompiler{c: c, report: report}
+	if nc.Relative != nil {
+		if *nc.Relative < 0 {
+			rc.fail(path+".relative", "write 0.2 for 20 % above the noise rate", "relative %v must not be negative", *nc.Relative)
+		}
+		t.Relative = max(*nc.Relative, 0)
+	}
+	if nc.Absolute != nil {
+		if *nc.Absolute < 0 || *nc.Absolute > 1 {
+			rc.fail(path+".absolute", "write a share between 0 and 1, like 0.0003 for 0.03 %", "absolute %v is not a share", *nc.Absolute)
+		}
+		t.Absolute = min(max(*nc.Absolute, 0), 1)
+	}
+	return t
+}
+
 // ruleCompiler reports the problems of one compare section.
 type ruleCompiler struct {
 	c      *compiler
@@ -301,8 +338,12 @@ func (rc ruleCompiler) path(at, text string) (*compare.Path, bool) {
 }
 
 func (rc ruleCompiler) header(at, name string, star bool) bool {
-	if star && name == "*" {
+	switch {
+	case star && name == "*":
 		return true
+	case name == "*":
+		rc.fail(at, "to compare no header, write no compare_headers; to compare all but some, write compare_headers: [\"*\"] and list those here", "ignore_headers cannot name \"*\"")
+		return false
 	}
 	if !headerToken.MatchString(name) {
 		hint := "write a header name like X-Request-Id"
