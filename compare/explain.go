@@ -51,23 +51,22 @@ func positional(a []any) map[int]any {
 // reporter is the cmp.Reporter that turns go-cmp's report into
 // Differences, and counts what each rule absorbed.
 type reporter struct {
-	o       *Options
-	lim     Limits
-	scopes  [2]map[scopeKey]scope // old, new
-	path    cmp.Path
-	diffs   []Difference
-	more    int
-	hits    hits
-	unequal int
-	bags    []bagFrame
+	o      *Options
+	lim    Limits
+	scopes [2]map[scopeKey]scope // old, new
+	path   cmp.Path
+	diffs  []Difference
+	more   int
+	hits   hits
+	bags   []bagFrame
 }
 
-// bagFrame follows an unordered array: it absorbed a difference when its
-// elements were paired across different indices and all were equal.
+// bagFrame follows an unordered array: it absorbed a difference (of order)
+// when it paired elements across different indices.
 type bagFrame struct {
-	depth, unequal int
-	moved          bool
-	rule           int32
+	depth int
+	moved bool
+	rule  int32
 }
 
 // PushStep implements cmp.Reporter.
@@ -75,14 +74,14 @@ func (r *reporter) PushStep(ps cmp.PathStep) {
 	r.path = append(r.path, ps)
 	if ps.Type() == bagType {
 		vx, _ := ps.Values()
-		r.bags = append(r.bags, bagFrame{depth: len(r.path), unequal: r.unequal, rule: vx.Interface().(bag).rule})
+		r.bags = append(r.bags, bagFrame{depth: len(r.path), rule: vx.Interface().(bag).rule})
 	}
 }
 
 // PopStep implements cmp.Reporter.
 func (r *reporter) PopStep() {
 	if n := len(r.bags); n > 0 && r.bags[n-1].depth == len(r.path) {
-		if f := r.bags[n-1]; f.moved && f.unequal == r.unequal {
+		if f := r.bags[n-1]; f.moved {
 			r.hits.add(r.o, f.rule)
 		}
 		r.bags = r.bags[:n-1]
@@ -108,7 +107,6 @@ func (r *reporter) Report(rs cmp.Result) {
 			}
 		}
 	case !rs.Equal():
-		r.unequal++
 		r.record()
 	}
 }

@@ -330,6 +330,8 @@ func (w *walker) bag(a, b int32, fa, fb frame, rule int32) bool {
 		}
 	}
 	if moved {
+		// The rule absorbed the order: elements were paired across
+		// different indices.
 		w.hits.add(w.o, rule)
 	}
 	return true
