@@ -96,9 +96,9 @@ func TestCancel(t *testing.T) {
 
 func TestNoiseThresholds(t *testing.T) {
 	tests := []struct {
-		t                                  NoiseThresholds
+		t                                 NoiseThresholds
 		differed, compared, noisy, noiseN int64
-		want                               bool
+		want                              bool
 	}{
 		{NoiseThresholds{}, 0, 100, 0, 100, false},
 		{NoiseThresholds{}, 5, 100, 0, 0, true},
