@@ -1,5 +1,8 @@
 package compare
 
+// This file: content decoding (gzip, deflate, with a size bound) and the
+// media type that decides how a body is compared.
+
 import (
 	"bytes"
 	"compress/flate"

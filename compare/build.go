@@ -1,5 +1,8 @@
 package compare
 
+// This file: the slow path's trees: each parsed document built into the
+// values go-cmp compares, with the rules' per-side effects resolved.
+
 import (
 	"bytes"
 	"reflect"

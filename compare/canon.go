@@ -1,5 +1,8 @@
 package compare
 
+// This file: canonical encodings: the keys that pair elements of unordered
+// arrays.
+
 import (
 	"bytes"
 	"encoding/binary"

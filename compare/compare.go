@@ -1,5 +1,8 @@
 package compare
 
+// This file: the public verdict types and Options.Compare, which runs
+// status, headers and bodies through the fast path or go-cmp.
+
 import (
 	"bytes"
 	"fmt"

@@ -1,5 +1,8 @@
 package compare
 
+// This file: the strict JSON parser: every byte validated into a flat array
+// of nodes.
+
 import (
 	"bytes"
 	"encoding/binary"

@@ -1,5 +1,8 @@
 package compare
 
+// This file: accessors of a parsed document: member names and string values,
+// unescaped on demand.
+
 import (
 	"bytes"
 	"unicode/utf8"

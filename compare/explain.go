@@ -1,5 +1,8 @@
 package compare
 
+// This file: go-cmp: the options and the Reporter that turn its report into
+// Differences and rule hits.
+
 import (
 	"reflect"
 	"slices"

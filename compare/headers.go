@@ -1,5 +1,7 @@
 package compare
 
+// This file: header comparison for the headers rules name.
+
 import (
 	"net/http"
 	"slices"

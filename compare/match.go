@@ -1,5 +1,8 @@
 package compare
 
+// This file: rule paths evaluated while walking a document: states carried
+// from node to child, and the effects of the rules that select a node.
+
 import "encoding/json"
 
 // matcher runs every rule path at once over a document, as a set of states

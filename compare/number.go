@@ -1,5 +1,8 @@
 package compare
 
+// This file: exact number comparison from the text, and tolerance in exact
+// decimal arithmetic.
+
 import (
 	"bytes"
 	"math/big"

@@ -1,5 +1,7 @@
 package compare
 
+// This file: rules, limits and their compilation into immutable Options.
+
 import (
 	"errors"
 	"fmt"

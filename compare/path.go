@@ -1,5 +1,8 @@
 package compare
 
+// This file: compiled JSONPath in this package's terms, normalized path text
+// and FoldPath.
+
 import (
 	"strconv"
 	"strings"

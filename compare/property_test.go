@@ -1,9 +1,11 @@
 package compare
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -89,5 +91,31 @@ func checkSymmetric(t *testing.T, a, b string) {
 	sort.Strings(y)
 	if !slices.Equal(x, y) || ab.MoreDiffs != ba.MoreDiffs {
 		t.Fatalf("%s / %s:\n%v\none way, mirrored the other:\n%v", a, b, x, y)
+	}
+}
+
+// TestReencodedAnswersMatch: an answer re-encoded by another serializer
+// (encoding/json sorts keys, escapes <, > and & as \u003c..., drops spaces)
+// is the same answer.
+func TestReencodedAnswersMatch(t *testing.T) {
+	g := gen{rand.New(rand.NewPCG(5, 6))}
+	docs := []string{string(listDoc(4<<10, false, false)), `{"html":"<a href=\"x\">&amp;</a>","n":1.50,"e":1E+2}`}
+	for range 500 {
+		docs = append(docs, g.text(g.value(0)))
+	}
+	for _, a := range docs {
+		var v any
+		dec := json.NewDecoder(strings.NewReader(a))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := (*Options)(nil).Compare(jsonResponse(a), jsonResponse(string(b))); r.Outcome != Match {
+			t.Fatalf("%s\nre-encoded as\n%s\n%s %s\n%s", a, b, r.Outcome, r.Reason, diffText(r))
+		}
 	}
 }

@@ -1,5 +1,8 @@
 package compare
 
+// This file: rename rules: old rewritten into new's terms before anything
+// else.
+
 import (
 	"encoding/json"
 	"slices"

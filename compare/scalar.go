@@ -1,5 +1,8 @@
 package compare
 
+// This file: scalars under normalize, coerce and tolerance, and exact
+// equality of values.
+
 import "bytes"
 
 // scalarInfo is a JSON scalar as the rules see it: its kind and text after

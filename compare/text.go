@@ -1,5 +1,8 @@
 package compare
 
+// This file: JSON text output: strings, compaction and truncation of values
+// in differences.
+
 import (
 	"strconv"
 	"unicode/utf8"

@@ -1,5 +1,8 @@
 package compare
 
+// This file: the fast path: one pass over both documents that proves
+// equality under the rules.
+
 import (
 	"bytes"
 	"slices"

@@ -1,5 +1,8 @@
 package rules
 
+// This file: the compare: section of the configuration: its YAML shape,
+// validation with positions, and compilation into compare.Options.
+
 import (
 	"errors"
 	"fmt"

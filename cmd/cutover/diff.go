@@ -1,5 +1,8 @@
 package main
 
+// This file: `cutover diff`: two files compared offline with the gateway's
+// engine.
+
 import (
 	"bytes"
 	"encoding/json"
@@ -25,8 +28,9 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 	config := fs.String("config", "", "configuration whose rules apply (default: compare exactly)")
 	route := fs.String("route", "", "route whose rules apply (default: the defaults)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	maxDiffs := fs.Int("max-diffs", compare.DefaultMaxDiffs, "differences to list; the rest are counted")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cutover diff [--config F] [--route NAME] [--json] old.json new.json")
+		fmt.Fprintln(stderr, "usage: cutover diff [--config F] [--route NAME] [--json] [--max-diffs N] old.json new.json")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -36,7 +40,7 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	opts, routeName, err := diffOptions(*config, *route)
+	opts, routeName, err := diffOptions(*config, *route, *maxDiffs)
 	if err != nil {
 		fmt.Fprintf(stderr, "cutover diff: %v\n", err)
 		return 2
@@ -69,30 +73,36 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 }
 
 // diffOptions returns the rules to compare under: none without a
-// configuration, else the route's (or the defaults').
-func diffOptions(config, route string) (*compare.Options, string, error) {
+// configuration, else the route's (or the defaults'). They are recompiled
+// with offline limits: files as large as maxDiffFile, and maxDiffs listed.
+func diffOptions(config, route string, maxDiffs int) (*compare.Options, string, error) {
+	if maxDiffs <= 0 {
+		return nil, "", fmt.Errorf("--max-diffs %d: give a positive number", maxDiffs)
+	}
+	lim := compare.Limits{MaxBodyBytes: maxDiffFile, MaxDiffs: maxDiffs}
 	if config == "" {
 		if route != "" {
 			return nil, "", fmt.Errorf("--route %s needs --config", route)
 		}
-		return nil, "", nil
+		o, err := compare.New(nil, lim, compare.NoiseThresholds{})
+		return o, "", err
 	}
 	set, err := rules.LoadFile(config)
 	if err != nil {
 		return nil, "", err
 	}
-	if route == "" {
-		return set.Default.Compare, rules.Unmatched, nil
-	}
-	r := set.Route(route)
-	if r == nil {
-		names := []string{}
-		for _, r := range set.Routes {
-			names = append(names, r.Name)
+	r := set.Default
+	if route != "" {
+		if r = set.Route(route); r == nil {
+			names := []string{}
+			for _, r := range set.Routes {
+				names = append(names, r.Name)
+			}
+			return nil, "", fmt.Errorf("%s has no route %q (routes: %s)", config, route, strings.Join(names, ", "))
 		}
-		return nil, "", fmt.Errorf("%s has no route %q (routes: %s)", config, route, strings.Join(names, ", "))
 	}
-	return r.Compare, r.Name, nil
+	o, err := compare.New(r.Compare.Rules(), lim, r.Compare.Noise())
+	return o, r.Name, err
 }
 
 // readAnswer reads a file ("-" for stdin) as a JSON answer with status

@@ -35,6 +35,7 @@ func TestDiffGolden(t *testing.T) {
 		{"route-without-config", []string{"--route", "user", in("old.json"), in("new.json")}, 2},
 		{"missing-file", []string{in("old.json"), in("absent.json")}, 2},
 		{"one-file", []string{in("old.json")}, 2},
+		{"max-diffs", []string{"--max-diffs", "3", in("old.json"), in("new.json")}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
