@@ -262,3 +262,6 @@ func (k keyPart) value(req *http.Request, ps Params) (string, bool) {
 		return ps.Get(k.name)
 	}
 }
+
+// Methods returns the methods the route matches; nil means every method.
+func (r *Route) Methods() []string { return r.methods }

@@ -1,52 +1,60 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
+	"github.com/cutover/cutover/web"
 )
 
-// adminHandler serves the admin listener.
-// TEMPORARY: the API's first routes until the dashboard package lands.
-func (in *instance) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
+// adminHandler serves the admin listener: dashboard, API, metrics, probes.
+func (in *instance) adminHandler(view stats.View) http.Handler {
+	return web.New(web.Options{
+		Stats:   view,
+		Rules:   rulesStatus{in},
+		Metrics: promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{ErrorLog: nil}),
+		Ready:   in.ready.Load,
+		Logger:  in.log,
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !in.ready.Load() {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
-	mux.HandleFunc("GET /api/v1/routes", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, in.store.Routes(in.routeInfo()))
-	})
-	mux.HandleFunc("GET /api/v1/rules", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, in.live.Status())
-	})
-	return mux
 }
 
-// routeInfo lists the configured routes, then the unmatched bucket.
-func (in *instance) routeInfo() []stats.RouteInfo {
-	set := in.live.Current()
-	out := make([]stats.RouteInfo, 0, len(set.Routes)+1)
-	for _, r := range set.Routes {
-		out = append(out, stats.RouteInfo{Name: r.Name, Phase: r.Phase.String()})
+// reloadCounts counts rule reloads by outcome for the rules page.
+type reloadCounts struct {
+	ok, failed atomic.Int64
+	lastError  atomic.Pointer[time.Time]
+}
+
+// rulesStatus adapts the live rules to what the admin surface shows.
+type rulesStatus struct{ in *instance }
+
+func (r rulesStatus) RulesStatus() web.RulesStatus {
+	st := r.in.live.Status()
+	set := r.in.live.Current()
+	out := web.RulesStatus{
+		Version:   st.Version,
+		Source:    st.Source,
+		LoadedAt:  st.Loaded,
+		LastError: st.LastError,
+		Reloads:   map[string]int64{"ok": r.in.reloads.ok.Load(), "failed": r.in.reloads.failed.Load()},
 	}
-	return append(out, stats.RouteInfo{Name: set.Default.Name, Phase: set.Default.Phase.String()})
+	if st.LastError != "" {
+		out.LastErrorAt = r.in.reloads.lastError.Load()
+	}
+	for _, rt := range set.Routes {
+		out.Routes = append(out.Routes, ruleRoute(rt))
+	}
+	return out
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+func ruleRoute(rt *rules.Route) web.RuleRoute {
+	rr := web.RuleRoute{Name: rt.Name, Methods: rt.Methods(), Path: rt.Pattern(), Phase: rt.Phase.String(), Sample: rt.Sample}
+	for _, o := range rt.Overrides {
+		rr.Overrides = append(rr.Overrides, web.RuleOverride{Name: o.Name, Phase: o.Phase.String()})
+	}
+	return rr
 }

@@ -109,6 +109,7 @@ type instance struct {
 	proxy    *gateway.Proxy
 	registry *prometheus.Registry
 	ready    atomic.Bool
+	reloads  reloadCounts
 
 	proxySrv, adminSrv *http.Server
 	proxyLn, adminLn   net.Listener
@@ -129,9 +130,19 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 			return fmt.Errorf("data dir: %w", err)
 		}
 	}
-	in.store = stats.New()
+	store, err := stats.Open(stats.Options{Dir: dataDir, Logger: in.log})
+	if err != nil {
+		return fmt.Errorf("statistics in %s: %w", dataDir, err)
+	}
+	in.store = store
+	view := stats.View{Store: store, Config: func() []stats.RouteInfo { return stats.RouteInfos(live.Current()) }}
+	bi := readBuildInfo()
 	in.registry = prometheus.NewRegistry()
-	in.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	in.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		stats.NewCollector(view, stats.BuildInfo{Version: bi.Version, Revision: bi.Revision}),
+	)
 	proxy, err := gateway.New(gateway.Config{
 		Rules:      live,
 		Stats:      in.store,
@@ -139,6 +150,7 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 		Logger:     in.log,
 	})
 	if err != nil {
+		store.Close(context.Background())
 		return err
 	}
 	in.proxy = proxy
@@ -166,7 +178,7 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 		ErrorLog:          errLog,
 	}
 	in.adminSrv = &http.Server{
-		Handler:           in.adminHandler(),
+		Handler:           in.adminHandler(view),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          errLog,
@@ -194,6 +206,13 @@ func (in *instance) adminAddr() string { return in.adminLn.Addr().String() }
 
 // reloaded counts every reload attempt; it is Live's hook.
 func (in *instance) reloaded(_ *rules.Set, err error) {
+	if err != nil {
+		in.reloads.failed.Add(1)
+		now := time.Now()
+		in.reloads.lastError.Store(&now)
+	} else {
+		in.reloads.ok.Add(1)
+	}
 	if in.proxy != nil {
 		in.proxy.RulesReloaded(err)
 	}
@@ -217,6 +236,9 @@ func (in *instance) shutdown() error {
 	}
 	if err := in.proxy.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("background work: %w", err))
+	}
+	if err := in.store.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("statistics: %w", err))
 	}
 	if err := in.adminSrv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("admin listener: %w", err))
