@@ -2,8 +2,8 @@ package rules
 
 import (
 	"fmt"
-	"os"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"

@@ -48,8 +48,8 @@ func (s *Set) Print(w io.Writer) error {
 		return err
 	}
 	eff, err := yaml.Marshal(map[string]any{
-		"listen":  s.Listen,
-		"admin":   map[string]any{"listen": s.Admin.Listen, "auth": map[string]any{"enabled": s.Admin.Auth.Enabled(), "probes_open": s.Admin.Auth.ProbesOpen, "basic_users": len(s.Admin.Auth.Basic)}},
+		"listen": s.Listen,
+		"admin":  map[string]any{"listen": s.Admin.Listen, "auth": map[string]any{"enabled": s.Admin.Auth.Enabled(), "probes_open": s.Admin.Auth.ProbesOpen, "basic_users": len(s.Admin.Auth.Basic)}},
 		"backends": map[string]any{
 			"old": map[string]any{"url": maskURL(s.Backends.Old.URL), "timeout": s.Backends.Old.Timeout.String()},
 			"new": map[string]any{"url": maskURL(s.Backends.New.URL), "timeout": s.Backends.New.Timeout.String()},

@@ -155,8 +155,8 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 		stats.NewCollector(view, stats.BuildInfo{Version: bi.Version, Revision: bi.Revision}),
 	)
 	proxy, err := gateway.New(gateway.Config{
-		Rules:      live,
-		Stats:      in.store,
+		Rules:          live,
+		Stats:          in.store,
 		Registerer:     in.registry,
 		Logger:         in.log,
 		TrustedProxies: set.Server.TrustedProxies,
