@@ -155,11 +155,10 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 		stats.NewCollector(view, stats.BuildInfo{Version: bi.Version, Revision: bi.Revision}),
 	)
 	proxy, err := gateway.New(gateway.Config{
-		Rules:          live,
-		Stats:          in.store,
-		Registerer:     in.registry,
-		Logger:         in.log,
-		TrustedProxies: set.Server.TrustedProxies,
+		Rules:      live,
+		Stats:      in.store,
+		Registerer: in.registry,
+		Logger:     in.log,
 	})
 	if err != nil {
 		store.Close(context.Background())
@@ -182,13 +181,7 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 		}
 	}
 	errLog := slog.NewLogLogger(in.log.Handler(), slog.LevelWarn)
-	in.proxySrv = &http.Server{
-		Handler:           proxy,
-		ReadHeaderTimeout: set.Server.ReadHeaderTimeout,
-		IdleTimeout:       set.Server.IdleTimeout,
-		MaxHeaderBytes:    set.Server.MaxHeaderBytes,
-		ErrorLog:          errLog,
-	}
+	in.proxySrv = proxy.NewServer(errLog)
 	var audit io.Writer
 	if in.audit != nil {
 		audit = in.audit
@@ -211,7 +204,7 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 	for _, s := range []struct {
 		srv *http.Server
 		ln  net.Listener
-	}{{in.proxySrv, in.proxyLn}, {in.adminSrv, in.adminLn}} {
+	}{{in.proxySrv, gateway.FramingListener(in.proxyLn)}, {in.adminSrv, in.adminLn}} {
 		in.serving.Add(1)
 		go func() {
 			defer in.serving.Done()
