@@ -1,52 +1,119 @@
 package main
 
 import (
-	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
+	"github.com/cutover/cutover/web"
 )
 
-// adminHandler serves the admin listener.
-// TEMPORARY: the API's first routes until the dashboard package lands.
-func (in *instance) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !in.ready.Load() {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
-	})
-	mux.HandleFunc("GET /api/v1/routes", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, in.store.Routes(in.routeInfo()))
-	})
-	mux.HandleFunc("GET /api/v1/rules", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, in.live.Status())
-	})
-	return mux
-}
-
-// routeInfo lists the configured routes, then the unmatched bucket.
-func (in *instance) routeInfo() []stats.RouteInfo {
-	set := in.live.Current()
-	out := make([]stats.RouteInfo, 0, len(set.Routes)+1)
-	for _, r := range set.Routes {
-		out = append(out, stats.RouteInfo{Name: r.Name, Phase: r.Phase.String()})
+// adminHandler serves the admin listener: dashboard, API, metrics, probes.
+func (in *instance) adminHandler(view stats.View, auth rules.Auth, audit io.Writer) (http.Handler, error) {
+	creds, err := credentials(auth)
+	if err != nil {
+		return nil, err
 	}
-	return append(out, stats.RouteInfo{Name: set.Default.Name, Phase: set.Default.Phase.String()})
+	o := web.Options{
+		Stats:      view,
+		Rules:      rulesStatus{in},
+		Metrics:    promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{}),
+		Ready:      in.ready.Load,
+		Logger:     in.log,
+		ProbesOpen: auth.ProbesOpen,
+		Audit:      audit,
+		ResetRoute: func(route string) error { in.store.Reset(route); return nil },
+	}
+	if creds != nil {
+		o.Auth = creds
+	}
+	return web.New(o), nil
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+// reloadCounts counts rule reloads by outcome for the rules page.
+type reloadCounts struct {
+	ok, failed atomic.Int64
+	lastError  atomic.Pointer[time.Time]
+}
+
+// rulesStatus adapts the live rules to what the admin surface shows.
+type rulesStatus struct{ in *instance }
+
+func (r rulesStatus) RulesStatus() web.RulesStatus {
+	st := r.in.live.Status()
+	set := r.in.live.Current()
+	out := web.RulesStatus{
+		Version:   st.Version,
+		Source:    st.Source,
+		LoadedAt:  st.Loaded,
+		LastError: st.LastError,
+		Reloads:   map[string]int64{"ok": r.in.reloads.ok.Load(), "failed": r.in.reloads.failed.Load()},
+	}
+	if st.LastError != "" {
+		out.LastErrorAt = r.in.reloads.lastError.Load()
+	}
+	for _, rt := range set.Routes {
+		out.Routes = append(out.Routes, ruleRoute(rt))
+	}
+	return out
+}
+
+func ruleRoute(rt *rules.Route) web.RuleRoute {
+	rr := web.RuleRoute{Name: rt.Name, Methods: rt.Methods(), Path: rt.Pattern(), Phase: rt.Phase.String(), Sample: rt.Sample}
+	for _, o := range rt.Overrides {
+		rr.Overrides = append(rr.Overrides, web.RuleOverride{Name: o.Name, Phase: o.Phase.String()})
+	}
+	return rr
+}
+
+// credentials reads the admin tokens named by the configuration. A token
+// file or variable that is named but empty is an error: an empty token
+// would lock everyone out, or worse.
+func credentials(a rules.Auth) (*web.Credentials, error) {
+	if !a.Enabled() {
+		return nil, nil
+	}
+	read := func(file, env, what string) ([]string, error) {
+		var out []string
+		if file != "" {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return nil, fmt.Errorf("admin.auth.%s_file: %w", what, err)
+			}
+			tok := strings.TrimSpace(string(b))
+			if tok == "" {
+				return nil, fmt.Errorf("admin.auth.%s_file %s is empty", what, file)
+			}
+			out = append(out, tok)
+		}
+		if env != "" {
+			tok := strings.TrimSpace(os.Getenv(env))
+			if tok == "" {
+				return nil, fmt.Errorf("admin.auth.%s_env: the variable %s is empty or unset", what, env)
+			}
+			out = append(out, tok)
+		}
+		return out, nil
+	}
+	viewer, err := read(a.TokenFile, a.TokenEnv, "token")
+	if err != nil {
+		return nil, err
+	}
+	operator, err := read(a.OperatorTokenFile, a.OperatorTokenEnv, "operator_token")
+	if err != nil {
+		return nil, err
+	}
+	basic := map[string]web.BasicUser{}
+	for _, u := range a.Basic {
+		basic[u.User] = web.BasicUser{Hash: u.Hash, Operator: u.Operator}
+	}
+	return web.NewCredentials(viewer, operator, basic), nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -109,10 +110,12 @@ type instance struct {
 	proxy    *gateway.Proxy
 	registry *prometheus.Registry
 	ready    atomic.Bool
+	reloads  reloadCounts
 
 	proxySrv, adminSrv *http.Server
 	proxyLn, adminLn   net.Listener
 	failed             chan error
+	audit              *os.File // operator actions, one JSON line each
 	serving            sync.WaitGroup
 }
 
@@ -128,10 +131,29 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
+		audit, err := os.OpenFile(filepath.Join(dataDir, "audit.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		in.audit = audit
 	}
-	in.store = stats.New()
+	redact, err := redactOptions(set.Redact)
+	if err != nil {
+		return err
+	}
+	store, err := stats.Open(stats.Options{Dir: dataDir, Logger: in.log, Redact: redact})
+	if err != nil {
+		return fmt.Errorf("statistics in %s: %w", dataDir, err)
+	}
+	in.store = store
+	view := stats.View{Store: store, Config: func() []stats.RouteInfo { return stats.RouteInfos(live.Current()) }}
+	bi := readBuildInfo()
 	in.registry = prometheus.NewRegistry()
-	in.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	in.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		stats.NewCollector(view, stats.BuildInfo{Version: bi.Version, Revision: bi.Revision}),
+	)
 	proxy, err := gateway.New(gateway.Config{
 		Rules:      live,
 		Stats:      in.store,
@@ -139,6 +161,7 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 		Logger:     in.log,
 	})
 	if err != nil {
+		store.Close(context.Background())
 		return err
 	}
 	in.proxy = proxy
@@ -158,15 +181,21 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 		}
 	}
 	errLog := slog.NewLogLogger(in.log.Handler(), slog.LevelWarn)
-	in.proxySrv = &http.Server{
-		Handler:           proxy,
-		ReadHeaderTimeout: set.Server.ReadHeaderTimeout,
-		IdleTimeout:       set.Server.IdleTimeout,
-		MaxHeaderBytes:    set.Server.MaxHeaderBytes,
-		ErrorLog:          errLog,
+	in.proxySrv = proxy.NewServer(errLog)
+	var audit io.Writer
+	if in.audit != nil {
+		audit = in.audit
+	}
+	admin, err := in.adminHandler(view, set.Admin.Auth, audit)
+	if err != nil {
+		in.proxyLn.Close()
+		in.adminLn.Close()
+		proxy.Close(context.Background())
+		store.Close(context.Background())
+		return err
 	}
 	in.adminSrv = &http.Server{
-		Handler:           in.adminHandler(),
+		Handler:           admin,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          errLog,
@@ -175,7 +204,7 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 	for _, s := range []struct {
 		srv *http.Server
 		ln  net.Listener
-	}{{in.proxySrv, in.proxyLn}, {in.adminSrv, in.adminLn}} {
+	}{{in.proxySrv, gateway.FramingListener(in.proxyLn)}, {in.adminSrv, in.adminLn}} {
 		in.serving.Add(1)
 		go func() {
 			defer in.serving.Done()
@@ -194,6 +223,13 @@ func (in *instance) adminAddr() string { return in.adminLn.Addr().String() }
 
 // reloaded counts every reload attempt; it is Live's hook.
 func (in *instance) reloaded(_ *rules.Set, err error) {
+	if err != nil {
+		in.reloads.failed.Add(1)
+		now := time.Now()
+		in.reloads.lastError.Store(&now)
+	} else {
+		in.reloads.ok.Add(1)
+	}
 	if in.proxy != nil {
 		in.proxy.RulesReloaded(err)
 	}
@@ -218,17 +254,42 @@ func (in *instance) shutdown() error {
 	if err := in.proxy.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("background work: %w", err))
 	}
+	if err := in.store.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("statistics: %w", err))
+	}
 	if err := in.adminSrv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("admin listener: %w", err))
 	}
 	in.serving.Wait()
+	if in.audit != nil {
+		if err := in.audit.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("audit log: %w", err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// redactOptions turns the redact section into the statistics' options,
+// reading the hash key from its file.
+func redactOptions(r rules.Redact) (stats.RedactOptions, error) {
+	o := stats.RedactOptions{Headers: r.Headers, Unredact: r.Unredact, Paths: r.Paths, Query: r.Query}
+	if r.KeyFile != "" {
+		key, err := os.ReadFile(r.KeyFile)
+		if err != nil {
+			return o, fmt.Errorf("redact.key_file: %w", err)
+		}
+		if len(key) < 16 {
+			return o, fmt.Errorf("redact.key_file %s: the key must have at least 16 bytes", r.KeyFile)
+		}
+		o.Key = key
+	}
+	return o, nil
 }
 
 // checkAdminExposure refuses an admin listener reachable from other hosts
 // without authentication: it shows request bodies and answers.
 func checkAdminExposure(set *rules.Set) error {
-	if set.Admin.TokenFile != "" || set.Admin.TokenEnv != "" {
+	if set.Admin.Auth.Enabled() {
 		return nil
 	}
 	host, _, err := net.SplitHostPort(set.Admin.Listen)
@@ -240,7 +301,7 @@ func checkAdminExposure(set *rules.Set) error {
 	}
 	ip := net.ParseIP(host)
 	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("admin.listen %q is reachable from other hosts but admin.auth is not set: set admin.auth.token_file, or listen on 127.0.0.1", set.Admin.Listen)
+		return fmt.Errorf("admin.listen %q is reachable from other hosts but admin.auth is not set: set admin.auth (token_file, token_env or basic), or listen on 127.0.0.1", set.Admin.Listen)
 	}
 	return nil
 }
