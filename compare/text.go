@@ -3,10 +3,7 @@ package compare
 // This file: JSON text output: strings, compaction and truncation of values
 // in differences.
 
-import (
-	"strconv"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 (only possible
 // in text bodies and headers, never in parsed JSON) is written as \ufffd.
@@ -79,5 +76,3 @@ func truncate(s []byte, n int) string {
 	}
 	return string(s[:cut]) + "…"
 }
-
-func quoteInt(n int) string { return strconv.Itoa(n) }

@@ -47,7 +47,7 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 	}
 	var answers [2]compare.Response
 	for i, name := range fs.Args() {
-		if answers[i], err = readAnswer(name); err != nil {
+		if answers[i], err = readDiffFile(name); err != nil {
 			fmt.Fprintf(stderr, "cutover diff: %v\n", err)
 			return 2
 		}
@@ -105,9 +105,9 @@ func diffOptions(config, route string, maxDiffs int) (*compare.Options, string, 
 	return o, r.Name, err
 }
 
-// readAnswer reads a file ("-" for stdin) as a JSON answer with status
+// readDiffFile reads a file ("-" for stdin) as a JSON answer with status
 // 200; a gzip file is decoded like a gzip body.
-func readAnswer(name string) (compare.Response, error) {
+func readDiffFile(name string) (compare.Response, error) {
 	var r io.Reader = os.Stdin
 	if name != "-" {
 		f, err := os.Open(name)
