@@ -18,10 +18,14 @@ type BuildInfo struct {
 //
 //	cutover_route_ready{route}                          1 when ready, else 0
 //	cutover_retry_queue_oldest_age_seconds{route}       age of the oldest queued write, 0 when none
+//	cutover_retry_queue_pending{route}                  secondary writes queued for retry now
+//	cutover_retry_queue_given_up{route}                 secondary writes given up and kept now
 //	cutover_readiness_threshold{criterion}              the readiness: thresholds in force
 //	cutover_build_info{version,revision,goversion}     1
 //
-// The thresholds are exported so that alert rules and the Grafana dashboard
+// The queue gauges are the state a fleet-wide view sums over replicas (the
+// counters of cutover_secondary_writes_total restart with each process; the
+// queue does not). The thresholds are exported so that alert rules and the Grafana dashboard
 // compare against the configuration in force instead of a copy of it.
 //
 // Labels are route names (from configuration) and fixed sets only. The
@@ -30,6 +34,8 @@ type Collector struct {
 	view      View
 	ready     *prometheus.Desc
 	oldest    *prometheus.Desc
+	pending   *prometheus.Desc
+	givenUp   *prometheus.Desc
 	threshold *prometheus.Desc
 	build     prometheus.Metric
 }
@@ -51,6 +57,12 @@ func NewCollector(v View, b BuildInfo) *Collector {
 		oldest: prometheus.NewDesc("cutover_retry_queue_oldest_age_seconds",
 			"Seconds since the oldest secondary write still queued for retry was queued; 0 when none is.",
 			[]string{"route"}, nil),
+		pending: prometheus.NewDesc("cutover_retry_queue_pending",
+			"Secondary writes of the route queued for retry now.",
+			[]string{"route"}, nil),
+		givenUp: prometheus.NewDesc("cutover_retry_queue_given_up",
+			"Secondary writes of the route given up and kept for inspection now.",
+			[]string{"route"}, nil),
 		threshold: prometheus.NewDesc("cutover_readiness_threshold",
 			"The readiness thresholds in force (readiness: in the configuration), by criterion.",
 			[]string{"criterion"}, nil),
@@ -64,6 +76,8 @@ func NewCollector(v View, b BuildInfo) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.ready
 	ch <- c.oldest
+	ch <- c.pending
+	ch <- c.givenUp
 	ch <- c.threshold
 	ch <- c.build.Desc()
 }
@@ -82,6 +96,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			age = *a
 		}
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age, r.Name)
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(r.Writes.PendingRetries), r.Name)
+		ch <- prometheus.MustNewConstMetric(c.givenUp, prometheus.GaugeValue, float64(r.Writes.GivenUp), r.Name)
 	}
 	th := DefaultReadiness
 	// Every route carries the same readiness: section; the catch-all route
