@@ -206,7 +206,6 @@ backends:
   old: {url: %q, timeout: 2s}
   new: {url: %q, timeout: 2s}
 defaults: {phase: shadow-read, secondary_writes: async}
-readiness: {min_samples: 10}
 routes:
   - name: users
     match: {path: "/users/{id}"}
