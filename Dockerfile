@@ -6,7 +6,7 @@
 #
 # The build stage runs deploy/build.sh, the same script .ci/run runs and
 # checks, so CI proves these build commands without a container engine.
-# deploy/container_test.go (in the deploy module) holds this file to the
+# deploy/kubernetes/dockerfile_test.go (a module of its own) holds this file to the
 # Kubernetes manifests and to the code: ports, paths, user.
 
 ARG GO_VERSION=1.26.8
