@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -288,5 +289,75 @@ func TestMissingMetricsKnowsHistogramSeries(t *testing.T) {
 	want := []string{"cutover_c_total_bucket (in not hist)", "cutover_nope (in unknown)"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestComposeRunsTheDemo checks the wiring of deploy/compose: the command
+// it gives the image is one the demo accepts, Prometheus scrapes the port
+// the demo's admin listener uses, and every mounted file exists.
+func TestComposeRunsTheDemo(t *testing.T) {
+	const dir = "../../deploy/compose/"
+	b, err := os.ReadFile(dir + "compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Command []string `yaml:"command"`
+			Volumes []string `yaml:"volumes"`
+			Ports   []string `yaml:"ports"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatal(err)
+	}
+	gw, ok := compose.Services["cutover"]
+	if !ok || len(gw.Command) == 0 || gw.Command[0] != "demo" {
+		t.Fatalf("service cutover does not run the demo: %+v", gw)
+	}
+	// The flags, with the container's addresses turned into free loopback
+	// ports, must start the demo.
+	args := append([]string(nil), gw.Command...)
+	adminPort := ""
+	for i := 1; i+1 < len(args); i++ {
+		if args[i] == "--listen" || args[i] == "--admin-listen" {
+			_, port, err := net.SplitHostPort(args[i+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if args[i] == "--admin-listen" {
+				adminPort = port
+			}
+			args[i+1] = "127.0.0.1:0"
+		}
+	}
+	var stdout, stderr strings.Builder
+	if code := run(append(args, "--rate", "0", "--duration", "300ms"), &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "cutover demo is running") {
+		t.Fatalf("demo %v: exit %d\n%s%s", args, code, stdout.String(), stderr.String())
+	}
+	published := false
+	for _, p := range gw.Ports {
+		published = published || strings.HasSuffix(p, ":"+adminPort)
+		if !strings.HasPrefix(p, "127.0.0.1:") {
+			t.Errorf("port %s is published beyond the host's loopback: the demo's admin listener has no token", p)
+		}
+	}
+	if !published {
+		t.Errorf("the admin port %s is not published: %v", adminPort, gw.Ports)
+	}
+	prom, err := os.ReadFile(dir + "prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(prom), `"cutover:`+adminPort+`"`) {
+		t.Errorf("prometheus.yml does not scrape cutover:%s", adminPort)
+	}
+	for name, s := range compose.Services {
+		for _, v := range s.Volumes {
+			src, _, _ := strings.Cut(v, ":")
+			if _, err := os.Stat(dir + src); err != nil {
+				t.Errorf("service %s mounts %s: %v", name, src, err)
+			}
+		}
 	}
 }
