@@ -38,7 +38,7 @@ func (p *Proxy) primaryAccepted(ex *exchange, res *http.Response) {
 		p.emitWrite(e, stats.WriteFailed, stats.ReasonTooLarge)
 		p.emitWrite(e, stats.WriteGaveUp, stats.ReasonTooLarge)
 		p.log.Error("write too large to repeat on the secondary; it needs repair",
-			slog.String(keyRoute, ex.route.Name), slog.String("method", ex.method), slog.String("target", ex.requestURI))
+			slog.String(keyRoute, ex.route.Name), slog.String("method", ex.method), slog.String("target", p.rules.Current().RedactTarget(ex.requestURI)))
 		return
 	}
 	job := ex.write

@@ -354,6 +354,6 @@ func (p *Proxy) emitWrite(e *entry, outcome stats.WriteOutcome, reason string) {
 		p.log.Warn("secondary write failed; queued for retry", slog.String(keyRoute, e.route), slog.String(keyBackend, e.side.String()), slog.String("error", e.lastErr))
 	case stats.WriteGaveUp:
 		p.log.Error("secondary write given up", slog.String(keyRoute, e.route), slog.String(keyBackend, e.side.String()),
-			slog.String("method", e.method), slog.String("target", e.url.RequestURI()), slog.Int("attempts", e.attempts), slog.String("error", e.lastErr))
+			slog.String("method", e.method), slog.String("target", p.rules.Current().RedactTarget(e.url.RequestURI())), slog.Int("attempts", e.attempts), slog.String("error", e.lastErr))
 	}
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -30,18 +31,21 @@ type Set struct {
 	Readiness Readiness
 	Queue     Queue
 	Dashboard Dashboard
+	Redact    Redact
 
 	// Routes in file order; the first that matches a request wins.
 	Routes []*Route
 	// Default is the route of requests that match no route.
 	Default *Route
+
+	config  *Config  // as decoded and expanded, for printing
+	secrets []string // values that came from ${VAR}; never printed
 }
 
 // Admin is the compiled admin section.
 type Admin struct {
-	Listen    string
-	TokenFile string
-	TokenEnv  string
+	Listen string
+	Auth   Auth
 }
 
 // Dashboard is the compiled dashboard section. It is read on every view,
@@ -63,6 +67,7 @@ type Server struct {
 	MaxRequestBody    int64
 	ShutdownTimeout   time.Duration
 	DrainDelay        time.Duration
+	TrustedProxies    []netip.Prefix
 }
 
 // Shadow holds the bounds of off-path work with defaults applied.

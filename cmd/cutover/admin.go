@@ -1,7 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,19 +20,30 @@ import (
 // adminHandler serves the admin listener: dashboard, API, metrics, probes.
 // The dashboard's numbers are the fleet's when dashboard.prometheus_url is
 // set (read at every view, so a reload switches it), else this replica's.
-func (in *instance) adminHandler(view stats.View) http.Handler {
-	return web.New(web.Options{
+func (in *instance) adminHandler(view stats.View, auth rules.Auth, audit io.Writer) (http.Handler, error) {
+	creds, err := credentials(auth)
+	if err != nil {
+		return nil, err
+	}
+	o := web.Options{
 		Stats: fleet.New(fleet.Options{
 			Local:     view,
 			Config:    view.Config,
 			Dashboard: func() rules.Dashboard { return in.live.Current().Dashboard },
 			Logger:    in.log,
 		}),
-		Rules:   rulesStatus{in},
-		Metrics: promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{ErrorLog: nil}),
-		Ready:   in.ready.Load,
-		Logger:  in.log,
-	})
+		Rules:      rulesStatus{in},
+		Metrics:    promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{}),
+		Ready:      in.ready.Load,
+		Logger:     in.log,
+		ProbesOpen: auth.ProbesOpen,
+		Audit:      audit,
+		ResetRoute: func(route string) error { in.store.Reset(route); return nil },
+	}
+	if creds != nil {
+		o.Auth = creds
+	}
+	return web.New(o), nil
 }
 
 // reloadCounts counts rule reloads by outcome for the rules page.
@@ -65,4 +80,48 @@ func ruleRoute(rt *rules.Route) web.RuleRoute {
 		rr.Overrides = append(rr.Overrides, web.RuleOverride{Name: o.Name, Phase: o.Phase.String()})
 	}
 	return rr
+}
+
+// credentials reads the admin tokens named by the configuration. A token
+// file or variable that is named but empty is an error: an empty token
+// would lock everyone out, or worse.
+func credentials(a rules.Auth) (*web.Credentials, error) {
+	if !a.Enabled() {
+		return nil, nil
+	}
+	read := func(file, env, what string) ([]string, error) {
+		var out []string
+		if file != "" {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return nil, fmt.Errorf("admin.auth.%s_file: %w", what, err)
+			}
+			tok := strings.TrimSpace(string(b))
+			if tok == "" {
+				return nil, fmt.Errorf("admin.auth.%s_file %s is empty", what, file)
+			}
+			out = append(out, tok)
+		}
+		if env != "" {
+			tok := strings.TrimSpace(os.Getenv(env))
+			if tok == "" {
+				return nil, fmt.Errorf("admin.auth.%s_env: the variable %s is empty or unset", what, env)
+			}
+			out = append(out, tok)
+		}
+		return out, nil
+	}
+	viewer, err := read(a.TokenFile, a.TokenEnv, "token")
+	if err != nil {
+		return nil, err
+	}
+	operator, err := read(a.OperatorTokenFile, a.OperatorTokenEnv, "operator_token")
+	if err != nil {
+		return nil, err
+	}
+	basic := map[string]web.BasicUser{}
+	for _, u := range a.Basic {
+		basic[u.User] = web.BasicUser{Hash: u.Hash, Operator: u.Operator}
+	}
+	return web.NewCredentials(viewer, operator, basic), nil
 }

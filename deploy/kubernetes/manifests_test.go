@@ -209,17 +209,17 @@ func TestKustomizationsAgreeWithTheCode(t *testing.T) {
 			}
 			// The admin listener leaves loopback for probes and scrapes:
 			// serve insists on a token, which must be a mounted file.
-			if set.Admin.TokenFile == "" {
+			if set.Admin.Auth.TokenFile == "" {
 				t.Fatal("admin.listen is reachable from other pods but admin.auth.token_file is not set: serve refuses to start")
 			}
-			tokenVol, _ := mountOf(t, &pod.Spec, c, path.Dir(set.Admin.TokenFile))
+			tokenVol, _ := mountOf(t, &pod.Spec, c, path.Dir(set.Admin.Auth.TokenFile))
 			if tokenVol.Secret == nil {
-				t.Fatalf("%s is not on a Secret volume", set.Admin.TokenFile)
+				t.Fatalf("%s is not on a Secret volume", set.Admin.Auth.TokenFile)
 			}
 
 			// Probes hit the admin port at paths the admin handler serves.
-			checkProbe(t, "liveness", c.LivenessProbe, "/healthz", true)
-			checkProbe(t, "readiness", c.ReadinessProbe, "/readyz", false)
+			checkProbe(t, "liveness", c.LivenessProbe, "/healthz", true, set.Admin.Auth)
+			checkProbe(t, "readiness", c.ReadinessProbe, "/readyz", false, set.Admin.Auth)
 			// The drain: one failed readiness probe must fit in the
 			// drain delay, and the whole shutdown in the grace period.
 			p := c.ReadinessProbe
@@ -251,7 +251,7 @@ func TestKustomizationsAgreeWithTheCode(t *testing.T) {
 				t.Errorf("want one PodDisruptionBudget over the pods, got %d", len(o.pdbs))
 			}
 			if sm := o.serviceMonitor; sm != nil {
-				checkServiceMonitor(t, sm, o.services, tokenVol.Secret.SecretName, path.Base(set.Admin.TokenFile))
+				checkServiceMonitor(t, sm, o.services, tokenVol.Secret.SecretName, path.Base(set.Admin.Auth.TokenFile))
 			}
 			if r := o.prometheusRule; r != nil {
 				checkPrometheusRule(t, r)
@@ -341,9 +341,11 @@ func (noStats) Evidence(string, stats.EvidenceQuery) (stats.Evidence, bool) {
 	return stats.Evidence{}, false
 }
 
-// checkProbe holds a probe to the admin handler of the code: the path
-// answers 200 while healthy, and /readyz turns 503 when the gateway drains.
-func checkProbe(t *testing.T, kind string, p *corev1.Probe, want string, liveness bool) {
+// checkProbe holds a probe to the admin handler of the code, with the
+// configuration's auth in force: the kubelet sends no token, so the path
+// must answer 200 without one while healthy, /readyz must turn 503 when the
+// gateway drains, and /metrics must want the token the ServiceMonitor sends.
+func checkProbe(t *testing.T, kind string, p *corev1.Probe, want string, liveness bool, auth rules.Auth) {
 	t.Helper()
 	if p == nil || p.HTTPGet == nil {
 		t.Fatalf("no %s probe over HTTP", kind)
@@ -351,16 +353,39 @@ func checkProbe(t *testing.T, kind string, p *corev1.Probe, want string, livenes
 	if p.HTTPGet.Path != want || p.HTTPGet.Port.StrVal != "admin" {
 		t.Errorf("%s probe = %s on port %s, want %s on admin", kind, p.HTTPGet.Path, p.HTTPGet.Port.String(), want)
 	}
+	if len(p.HTTPGet.HTTPHeaders) != 0 {
+		t.Errorf("%s probe sends headers: a token in a manifest is a leaked token", kind)
+	}
+	const token = "the-token-in-the-secret"
 	for _, ready := range []bool{true, false} {
-		h := web.New(web.Options{Stats: noStats{}, Ready: func() bool { return ready }})
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, p.HTTPGet.Path, nil))
+		h := web.New(web.Options{
+			Stats:      noStats{},
+			Ready:      func() bool { return ready },
+			Auth:       web.NewCredentials([]string{token}, nil, nil),
+			ProbesOpen: auth.ProbesOpen,
+			Metrics:    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
+		})
+		status := func(path, bearer string) int {
+			req := httptest.NewRequest(http.MethodGet, path, nil)
+			if bearer != "" {
+				req.Header.Set("Authorization", "Bearer "+bearer)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec.Code
+		}
 		want := http.StatusOK
 		if !ready && !liveness {
 			want = http.StatusServiceUnavailable
 		}
-		if rec.Code != want {
-			t.Errorf("%s probe %s answers %d while ready=%v, want %d", kind, p.HTTPGet.Path, rec.Code, ready, want)
+		if got := status(p.HTTPGet.Path, ""); got != want {
+			t.Errorf("%s probe %s answers %d without a token while ready=%v, want %d", kind, p.HTTPGet.Path, got, ready, want)
+		}
+		if got := status("/metrics", ""); got != http.StatusUnauthorized {
+			t.Errorf("/metrics answers %d without a token, want 401", got)
+		}
+		if got := status("/metrics", token); got != http.StatusOK {
+			t.Errorf("/metrics answers %d with the token, want 200", got)
 		}
 	}
 }
