@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/internal/browsertest"
 	"github.com/cutover/cutover/stats"
 )
 
@@ -335,6 +336,16 @@ func TestFleetViewFromARealPrometheus(t *testing.T) {
 			}
 			return n == len(alertExpressions(t)) && len(bad) == 0, fmt.Sprintf("%d rules, not ok: %v", n, bad)
 		})
+	})
+
+	t.Run("the dashboard says whose numbers it shows", func(t *testing.T) {
+		ctx := browsertest.New(t)
+		browsertest.Navigate(t, ctx, "http://"+a.admin+"/")
+		browsertest.WaitFor(t, ctx, "the scope line", `!!document.getElementById('scope')`)
+		if got := browsertest.Eval[string](t, ctx, `document.getElementById('scope').textContent`); !strings.HasPrefix(got, "All replicas: 2 summed by Prometheus") {
+			t.Errorf("scope line = %q", got)
+		}
+		browsertest.Screenshot(t, ctx, "fleet-overview")
 	})
 
 	// Without Prometheus the dashboard falls back to the replica's numbers
