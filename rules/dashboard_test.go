@@ -54,3 +54,21 @@ func TestDashboardSection(t *testing.T) {
 		})
 	}
 }
+
+func TestPrintMasksThePrometheusPassword(t *testing.T) {
+	set, err := rules.Parse("c.yaml", strings.NewReader("backends:\n  old: {url: \"http://127.0.0.1:8081\"}\n  new: {url: \"http://127.0.0.1:8082\"}\n"+
+		"dashboard: {prometheus_url: \"https://cutover:s3cret@prometheus.example:9090\", prometheus_selector: 'job=\"c\"'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := set.Print(&out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "s3cret") || strings.Count(out.String(), "https://cutover:****@prometheus.example:9090") != 2 {
+		t.Errorf("print:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "prometheus_timeout: 3s") {
+		t.Errorf("the effective dashboard section is missing:\n%s", out.String())
+	}
+}
