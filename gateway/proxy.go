@@ -185,12 +185,23 @@ type exchange struct {
 	primaryErr  error
 	primaryTime time.Duration // to response headers
 
+	paramBuf [4]rules.Param // backs params for the common short patterns
+
 	// Decided before proxying: a read's outcome when it is not shadowed.
 	skip   stats.Outcome
 	reason string
 
 	shadow *shadowJob // a shadowed read
 	write  *writeJob  // a write that the secondary gets too
+}
+
+// resourceKey names the resource the request acts on, computed once and
+// only for requests that need it (writes to repeat, reads to compare).
+func (ex *exchange) resourceKey(r *http.Request) string {
+	if ex.key == "" {
+		ex.key = ex.route.ResourceKey(r, ex.params)
+	}
+	return ex.key
 }
 
 func (ex *exchange) overrideName(o *rules.Override) {
@@ -203,7 +214,7 @@ func (ex *exchange) overrideName(o *rules.Override) {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	set := p.rules.Current()
 	ex := &exchange{start: p.now(), method: r.Method, requestURI: r.RequestURI}
-	ex.route, ex.params = set.Match(r.Method, matchPath(r.URL), nil)
+	ex.route, ex.params = set.Match(r.Method, matchPath(r.URL), ex.paramBuf[:0])
 	var ov *rules.Override
 	ex.phase, ov = ex.route.PhaseFor(r, ex.params)
 	ex.overrideName(ov)
@@ -227,7 +238,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.reject(w, r, ex, status, err)
 		return
 	}
-	ex.key = ex.route.ResourceKey(r, ex.params)
 	if ex.read {
 		p.planRead(ex, r)
 	} else {
@@ -406,7 +416,7 @@ func (p *Proxy) planRead(ex *exchange, r *http.Request) {
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonTooLarge
 	case !sampled(ex.route.Sample):
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonSampledOut
-	case p.queue.pending(ex.key):
+	case p.queue.pending(ex.resourceKey(r)):
 		ex.skip, ex.reason = stats.Pending, ""
 	case p.breakers[secondary].open():
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonBreakerOpen
@@ -423,6 +433,7 @@ func (p *Proxy) planWrite(ex *exchange, r *http.Request) {
 	if !ex.phase.WritesSecondary() || ex.route.SecondaryWrites == rules.Off {
 		return
 	}
+	ex.resourceKey(r)
 	ex.idempotencyKey = r.Header.Get(p.shadowCfg.IdempotencyHeader)
 	if ex.idempotencyKey == "" {
 		ex.idempotencyKey = newIdempotencyKey()
