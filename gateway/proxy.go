@@ -271,7 +271,12 @@ var (
 // than the client sent; such a request is refused instead.
 func targetKeptAsSent(r *http.Request) bool {
 	raw := r.RequestURI
-	if raw == "*" || raw == "" {
+	if raw == "*" {
+		// asterisk-form is for OPTIONS only (RFC 9112 section 3.2.4); forwarded,
+		// it would become "/%2A".
+		return false
+	}
+	if raw == "" {
 		return true
 	}
 	if i := strings.Index(raw, "://"); i >= 0 && !strings.HasPrefix(raw, "/") {
