@@ -29,14 +29,20 @@ const (
 	DefaultQueueMaxBackoff   = 30 * time.Second
 	DefaultQueueWorkers      = 16
 	DefaultPrometheusTimeout = 3 * time.Second
+	DefaultP99LatencySlack   = 2 * time.Millisecond
 )
 
-// DefaultReadiness is the migration playbook's bar (DESIGN.md).
+// DefaultReadiness returns the migration playbook's bar (DESIGN.md): the
+// thresholds of a readiness section that sets nothing.
+func DefaultReadiness() Readiness { return defaultReadiness }
+
+// defaultReadiness is DefaultReadiness's value; never written.
 var defaultReadiness = Readiness{
 	MinSamples:            1000,
 	MatchRate:             0.999,
 	SecondaryWriteSuccess: 0.9995,
 	P99LatencyIncrease:    0.20,
+	P99LatencySlack:       DefaultP99LatencySlack,
 	UnresolvedRetries:     0,
 }
 
@@ -263,6 +269,7 @@ func (c *compiler) readiness(rc ReadinessConfig) Readiness {
 		}
 		r.P99LatencyIncrease = *rc.P99LatencyIncrease
 	}
+	r.P99LatencySlack = c.duration("$.readiness.p99_latency_slack", &rc.P99LatencySlack, DefaultP99LatencySlack)
 	if rc.UnresolvedRetries != nil {
 		r.UnresolvedRetries = *rc.UnresolvedRetries
 		if r.UnresolvedRetries < 0 {

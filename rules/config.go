@@ -129,7 +129,10 @@ type ReadinessConfig struct {
 	MatchRate             *float64 `yaml:"match_rate"`
 	SecondaryWriteSuccess *float64 `yaml:"secondary_write_success"`
 	P99LatencyIncrease    *float64 `yaml:"p99_latency_increase"`
-	UnresolvedRetries     *int     `yaml:"unresolved_retries"`
+	// P99LatencySlack is an absolute allowance on top of the increase
+	// (default 2ms), so sub-millisecond jitter is not a regression.
+	P99LatencySlack   Duration `yaml:"p99_latency_slack"`
+	UnresolvedRetries *int     `yaml:"unresolved_retries"`
 }
 
 // QueueConfig tunes the retry of failed secondary writes.

@@ -105,6 +105,7 @@ type Readiness struct {
 	MatchRate             float64
 	SecondaryWriteSuccess float64
 	P99LatencyIncrease    float64
+	P99LatencySlack       time.Duration
 	UnresolvedRetries     int
 }
 

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/cutover/cutover/rules"
 )
 
 // DiffsView is what /api/v1/diffs shows of a route: its mismatches grouped
@@ -117,7 +119,7 @@ func (s *Store) Evidence(ri RouteInfo, q EvidenceQuery) (Evidence, bool) {
 		}
 		th := ri.Readiness
 		if th.MatchRate == 0 {
-			th = DefaultReadiness
+			th = rules.DefaultReadiness()
 		}
 		h := history(ser, now, q.History, s.opts.Retention)
 		h.Route, h.Override, h.Threshold = ri.Name, q.Override, th.MatchRate

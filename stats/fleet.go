@@ -56,7 +56,7 @@ type Totals struct {
 func FleetRouteView(ri RouteInfo, t Totals, scope Scope) RouteView {
 	th := ri.Readiness
 	if th == (rules.Readiness{}) {
-		th = DefaultReadiness
+		th = rules.DefaultReadiness()
 	}
 	v := RouteView{Name: ri.Name, Phase: ri.Phase, Scope: &scope}
 	v.Reads.Window = windowOf(t.Reads)

@@ -99,7 +99,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(r.Writes.PendingRetries), r.Name)
 		ch <- prometheus.MustNewConstMetric(c.givenUp, prometheus.GaugeValue, float64(r.Writes.GivenUp), r.Name)
 	}
-	th := DefaultReadiness
+	th := rules.DefaultReadiness()
 	// Every route carries the same readiness: section; the catch-all route
 	// is always configured, so the first one is enough.
 	if cfg := c.view.config(); len(cfg) > 0 && cfg[0].Readiness != (rules.Readiness{}) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/cutover/cutover/rules"
 )
@@ -178,11 +179,19 @@ func judge(ev evidence, th rules.Readiness) Ready {
 	// Latency.
 	if ev.latencyCount > 0 && ev.p99Old > 0 {
 		inc := (ev.p99New - ev.p99Old) / ev.p99Old
-		c := Check{Name: "p99_latency_increase", Threshold: th.P99LatencyIncrease, Value: f(inc), Pass: inc <= th.P99LatencyIncrease}
+		// The slack keeps sub-millisecond jitter from failing a route: +20 %
+		// of 0.5 ms is noise, not a regression.
+		slack := float64(th.P99LatencySlack) / float64(time.Millisecond)
+		pass := ev.p99New <= ev.p99Old*(1+th.P99LatencyIncrease)+slack
+		c := Check{Name: "p99_latency_increase", Threshold: th.P99LatencyIncrease, Value: f(inc), Pass: pass}
+		limit := "+" + pct(th.P99LatencyIncrease)
+		if slack > 0 {
+			limit += fmt.Sprintf(" and %.3g ms", slack)
+		}
 		if c.Pass {
-			c.Detail = fmt.Sprintf("p99 of new %.3g ms vs old %.3g ms (%+.1f%%, limit +%s)", ev.p99New, ev.p99Old, inc*100, pct(th.P99LatencyIncrease))
+			c.Detail = fmt.Sprintf("p99 of new %.3g ms vs old %.3g ms (%+.1f%%, limit %s)", ev.p99New, ev.p99Old, inc*100, limit)
 		} else {
-			c.Detail = fmt.Sprintf("p99 latency of new %.3g ms is %+.1f%% over old %.3g ms (limit +%s)", ev.p99New, inc*100, ev.p99Old, pct(th.P99LatencyIncrease))
+			c.Detail = fmt.Sprintf("p99 latency of new %.3g ms is %+.1f%% over old %.3g ms (limit %s)", ev.p99New, inc*100, ev.p99Old, limit)
 		}
 		fail(c)
 	}

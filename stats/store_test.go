@@ -13,7 +13,7 @@ import (
 	"github.com/cutover/cutover/stats"
 )
 
-var userRoute = stats.RouteInfo{Name: "user", Phase: "shadow-read", Readiness: stats.DefaultReadiness,
+var userRoute = stats.RouteInfo{Name: "user", Phase: "shadow-read", Readiness: rules.DefaultReadiness(),
 	Overrides: []stats.OverrideInfo{{Name: "acme", Phase: "cutover"}}}
 
 func match(route string) stats.ReadEvent {

@@ -7,10 +7,6 @@ import (
 	"github.com/cutover/cutover/rules"
 )
 
-// DefaultReadiness is the migration playbook's bar, used for a RouteInfo
-// whose Readiness is the zero value.
-var DefaultReadiness = rules.Readiness{MinSamples: 1000, MatchRate: 0.999, SecondaryWriteSuccess: 0.9995, P99LatencyIncrease: 0.20}
-
 // RouteInfo is what the store needs to know of a configured route to show it.
 type RouteInfo struct {
 	Name      string
@@ -202,7 +198,7 @@ func window(c [numCounters]int64) Window {
 func (s *Store) view(r *route, ri RouteInfo, now time.Time) RouteView {
 	th := ri.Readiness
 	if th == (rules.Readiness{}) {
-		th = DefaultReadiness
+		th = rules.DefaultReadiness()
 	}
 	if r == nil {
 		r = &route{name: ri.Name, all: emptySeries()}

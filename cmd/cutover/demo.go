@@ -31,7 +31,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "proxy address; a free port is used if it is taken (CUTOVER_LISTEN)")
 	adminListen := fs.String("admin-listen", "127.0.0.1:9090", "admin address; a free port is used if it is taken (CUTOVER_ADMIN_LISTEN)")
-	rate := fs.Float64("rate", 30, "requests per second of the traffic generator; 0 sends none (CUTOVER_RATE)")
+	rate := fs.Float64("rate", 40, "requests per second of the traffic generator; 0 sends none (CUTOVER_RATE)")
 	duration := fs.Duration("duration", 0, "stop after this long; 0 runs until Ctrl-C (CUTOVER_DURATION)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error (CUTOVER_LOG_LEVEL)")
 	if err := parseFlags(fs, args); err != nil {
