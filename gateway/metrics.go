@@ -28,6 +28,7 @@ type metrics struct {
 	refused          *prometheus.CounterVec
 	reloads          *prometheus.CounterVec
 	lastReloadOK     prometheus.Gauge
+	hits             *ruleHits
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -76,7 +77,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
 	m.lastReloadOK.Set(1)
+	m.hits = newRuleHits()
 	if reg != nil {
+		reg.MustRegister(m.hits)
 		reg.MustRegister(m.comparisons, m.writeComparisons, m.secondaryWrites, m.duration, m.queueDepth, m.circuitOpen, m.refused, m.reloads, m.lastReloadOK)
 	}
 	return m

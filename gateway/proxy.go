@@ -20,7 +20,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
 )
@@ -69,6 +68,7 @@ type Proxy struct {
 	targets   [2]*url.URL // by rules.Side
 	timeouts  [2]time.Duration
 	secondary [2]*http.Client // by the side that is secondary
+	noise     *noise          // nil unless backends.noise is set
 	breakers  [2]*breaker
 	rp        *httputil.ReverseProxy
 	slots     chan struct{} // shadow work in flight; a full channel means busy
@@ -123,6 +123,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 		p.breakers[side] = newBreaker(side, p.metrics, p.log)
 	}
+	p.noise = newNoise(set.Backends.Noise)
 	primary := [2]*http.Transport{newTransport(set.Backends.Old.Timeout, 512), newTransport(set.Backends.New.Timeout, 512)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -514,11 +515,6 @@ func (p *Proxy) Close(ctx context.Context) error {
 		p.cancel()
 	})
 	return err
-}
-
-// compareResponses runs the route's rules on two answers, oriented old/new.
-func compareResponses(route *rules.Route, old, new compare.Response) compare.Result {
-	return route.Compare.Compare(old, new)
 }
 
 // NewServer returns the proxy listener's server: the limits of the rule

@@ -25,6 +25,9 @@ type answer struct {
 // has it.
 type shadowJob struct {
 	primary chan answer // buffered: the handler never blocks on it
+	// The noise backend's answer, when backends.noise is set.
+	noise    answer
+	hasNoise bool
 }
 
 func newShadowJob() *shadowJob {
@@ -65,8 +68,17 @@ func (p *Proxy) startShadow(ex *exchange) {
 	go func() {
 		defer p.release()
 		defer cancel()
+		var noise chan answer
+		if p.noise != nil {
+			noise = make(chan answer, 1)
+			go func() { noise <- p.fetchNoise(ex) }()
+		}
 		sec := p.fetchSecondary(req, ex.route.Name, side)
 		prim := <-ex.shadow.primary
+		if noise != nil {
+			ex.shadow.noise = <-noise
+			ex.shadow.hasNoise = true
+		}
 		p.settle(ex, prim, sec)
 	}()
 }
@@ -143,12 +155,20 @@ func (p *Proxy) settle(ex *exchange, prim, sec answer) {
 	case sec.err != nil:
 		p.recordRead(ex, skipOrError(sec.reason), sec.reason, cmp)
 	default:
-		res := compareResponses(ex.route, old.resp, new.resp)
+		res := ex.route.Compare.Compare(old.resp, new.resp)
+		p.metrics.hits.add(ex.route.Name, ex.route.Compare, res.Hits)
 		cmp.result, cmp.old, cmp.new = &res, &old.resp, &new.resp
-		switch res.Outcome {
-		case compare.Match:
+		allNoise := false
+		if ex.shadow != nil && ex.shadow.hasNoise {
+			cmp.noise, allNoise = cancelNoise(ex.route, &res, old, ex.shadow.noise)
+		}
+		switch {
+		case allNoise:
+			// Every difference also showed between old and its twin.
+			p.recordRead(ex, stats.Match, stats.ReasonNoise, cmp)
+		case res.Outcome == compare.Match:
 			p.recordRead(ex, stats.Match, "", cmp)
-		case compare.Mismatch:
+		case res.Outcome == compare.Mismatch:
 			p.recordRead(ex, stats.Mismatch, "", cmp)
 		default:
 			p.recordRead(ex, stats.Error, res.Reason, cmp)
@@ -172,11 +192,13 @@ type comparison struct {
 	oldLatency, newLatency time.Duration
 	result                 *compare.Result
 	old, new               *compare.Response
+	noise                  *compare.Result // old vs noise, when a noise backend answered
 }
 
 func (c *comparison) fill(ev *stats.ReadEvent) {
 	ev.OldLatency, ev.NewLatency = c.oldLatency, c.newLatency
 	ev.Result = c.result
+	ev.Noise = c.noise
 	if c.result != nil && c.result.Outcome != compare.Match {
 		ev.Old, ev.New = c.old, c.new
 		ev.Request = &stats.Request{Method: c.ex.method, Target: c.ex.requestURI, Header: c.ex.outHeader.Clone()}

@@ -31,6 +31,7 @@ const (
 	ReasonClientGone  = "client_gone"  // skipped: the client went away before the primary answered
 	ReasonShutdown    = "shutdown"     // skipped: the gateway stopped before the comparison ran
 	ReasonUpgrade     = "upgrade"      // skipped: a protocol switch (WebSocket) cannot be shadowed
+	ReasonNoise       = "noise"        // match: every difference also showed between old and backends.noise
 
 	ReasonPrimaryFailed   = "primary_failed"   // error: no answer from the primary
 	ReasonSecondaryFailed = "secondary_failed" // error: no answer from the secondary

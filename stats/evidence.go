@@ -86,7 +86,7 @@ func (s *Store) Evidence(ri RouteInfo, q EvidenceQuery) (Evidence, bool) {
 	if q.Fields > 0 {
 		fv := &FieldsView{Route: ri.Name, Compared: ev.Route.Reads.Compared, Mismatched: ev.Route.Reads.Mismatched, NoiseCompared: ev.Route.Noise.Compared}
 		r.mu.Lock()
-		fv.Fields, fv.Overflow = r.fields.view(q.Fields, fv.Compared, fv.NoiseCompared)
+		fv.Fields, fv.Overflow = r.fields.view(q.Fields, fv.Compared, fv.NoiseCompared, ri.Noise)
 		r.mu.Unlock()
 		ev.Fields = fv
 	}

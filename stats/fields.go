@@ -66,7 +66,7 @@ func (f *fieldSet) add(pks []PathKind) {
 func (f *fieldSet) addNoise(ds []compare.Difference) {
 	seen := map[string]bool{}
 	for _, d := range ds {
-		p := foldPath(d.Path)
+		p := compare.FoldPath(d.Path)
 		if seen[p] {
 			continue
 		}
@@ -125,7 +125,7 @@ func ratio(n, d int64) *float64 {
 }
 
 // view lists the top limit fields by count, the rest in the overflow.
-func (f *fieldSet) view(limit int, compared, noiseCompared int64) ([]Field, FieldOverflow) {
+func (f *fieldSet) view(limit int, compared, noiseCompared int64, th compare.NoiseThresholds) ([]Field, FieldOverflow) {
 	all := make([]Field, 0, len(f.Paths))
 	for p, fc := range f.Paths {
 		fl := Field{Path: p, Count: fc.Count, Noise: fc.Noise, Rate: ratio(fc.Count, compared), NoiseRate: ratio(fc.Noise, noiseCompared)}
@@ -135,9 +135,10 @@ func (f *fieldSet) view(limit int, compared, noiseCompared int64) ([]Field, Fiel
 				fl.Kinds[k] = v
 			}
 		}
-		if fl.NoiseRate != nil && fl.Rate != nil {
-			d, n := *fl.Rate, *fl.NoiseRate
-			fl.Noisy = !(d > n*1.2 && d-n > 0.0003)
+		if noiseCompared > 0 {
+			// Diffy's rule: a field is a real difference only when its
+			// rate beats its noise rate by the thresholds.
+			fl.Noisy = !th.Real(fc.Count, compared, fc.Noise, noiseCompared)
 		}
 		all = append(all, fl)
 	}

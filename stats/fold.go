@@ -2,45 +2,6 @@ package stats
 
 import "strings"
 
-// foldPath replaces every array index of a normalized path by [*], so that
-// $['items'][3]['price'] and $['items'][7]['price'] count as one field.
-//
-// TEMPORARY: compare.FoldPath replaces it when the compare branch lands.
-func foldPath(p string) string {
-	if !strings.HasPrefix(p, "$") || !strings.Contains(p, "[") {
-		return p
-	}
-	var b strings.Builder
-	b.Grow(len(p))
-	inName := false
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case inName:
-			b.WriteByte(c)
-			if c == '\\' && i+1 < len(p) {
-				i++
-				b.WriteByte(p[i])
-			} else if c == '\'' {
-				inName = false
-			}
-		case c == '\'':
-			inName = true
-			b.WriteByte(c)
-		case c == '[' && i+1 < len(p) && p[i+1] >= '0' && p[i+1] <= '9' || c == '[' && i+1 < len(p) && p[i+1] == '-':
-			j := i + 1
-			for j < len(p) && p[j] != ']' {
-				j++
-			}
-			b.WriteString("[*]")
-			i = j
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
 // shortPath writes a folded normalized path in the shorthand people write in
 // YAML ($.items[*].price) where a name is a plain identifier, and keeps the
 // bracket form for any other name.

@@ -114,7 +114,7 @@ type Group struct {
 func shape(ds []compare.Difference, write bool) ([]PathKind, string) {
 	pks := make([]PathKind, 0, len(ds))
 	for _, d := range ds {
-		pks = append(pks, PathKind{Path: foldPath(d.Path), Kind: d.Kind})
+		pks = append(pks, PathKind{Path: compare.FoldPath(d.Path), Kind: d.Kind})
 	}
 	sort.Slice(pks, func(i, j int) bool {
 		if pks[i].Path != pks[j].Path {
@@ -150,7 +150,7 @@ func movedArrays(ds []compare.Difference) []string {
 		if i <= 0 || !strings.HasSuffix(d.Path, "]") || d.Path[i+1] == '\'' {
 			continue // not a direct array element
 		}
-		parent := foldPath(d.Path[:i])
+		parent := compare.FoldPath(d.Path[:i])
 		b := bags[parent]
 		if b == nil {
 			b = &bag{ok: true}

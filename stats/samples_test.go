@@ -15,8 +15,8 @@ func TestFoldPath(t *testing.T) {
 		"status":                 "status",
 		"header:X-Request-Id":    "header:X-Request-Id",
 	} {
-		if got := foldPath(in); got != want {
-			t.Errorf("foldPath(%q) = %q, want %q", in, got, want)
+		if got := compare.FoldPath(in); got != want {
+			t.Errorf("compare.FoldPath(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -28,6 +28,7 @@ var knownReasons = [...]struct {
 	{Error, "too_deep"},
 	{Error, "panic"},
 	{Match, "transient"},
+	{Match, ReasonNoise},
 }
 
 // maxOtherReasons bounds the distinct unexpected reasons kept per series;

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/rules"
 )
 
@@ -18,6 +19,9 @@ type RouteInfo struct {
 	// OnlyIfSeen hides the route until it has traffic (the catch-all route of
 	// requests that match no configured route).
 	OnlyIfSeen bool
+	// Noise decides when a field's difference rate beats its noise rate
+	// (the route's compare noise thresholds; zero means Diffy's defaults).
+	Noise compare.NoiseThresholds
 }
 
 // OverrideInfo is a configured override of a route.
@@ -31,7 +35,7 @@ type OverrideInfo struct {
 func RouteInfos(set *rules.Set) []RouteInfo {
 	var out []RouteInfo
 	info := func(r *rules.Route) RouteInfo {
-		ri := RouteInfo{Name: r.Name, Phase: r.Phase.String(), Readiness: set.Readiness}
+		ri := RouteInfo{Name: r.Name, Phase: r.Phase.String(), Readiness: set.Readiness, Noise: r.Compare.Noise()}
 		for _, o := range r.Overrides {
 			ri.Overrides = append(ri.Overrides, OverrideInfo{Name: o.Name, Phase: o.Phase.String()})
 		}

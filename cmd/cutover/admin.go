@@ -71,6 +71,18 @@ func (r rulesStatus) RulesStatus() web.RulesStatus {
 	for _, rt := range set.Routes {
 		out.Routes = append(out.Routes, ruleRoute(rt))
 	}
+	// Every compare rule in force, per route, with the differences it
+	// absorbed: an over-broad rule shows as a big number.
+	hits := map[[2]string]int64{}
+	for _, h := range r.in.proxy.RuleHits() {
+		hits[[2]string{h.Route, h.Rule}] = h.Hits
+	}
+	for _, rt := range append(append([]*rules.Route(nil), set.Routes...), set.Default) {
+		for _, rule := range rt.Compare.Rules() {
+			name := rule.String()
+			out.Rules = append(out.Rules, web.RuleHits{Route: rt.Name, Kind: rule.Kind.String(), Rule: name, Hits: hits[[2]string{rt.Name, name}]})
+		}
+	}
 	return out
 }
 

@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/cutover/cutover/compare"
+	"github.com/cutover/cutover/rules"
+	"github.com/cutover/cutover/stats"
+)
+
+// noise is the optional third backend, a second instance of old
+// (backends.noise). What differs between old and noise for the same request
+// is noise (timestamps, random ids, replica lag), not a difference the
+// migration made: Diffy's idea. Only shadowed reads are sent to it; a write
+// would change old's twin behind old's back.
+type noise struct {
+	target  *url.URL
+	client  *http.Client
+	timeout time.Duration
+}
+
+func newNoise(b *rules.Backend) *noise {
+	if b == nil || b.URL == nil {
+		return nil
+	}
+	return &noise{
+		target:  backendTarget(*b),
+		timeout: b.Timeout,
+		client: &http.Client{
+			Transport:     newTransport(b.Timeout, 256),
+			Timeout:       b.Timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// fetchNoise asks the noise backend the same read, on the shadow worker's
+// slot, bounded by the noise backend's own timeout.
+func (p *Proxy) fetchNoise(ex *exchange) answer {
+	ctx, cancel := context.WithTimeout(p.stop, p.noise.timeout)
+	defer cancel()
+	req := p.secondaryRequest(ctx, ex.method, p.noise.target, ex.outURL, ex.outHeader, ex.body)
+	res, err := p.noise.client.Do(req)
+	if err != nil {
+		return answer{err: err, reason: stats.ReasonSecondaryFailed}
+	}
+	defer res.Body.Close()
+	body, over, err := readBounded(res.Body, p.shadowCfg.MaxBody, res.ContentLength)
+	switch {
+	case err != nil:
+		return answer{err: err, reason: stats.ReasonSecondaryFailed}
+	case over:
+		return answer{err: errors.New("noise answer larger than shadow.max_body"), reason: stats.ReasonTooLarge}
+	}
+	return answer{resp: compare.Response{Status: res.StatusCode, Header: res.Header, Body: body}}
+}
+
+// cancelNoise compares old with noise and takes out of res the differences
+// at paths where old disagreed with itself on this very request. It returns
+// the old-vs-noise result for the statistics' per-field noise rates, and
+// whether every difference of res was noise.
+func cancelNoise(route *rules.Route, res *compare.Result, old, noise answer) (*compare.Result, bool) {
+	if noise.err != nil {
+		return nil, false
+	}
+	nr := route.Compare.Compare(old.resp, noise.resp)
+	if res.Outcome != compare.Mismatch || nr.Outcome != compare.Mismatch {
+		return &nr, false
+	}
+	real, cancelled := compare.Cancel(res.Diffs, nr.Diffs)
+	if len(cancelled) == 0 {
+		return &nr, false
+	}
+	res.Diffs = real
+	if len(real) == 0 && res.MoreDiffs == 0 {
+		res.Outcome = compare.Match
+		return &nr, true
+	}
+	return &nr, false
+}
