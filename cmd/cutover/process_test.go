@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -207,4 +208,87 @@ func TestBenchRuns(t *testing.T) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// TestSIGHUPReloadsAndABadFileKeepsTheRules edits the configuration of a
+// running gateway: a bad edit is refused and counted, the rules in force stay;
+// a good edit takes effect without a restart.
+func TestSIGHUPReloadsAndABadFileKeepsTheRules(t *testing.T) {
+	served := func(name string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Served-By", name)
+			w.Write([]byte(`{}`))
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	old, new := served("old"), served("new")
+	cfg := func(phase string) string {
+		return fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin: {listen: \"127.0.0.1:0\"}\nbackends:\n  old: {url: %q}\n  new: {url: %q}\nroutes:\n  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: %s\n", old.URL, new.URL, phase)
+	}
+	p := startServe(t, cfg("shadow-read"), t.TempDir())
+	path := p.cmd.Args[3] // serve --config PATH
+	servedBy := func() string {
+		res, err := http.Get("http://" + p.proxy + "/users/1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.Header.Get("X-Served-By")
+	}
+	rulesStatus := func() (version, lastError string) {
+		var st struct {
+			Version   string `json:"version"`
+			LastError string `json:"last_error"`
+		}
+		res, err := http.Get("http://" + p.admin + "/api/v1/rules")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		json.NewDecoder(res.Body).Decode(&st)
+		return st.Version, st.LastError
+	}
+	v0, _ := rulesStatus()
+	if by := servedBy(); by != "old" {
+		t.Fatalf("shadow-read is served by %q", by)
+	}
+
+	os.WriteFile(path, []byte(cfg("cut-over")), 0o600)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the refused reload", func() bool { _, e := rulesStatus(); return strings.Contains(e, `unknown phase "cut-over"`) })
+	if v, _ := rulesStatus(); v != v0 || servedBy() != "old" {
+		t.Error("a refused reload changed the rules in force")
+	}
+	if m := get(t, "http://"+p.admin+"/metrics"); !strings.Contains(m, `cutover_rules_reload_total{outcome="error"} 1`) {
+		t.Errorf("the refused reload is not counted:\n%s", grepLines(m, "reload"))
+	}
+
+	os.WriteFile(path, []byte(cfg("cutover")), 0o600)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the reload", func() bool { v, e := rulesStatus(); return v != v0 && e == "" })
+	if by := servedBy(); by != "new" {
+		t.Errorf("after the reload to cutover, reads are served by %q", by)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func grepLines(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

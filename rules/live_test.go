@@ -1,0 +1,162 @@
+package rules_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/rules"
+)
+
+const liveBase = "backends:\n  old: {url: \"http://127.0.0.1:1\"}\n  new: {url: \"http://127.0.0.1:2\"}\nroutes:\n  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: "
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reloads records what the Live told its hook.
+type reloads struct {
+	mu   sync.Mutex
+	ok   int
+	errs []error
+}
+
+func (r *reloads) hook(_ *rules.Set, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.errs = append(r.errs, err)
+	} else {
+		r.ok++
+	}
+}
+
+func (r *reloads) counts() (int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ok, len(r.errs)
+}
+
+func TestReloadKeepsTheLastGoodRules(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cutover.yaml")
+	write(t, path, liveBase+"shadow-read\n")
+	var seen reloads
+	live, err := rules.NewLive(path, nil, seen.hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := live.Status()
+
+	write(t, path, liveBase+"shadow-reed\n")
+	err = live.Reload()
+	if err == nil || !strings.Contains(err.Error(), `:7:12: unknown phase "shadow-reed"`) {
+		t.Fatalf("a bad file must be refused with its position: %v", err)
+	}
+	if live.Current().Route("users").Phase != rules.ShadowRead {
+		t.Error("the last good rules must stay in force")
+	}
+	st := live.Status()
+	if st.Version != first.Version || !strings.Contains(st.LastError, "unknown phase") || st.LastAttempt.Before(first.LastAttempt) {
+		t.Errorf("status after a refused reload = %+v", st)
+	}
+
+	write(t, path, liveBase+"cutover\n")
+	if err := live.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if live.Current().Route("users").Phase != rules.Cutover {
+		t.Error("a good file takes effect")
+	}
+	if st := live.Status(); st.Version == first.Version || st.LastError != "" {
+		t.Errorf("status after a good reload = %+v", st)
+	}
+	if ok, bad := seen.counts(); ok != 1 || bad != 1 {
+		t.Errorf("hook saw %d good and %d bad reloads, want 1 and 1", ok, bad)
+	}
+}
+
+// TestWatchSeesAConfigMapUpdate replays what the kubelet does to a mounted
+// ConfigMap: the file is a symlink through ..data, and an update swaps the
+// ..data link to a new timestamped directory in one rename.
+func TestWatchSeesAConfigMapUpdate(t *testing.T) {
+	dir := t.TempDir()
+	mount := func(name, content string) {
+		t.Helper()
+		d := filepath.Join(dir, name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(d, "cutover.yaml"), content)
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(name, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mount("..2026_11_24_01", liveBase+"shadow-read\n")
+	path := filepath.Join(dir, "cutover.yaml")
+	if err := os.Symlink("..data/cutover.yaml", path); err != nil {
+		t.Fatal(err)
+	}
+	var seen reloads
+	live, err := rules.NewLive(path, nil, seen.hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- live.Watch(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	}()
+
+	waitPhase := func(want rules.Phase) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for live.Current().Route("users").Phase != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("phase is %s, want %s after the update", live.Current().Route("users").Phase, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// The watch may not be set up yet when the first update lands; keep
+	// updating until one is seen.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 2; live.Current().Route("users").Phase != rules.Cutover; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the ConfigMap update was never seen")
+		}
+		mount(filepath.Base(dir)+"-v"+string(rune('a'+i)), liveBase+"cutover\n")
+		time.Sleep(300 * time.Millisecond)
+	}
+	waitPhase(rules.Cutover)
+
+	// A bad update is refused; the rules stay.
+	mount("..bad", liveBase+"nope\n")
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if _, bad := seen.counts(); bad > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the bad update was never tried")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if live.Current().Route("users").Phase != rules.Cutover {
+		t.Error("a bad update replaced good rules")
+	}
+}
