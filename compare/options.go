@@ -14,7 +14,7 @@ import (
 // RuleKind is what a rule does; its String is the YAML key that writes it.
 type RuleKind uint8
 
-// Rule kinds. Each is documented in docs/rules.md with an example.
+// Rule kinds. Each is documented in README.md ("Comparison rules") with an example.
 const (
 	// RuleIgnore: the selected values are not compared. An ignored object
 	// member counts as absent; an ignored array element keeps its position

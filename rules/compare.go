@@ -16,7 +16,7 @@ import (
 
 // CompareConfig is a compare: section, in defaults or in a route. A route's
 // rules add to the defaults' (which come first) unless it says inherit:
-// false. docs/rules.md describes every key with an example.
+// false. README.md ("Comparison rules") describes every key with an example.
 type CompareConfig struct {
 	// Inherit, in a route, set to false drops the defaults' rules.
 	Inherit *bool `yaml:"inherit"`
