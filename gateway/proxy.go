@@ -147,7 +147,8 @@ type sideTransport [2]*http.Transport
 
 func (t sideTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ex := exchangeFrom(req.Context())
-	return t[ex.primary].RoundTrip(req)
+	ex.timer = newLegTimer(ex.now)
+	return t[ex.primary].RoundTrip(req.WithContext(ex.timer.context(req.Context())))
 }
 
 type exchangeKey struct{}
@@ -184,7 +185,9 @@ type exchange struct {
 	status      int
 	header      http.Header
 	primaryErr  error
-	primaryTime time.Duration // to response headers
+	primaryTime time.Duration // the primary's own time to its first byte
+	timer       *legTimer
+	now         func() time.Time
 
 	paramBuf [4]rules.Param // backs params for the common short patterns
 
@@ -214,7 +217,7 @@ func (ex *exchange) overrideName(o *rules.Override) {
 // ServeHTTP proxies one request. The client always gets the primary's answer.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	set := p.rules.Current()
-	ex := &exchange{start: p.now(), method: r.Method, requestURI: r.RequestURI}
+	ex := &exchange{start: p.now(), now: p.now, method: r.Method, requestURI: r.RequestURI}
 	ex.route, ex.params = set.Match(r.Method, matchPath(r.URL), ex.paramBuf[:0])
 	var ov *rules.Override
 	ex.phase, ov = ex.route.PhaseFor(r, ex.params)
@@ -364,7 +367,7 @@ func sampled(share float64) bool {
 // hands the secondary its copy.
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	ex := exchangeFrom(res.Request.Context())
-	ex.primaryTime = p.now().Sub(ex.start)
+	ex.primaryTime = ex.timer.latency(p.now().Sub(ex.start))
 	ex.status = res.StatusCode
 	ex.header = res.Header
 	p.metrics.upstream(ex.route.Name, ex.primary, true, ex.primaryTime)

@@ -103,6 +103,8 @@ var errServerError = errors.New("secondary answered 5xx")
 // the answer, bounded by shadow.max_body.
 func (p *Proxy) fetchSecondary(req *http.Request, route string, side rules.Side) answer {
 	start := p.now()
+	timer := newLegTimer(p.now)
+	req = req.WithContext(timer.context(req.Context()))
 	var a answer
 	_, err := p.breakers[side].cb.Execute(func() (struct{}, error) {
 		res, err := p.secondary[side].Do(req)
@@ -110,7 +112,7 @@ func (p *Proxy) fetchSecondary(req *http.Request, route string, side rules.Side)
 			return struct{}{}, err
 		}
 		defer res.Body.Close()
-		a.latency = p.now().Sub(start)
+		a.latency = timer.latency(p.now().Sub(start))
 		body, over, err := readBounded(res.Body, p.shadowCfg.MaxBody, res.ContentLength)
 		if err != nil {
 			return struct{}{}, err
