@@ -103,7 +103,7 @@ func startGateway(t *testing.T, old, new *backend, cfg string) *gw {
 		t.Fatalf("config: %v\n%s", err, src)
 	}
 	g := &gw{t: t, stats: stats.New(), reg: prometheus.NewRegistry(), set: set, old: old, new: new}
-	g.proxy, err = gateway.New(gateway.Config{Rules: rules.NewStatic(set), Stats: g.stats, Registerer: g.reg})
+	g.proxy, err = gateway.New(gateway.Config{Rules: rules.NewStatic(set), Stats: g.stats, Registerer: g.reg, DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
