@@ -80,6 +80,9 @@ type Options struct {
 	// Metrics serves /metrics (nil: 404). Pass promhttp.HandlerFor of the
 	// gateway's own registry.
 	Metrics http.Handler
+	// Held lists held secondary writes and acts on them (nil: an empty
+	// list, and actions answer 404).
+	Held HeldWrites
 	// Healthy answers /healthz and Ready /readyz (nil: always true).
 	Healthy, Ready func() bool
 	Logger         *slog.Logger // slog.Default()
@@ -112,6 +115,12 @@ func New(o Options) http.Handler {
 		r.Get("/fields", h.fields)
 		r.Get("/history", h.history)
 		r.Get("/rules", h.rules)
+		r.Get("/held", h.held)
+		// Every action that changes something passes the operator door.
+		r.Group(func(r chi.Router) {
+			r.Use(h.operator)
+			r.Post("/held/{id}/{action}", h.heldAction)
+		})
 	})
 	return r
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cutover/cutover/gateway"
 	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
 	"github.com/cutover/cutover/web"
@@ -19,8 +21,37 @@ func (in *instance) adminHandler(view stats.View) http.Handler {
 		Rules:   rulesStatus{in},
 		Metrics: promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{ErrorLog: nil}),
 		Ready:   in.ready.Load,
+		Held:    heldWrites{in.proxy},
 		Logger:  in.log,
 	})
+}
+
+// heldWrites adapts the gateway's held writes to the admin surface.
+type heldWrites struct{ p *gateway.Proxy }
+
+func (h heldWrites) HeldWrites(kind, route string, after uint64, limit int) ([]web.HeldWrite, error) {
+	ws, err := h.p.HeldWrites(kind, route, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.HeldWrite, len(ws))
+	for i, w := range ws {
+		out[i] = web.HeldWrite(w)
+	}
+	return out, nil
+}
+
+func (h heldWrites) Redrive(id uint64) error { return heldError(h.p.Redrive(id)) }
+func (h heldWrites) Discard(id uint64) error { return heldError(h.p.Discard(id)) }
+
+func heldError(err error) error {
+	switch {
+	case errors.Is(err, gateway.ErrNoSuchWrite):
+		return web.ErrNoSuchWrite
+	case errors.Is(err, gateway.ErrNotReplayable):
+		return web.ErrNotReplayable
+	}
+	return err
 }
 
 // reloadCounts counts rule reloads by outcome for the rules page.

@@ -1,0 +1,162 @@
+package web
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// HeldWrites lists the secondary writes no retry will deliver, and carries
+// out the operator's actions on them. The gateway implements it (through
+// the caller's adapter: web never imports the gateway).
+type HeldWrites interface {
+	// HeldWrites lists held writes after the given ID, in ID order: of one
+	// kind ("gave_up", "verify", or "" for both) and route ("" for all).
+	HeldWrites(kind, route string, after uint64, limit int) ([]HeldWrite, error)
+	// Redrive queues a held write again; Discard forgets it. Both return
+	// ErrNoSuchWrite or ErrNotReplayable (wrapped or not) when they apply.
+	Redrive(id uint64) error
+	Discard(id uint64) error
+}
+
+// Errors a HeldWrites implementation returns for the API to map.
+var (
+	ErrNoSuchWrite   = errors.New("no such held write")
+	ErrNotReplayable = errors.New("the write's body was not kept; it cannot be replayed")
+)
+
+// HeldWrite is one held write as /api/v1/held shows it. Bodies and headers
+// are never shown: they may hold secrets.
+type HeldWrite struct {
+	ID             uint64    `json:"id,string"`
+	Kind           string    `json:"kind"`
+	Route          string    `json:"route"`
+	Override       string    `json:"override,omitempty"`
+	Resource       string    `json:"resource"`
+	Backend        string    `json:"backend"`
+	Method         string    `json:"method"`
+	Target         string    `json:"target"`
+	IdempotencyKey string    `json:"idempotency_key"`
+	Recorded       time.Time `json:"recorded"`
+	Held           time.Time `json:"held"`
+	Attempts       int       `json:"attempts"`
+	LastError      string    `json:"last_error,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
+	Status         int       `json:"status,omitempty"`
+	Replayable     bool      `json:"replayable"`
+}
+
+// heldPage is one page of held writes; next is the after= of the next page
+// (empty on the last one).
+type heldPage struct {
+	Writes []HeldWrite `json:"writes"`
+	Next   string      `json:"next,omitempty"`
+}
+
+const (
+	defaultHeldLimit = 100
+	maxHeldLimit     = 1000
+)
+
+func (h *handler) held(w http.ResponseWriter, r *http.Request) {
+	if h.o.Held == nil {
+		writeJSON(w, http.StatusOK, heldPage{Writes: []HeldWrite{}})
+		return
+	}
+	q := r.URL.Query()
+	kind := q.Get("kind")
+	if kind != "" && kind != "gave_up" && kind != "verify" {
+		h.error(w, r, http.StatusBadRequest, "kind must be gave_up or verify")
+		return
+	}
+	if len(q.Get("route")) > maxRouteName {
+		h.error(w, r, http.StatusBadRequest, "route name too long")
+		return
+	}
+	var after uint64
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			h.error(w, r, http.StatusBadRequest, "after must be a write id")
+			return
+		}
+		after = n
+	}
+	limit := defaultHeldLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxHeldLimit {
+			h.error(w, r, http.StatusBadRequest, "limit must be a number from 1 to "+strconv.Itoa(maxHeldLimit))
+			return
+		}
+		limit = n
+	}
+	ws, err := h.o.Held.HeldWrites(kind, q.Get("route"), after, limit)
+	if err != nil {
+		h.o.Logger.Error("listing held writes", "error", err)
+		h.error(w, r, http.StatusInternalServerError, "cannot read the queue")
+		return
+	}
+	page := heldPage{Writes: ws}
+	if page.Writes == nil {
+		page.Writes = []HeldWrite{}
+	}
+	if len(ws) == limit {
+		page.Next = strconv.FormatUint(ws[len(ws)-1].ID, 10)
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// operator is the one door every operator action passes: it logs who did
+// what. Authentication and an Origin check belong here (issue 6), so that
+// no action can be added without them.
+func (h *handler) operator(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.o.Logger.Info("operator action", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("remote", r.RemoteAddr))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// heldAction re-drives or discards one held write.
+func (h *handler) heldAction(w http.ResponseWriter, r *http.Request) {
+	if h.o.Held == nil {
+		h.error(w, r, http.StatusNotFound, "no held writes")
+		return
+	}
+	id, err := strconv.ParseUint(chi.URLParam(r, "id"), 10, 64)
+	if err != nil {
+		h.error(w, r, http.StatusBadRequest, "not a write id")
+		return
+	}
+	action := chi.URLParam(r, "action")
+	switch action {
+	case "replay":
+		err = h.o.Held.Redrive(id)
+	case "discard":
+		err = h.o.Held.Discard(id)
+	default:
+		h.error(w, r, http.StatusNotFound, "unknown action: use replay or discard")
+		return
+	}
+	switch {
+	case errors.Is(err, ErrNoSuchWrite):
+		h.error(w, r, http.StatusNotFound, "no such held write")
+	case errors.Is(err, ErrNotReplayable):
+		h.error(w, r, http.StatusConflict, ErrNotReplayable.Error())
+	case err != nil:
+		h.o.Logger.Error("held write action failed", "action", action, "id", id, "error", err)
+		h.error(w, r, http.StatusInternalServerError, "the action failed; see the log")
+	default:
+		h.o.Logger.Info("held write "+action, "id", id)
+		status := http.StatusOK
+		if action == "replay" {
+			status = http.StatusAccepted // queued; the secondary gets it later
+		}
+		writeJSON(w, status, map[string]string{"id": strconv.FormatUint(id, 10), "done": action})
+	}
+}
