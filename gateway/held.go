@@ -135,7 +135,7 @@ func (q *queue) redrive(id uint64) error {
 	q.unheld(r)
 	state := r.State
 	r.Attempts, r.LastErr, r.Held, r.Reason, r.Status = 0, "", time.Time{}, "", 0
-	x := q.enqueue(r, nil, &op{kind: opRequeue, id: id, rec: r})
+	x := q.enqueue(r, nil, opRequeue)
 	q.mu.Unlock()
 	q.p.log.Info("held write re-driven", slog.String(keyRoute, r.Route), slog.Uint64("id", id), slog.String("was", string(state)),
 		slog.String("method", r.Method), slog.String("target", r.Target))

@@ -62,8 +62,12 @@ const (
 // op is one change for the committer. Its fields are read by the committer
 // only; done is closed once the change is on disk, or failed with err.
 type op struct {
-	kind  opKind
-	rec   *record // the record, or the fields to set
+	kind opKind
+	// rec holds the fields to set; it is the committer's alone once
+	// submitted. enc is the whole record, encoded when submitted (the
+	// caller goes on changing its record).
+	rec   *record
+	enc   []byte
 	id    uint64
 	order uint64
 	key   string
@@ -117,6 +121,14 @@ func openOutbox(dir string, observe func(int, time.Duration, error)) (*outbox, e
 	o.cond = sync.NewCond(&o.mu)
 	go o.commit()
 	return o, nil
+}
+
+// submitRecord hands the committer a change that writes r whole: r is
+// encoded now, and the op keeps a copy of the fields it needs.
+func (o *outbox) submitRecord(kind opKind, r *record) *op {
+	c := *r
+	c.body = nil
+	return o.submit(&op{kind: kind, rec: &c, enc: r.encode()})
 }
 
 // submit hands a change to the committer; wait on the op for it to land.
@@ -174,12 +186,12 @@ func apply(tx *bolt.Tx, x *op) error {
 	intents, queue, byKey, held := tx.Bucket(bucketIntents), tx.Bucket(bucketQueue), tx.Bucket(bucketByKey), tx.Bucket(bucketHeld)
 	switch x.kind {
 	case opIntent:
-		return intents.Put(u64(x.rec.ID), x.rec.encode())
+		return intents.Put(u64(x.rec.ID), x.enc)
 	case opAccept:
 		if err := intents.Delete(u64(x.rec.ID)); err != nil {
 			return err
 		}
-		if err := queue.Put(u64(x.rec.Order), x.rec.encode()); err != nil {
+		if err := queue.Put(u64(x.rec.Order), x.enc); err != nil {
 			return err
 		}
 		return byKey.Put(keyIndex(x.rec.Key, x.rec.Order), indexValue(x.rec.First, x.rec.Route))
@@ -239,7 +251,7 @@ func apply(tx *bolt.Tx, x *op) error {
 		}
 		return held.Delete(u64(x.id))
 	case opHold:
-		return held.Put(u64(x.rec.ID), x.rec.encode())
+		return held.Put(u64(x.rec.ID), x.enc)
 	}
 	return fmt.Errorf("unknown queue change %d", x.kind)
 }

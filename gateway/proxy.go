@@ -126,7 +126,7 @@ func New(cfg Config) (*Proxy, error) {
 			// A redirect is an answer to compare, not a place to go.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
-		p.breakers[side] = newBreaker(side, p.metrics, p.log)
+		p.breakers[side] = newBreaker(side, set.Shadow.BreakerOpenFor, p.metrics, p.log)
 	}
 	primary := &primaryTransport{p: p, t: [2]*http.Transport{newTransport(set.Backends.Old.Timeout, 512), newTransport(set.Backends.New.Timeout, 512)}}
 	p.rp = &httputil.ReverseProxy{

@@ -49,7 +49,10 @@ type keyQueue struct {
 	entries []*entry
 	onDisk  int
 	tail    []*entry
-	last    uint64    // the highest Order read into entries; the disk scan resumes after it
+	// last is the highest Order that has been in entries: the writes on disk
+	// come after it, so the disk scan resumes there (never rereading a
+	// delivered write whose removal is not yet on disk).
+	last    uint64
 	first   time.Time // when the oldest pending write entered the queue
 	due     time.Time // when it waits in the delay heap
 	index   int       // in the delay heap; -1 when not there
@@ -238,7 +241,7 @@ func (q *queue) intend(r *record) *op {
 	if q.box == nil {
 		return nil
 	}
-	return q.box.submit(&op{kind: opIntent, rec: r})
+	return q.box.submitRecord(opIntent, r)
 }
 
 // settled ends a write's flight to the primary; q.mu is held.
@@ -276,7 +279,7 @@ func (q *queue) verify(r *record, reason string, status int, cause error) {
 	}
 	q.mu.Unlock()
 	if q.box != nil {
-		q.box.submit(&op{kind: opVerify, id: r.ID, rec: r})
+		q.box.submit(&op{kind: opVerify, id: r.ID, rec: &record{Held: r.Held, Reason: r.Reason, Status: r.Status, LastErr: r.LastErr}})
 	}
 }
 
@@ -292,7 +295,7 @@ func (q *queue) hold(r *record) {
 	}
 	q.mu.Unlock()
 	if q.box != nil {
-		q.box.submit(&op{kind: opHold, rec: r})
+		q.box.submitRecord(opHold, r)
 	}
 }
 
@@ -319,20 +322,24 @@ func (q *queue) accept(r *record, onFirst func(answer)) *op {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.settled(r.Key)
-	return q.enqueue(r, onFirst, &op{kind: opAccept, rec: r})
+	return q.enqueue(r, onFirst, opAccept)
 }
 
-// enqueue gives r the next order and puts it behind its key's writes;
-// x (opAccept or opRequeue) puts it on disk. q.mu is held.
-func (q *queue) enqueue(r *record, onFirst func(answer), x *op) *op {
+// enqueue gives r the next order and puts it behind its key's writes; a
+// change of kind (opAccept, or opRequeue of held write r.ID) puts it on
+// disk. q.mu is held.
+func (q *queue) enqueue(r *record, onFirst func(answer), kind opKind) *op {
 	r.Order = q.seq.Add(1)
 	r.State = stateQueued
 	r.First = q.p.now()
 	e := &entry{rec: r, onFirst: onFirst}
 	if q.box != nil {
-		x.order = r.Order
 		// Submitted under q.mu, so changes reach the disk in Order.
-		e.accepted = q.box.submit(x)
+		if kind == opAccept {
+			e.accepted = q.box.submitRecord(opAccept, r)
+		} else {
+			e.accepted = q.box.submit(&op{kind: kind, id: r.ID, order: r.Order, rec: &record{First: r.First}})
+		}
 	}
 	kq := q.keys[r.Key]
 	if kq == nil {
@@ -343,6 +350,7 @@ func (q *queue) enqueue(r *record, onFirst func(answer), x *op) *op {
 	}
 	if q.box == nil || (kq.onDisk == 0 && len(kq.tail) == 0 && len(kq.entries) < memoryPerKey) {
 		kq.entries = append(kq.entries, e)
+		kq.last = r.Order
 	} else {
 		kq.tail = append(kq.tail, e)
 	}
@@ -380,6 +388,7 @@ func (q *queue) trim(kq *keyQueue, told []func(answer)) []func(answer) {
 		switch {
 		case kq.onDisk == 0 && len(kq.entries) < memoryPerKey:
 			kq.entries = append(kq.entries, e)
+			kq.last = e.rec.Order
 		case e.durable():
 			kq.onDisk++
 			if e.onFirst != nil {
@@ -429,6 +438,7 @@ func (q *queue) head(kq *keyQueue) (*entry, []byte, error) {
 		told = q.trim(kq, told)
 		if len(kq.entries) == 0 && len(kq.tail) > 0 {
 			kq.entries = append(kq.entries, kq.tail[0])
+			kq.last = kq.tail[0].rec.Order
 			kq.tail[0] = nil
 			kq.tail = kq.tail[1:]
 		}
