@@ -334,4 +334,3 @@ func interesting(dump string) string {
 	sort.Strings(keep)
 	return strings.Join(keep, "\n\n")
 }
-

@@ -52,10 +52,10 @@ type keyQueue struct {
 	// last is the highest Order that has been in entries: the writes on disk
 	// come after it, so the disk scan resumes there (never rereading a
 	// delivered write whose removal is not yet on disk).
-	last    uint64
-	first   time.Time // when the oldest pending write entered the queue
-	due     time.Time // when it waits in the delay heap
-	index   int       // in the delay heap; -1 when not there
+	last  uint64
+	first time.Time // when the oldest pending write entered the queue
+	due   time.Time // when it waits in the delay heap
+	index int       // in the delay heap; -1 when not there
 }
 
 func (kq *keyQueue) empty() bool {

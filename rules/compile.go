@@ -25,12 +25,12 @@ const (
 	// DefaultBreakerOpenFor is how long a tripped breaker refuses before it
 	// lets a probe through: short, because a healthy secondary should be
 	// compared again soon, and the queue waits for it.
-	DefaultBreakerOpenFor = 10 * time.Second
-	DefaultQueueMaxAttempts  = 20
-	DefaultQueueMaxAge       = 24 * time.Hour
-	DefaultQueueBaseBackoff  = 200 * time.Millisecond
-	DefaultQueueMaxBackoff   = 30 * time.Second
-	DefaultQueueWorkers      = 16
+	DefaultBreakerOpenFor   = 10 * time.Second
+	DefaultQueueMaxAttempts = 20
+	DefaultQueueMaxAge      = 24 * time.Hour
+	DefaultQueueBaseBackoff = 200 * time.Millisecond
+	DefaultQueueMaxBackoff  = 30 * time.Second
+	DefaultQueueWorkers     = 16
 )
 
 // DefaultReadiness is the migration playbook's bar (DESIGN.md).
