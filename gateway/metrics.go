@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		comparisons: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cutover_comparisons_total",
-			Help: "Reads by outcome (match, mismatch, skipped, error, pending) and reason.",
+			Help: "Reads by outcome (match, mismatch, skipped, error, pending, transient) and reason.",
 		}, []string{"route", "outcome", "reason"}),
 		writeComparisons: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cutover_write_comparisons_total",

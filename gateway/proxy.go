@@ -76,7 +76,12 @@ type Proxy struct {
 	breakers  [2]*breaker
 	rp        *httputil.ReverseProxy
 	slots     chan struct{} // shadow work in flight; a full channel means busy
-	queue     *queue
+	// recheckAfter re-reads a mismatch from both backends after a delay
+	// (queue.recheck_after; 0: never); rechecks bounds those waiting.
+	recheckAfter time.Duration
+	rechecks     chan struct{}
+	recheckWG    sync.WaitGroup
+	queue        *queue
 
 	// stop is cancelled when Close gives up waiting; in-flight shadow work
 	// is cut then.
@@ -99,14 +104,16 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, errors.New("gateway: no rule set loaded")
 	}
 	p := &Proxy{
-		rules:     cfg.Rules,
-		stats:     cfg.Stats,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		trusted:   cfg.TrustedProxies,
-		shadowCfg: set.Shadow,
-		slots:     make(chan struct{}, set.Shadow.Workers),
-		closing:   make(chan struct{}),
+		rules:        cfg.Rules,
+		stats:        cfg.Stats,
+		log:          cfg.Logger,
+		now:          cfg.Now,
+		trusted:      cfg.TrustedProxies,
+		shadowCfg:    set.Shadow,
+		slots:        make(chan struct{}, set.Shadow.Workers),
+		recheckAfter: set.Queue.RecheckAfter,
+		rechecks:     make(chan struct{}, maxRechecks),
+		closing:      make(chan struct{}),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -474,6 +481,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() {
 			p.shadowWG.Wait()
+			p.recheckWG.Wait()
 			close(done)
 		}()
 		select {

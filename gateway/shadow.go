@@ -155,7 +155,9 @@ func (p *Proxy) settle(ex *exchange, prim, sec answer) {
 				p.recordRead(ex, stats.Pending, "", nil)
 				return
 			}
-			p.recordRead(ex, stats.Mismatch, "", cmp)
+			if !p.recheck(ex, cmp) {
+				p.recordRead(ex, stats.Mismatch, "", cmp)
+			}
 		default:
 			p.recordRead(ex, stats.Error, res.Reason, cmp)
 		}
