@@ -162,7 +162,7 @@ func (p *Proxy) primaryFailed(ex *exchange, status int, err error) {
 	}
 	p.queue.verify(job.rec, reason, status, err)
 	p.log.Warn("primary outcome of a write unknown; held to verify", slog.String(keyRoute, ex.route.Name),
-		slog.String("method", ex.method), slog.String("target", ex.requestURI), slog.String("reason", reason),
+		slog.String("method", ex.method), slog.String("target", p.rules.Current().RedactTarget(ex.requestURI)), slog.String("reason", reason),
 		slog.Uint64("id", job.rec.ID))
 }
 

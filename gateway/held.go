@@ -53,7 +53,7 @@ func (p *Proxy) HeldWrites(kind, route string, after uint64, limit int) ([]HeldW
 	for _, r := range recs {
 		out = append(out, HeldWrite{
 			ID: r.ID, Kind: string(r.State), Route: r.Route, Override: r.Override, Resource: r.Key,
-			Backend: r.Side.String(), Method: r.Method, Target: r.Target,
+			Backend: r.Side.String(), Method: r.Method, Target: p.rules.Current().RedactTarget(r.Target),
 			IdempotencyKey: r.Header.Get(p.shadowCfg.IdempotencyHeader),
 			Recorded:       r.Recorded, Held: r.Held, Attempts: r.Attempts, LastError: r.LastErr,
 			Reason: r.Reason, Status: r.Status, Replayable: !r.NoBody,
@@ -138,7 +138,7 @@ func (q *queue) redrive(id uint64) error {
 	x := q.enqueue(r, nil, opRequeue)
 	q.mu.Unlock()
 	q.p.log.Info("held write re-driven", slog.String(keyRoute, r.Route), slog.Uint64("id", id), slog.String("was", string(state)),
-		slog.String("method", r.Method), slog.String("target", r.Target))
+		slog.String("method", r.Method), slog.String("target", q.p.rules.Current().RedactTarget(r.Target)))
 	if x == nil {
 		return nil
 	}
@@ -161,7 +161,7 @@ func (q *queue) discard(id uint64) error {
 	q.publish(r.Route)
 	q.mu.Unlock()
 	q.p.log.Info("held write discarded", slog.String(keyRoute, r.Route), slog.Uint64("id", id), slog.String("was", string(r.State)),
-		slog.String("method", r.Method), slog.String("target", r.Target))
+		slog.String("method", r.Method), slog.String("target", q.p.rules.Current().RedactTarget(r.Target)))
 	if q.box == nil {
 		return nil
 	}

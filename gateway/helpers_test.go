@@ -37,7 +37,7 @@ type backend struct {
 	handler  http.HandlerFunc
 }
 
-func newBackend(t *testing.T, name string, h http.HandlerFunc) *backend {
+func newBackend(t testing.TB, name string, h http.HandlerFunc) *backend {
 	t.Helper()
 	b := &backend{name: name, handler: h}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +82,7 @@ func (b *backend) count() int {
 
 // gw is a running gateway in front of two backends.
 type gw struct {
-	t     *testing.T
+	t     testing.TB
 	proxy *gateway.Proxy
 	srv   *httptest.Server
 	stats *stats.Store
@@ -95,7 +95,7 @@ type gw struct {
 // startGateway runs a gateway whose configuration is cfg with {{old}} and
 // {{new}} replaced by the backends' URLs. Only the parts after backends:
 // need to be given.
-func startGateway(t *testing.T, old, new *backend, cfg string) *gw {
+func startGateway(t testing.TB, old, new *backend, cfg string) *gw {
 	t.Helper()
 	src := fmt.Sprintf("backends:\n  old: {url: %q, timeout: 2s}\n  new: {url: %q, timeout: 2s}\n", old.srv.URL, new.srv.URL) + cfg
 	g := startProxy(t, src, t.TempDir())
@@ -105,7 +105,7 @@ func startGateway(t *testing.T, old, new *backend, cfg string) *gw {
 
 // startProxy runs a gateway with the whole configuration src and its queue
 // in dataDir. It is closed when the test ends, or earlier by close.
-func startProxy(t *testing.T, src, dataDir string) *gw {
+func startProxy(t testing.TB, src, dataDir string) *gw {
 	t.Helper()
 	set, err := rules.Parse("test.yaml", strings.NewReader(src))
 	if err != nil {
@@ -116,7 +116,12 @@ func startProxy(t *testing.T, src, dataDir string) *gw {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.srv = httptest.NewServer(g.proxy)
+	// The proxy listener as cutover serve runs it: its limits and framing
+	// checks.
+	g.srv = httptest.NewUnstartedServer(nil)
+	g.srv.Config = g.proxy.NewServer(nil)
+	g.srv.Listener = gateway.FramingListener(g.srv.Listener)
+	g.srv.Start()
 	t.Cleanup(g.close)
 	return g
 }
@@ -138,7 +143,7 @@ func (g *gw) do(method, target, body string, header ...string) (*http.Response, 
 	return send(g.t, g.srv.URL, method, target, body, header...)
 }
 
-func send(t *testing.T, base, method, target, body string, header ...string) (*http.Response, []byte) {
+func send(t testing.TB, base, method, target, body string, header ...string) (*http.Response, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {

@@ -6,15 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httputil"
-	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -46,9 +48,6 @@ type Config struct {
 	Logger *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
-	// TrustedProxies are the networks whose X-Forwarded-* headers are kept
-	// and extended; from anyone else they are replaced.
-	TrustedProxies []netip.Prefix
 	// DataDir holds the secondary-write queue (DataDir/queue.db). Empty
 	// keeps the queue in memory: a restart loses what it holds.
 	DataDir string
@@ -108,7 +107,7 @@ func New(cfg Config) (*Proxy, error) {
 		stats:        cfg.Stats,
 		log:          cfg.Logger,
 		now:          cfg.Now,
-		trusted:      cfg.TrustedProxies,
+		trusted:      set.Server.TrustedProxies,
 		shadowCfg:    set.Shadow,
 		slots:        make(chan struct{}, set.Shadow.Workers),
 		recheckAfter: set.Queue.RecheckAfter,
@@ -249,9 +248,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.target = p.targets[ex.primary]
 	ex.read = ex.route.IsRead(r.Method)
 
+	if v, scanned := framingOf(r.Context()); scanned && v.ambiguous() {
+		p.reject(w, r, ex, http.StatusBadRequest, errAmbiguousFraming)
+		return
+	}
+	if !targetKeptAsSent(r) {
+		p.reject(w, r, ex, http.StatusBadRequest, errBadTarget)
+		return
+	}
+	if isUpgrade(r.Header) {
+		stopFraming(r.Context())
+	}
 	in := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	if status, err := p.bufferBody(w, in, ex, set); err != nil {
-		p.reject(w, ex, status, err)
+		p.reject(w, r, ex, status, err)
 		return
 	}
 	ex.key = ex.route.ResourceKey(r, ex.params)
@@ -276,9 +286,33 @@ func matchPath(u *url.URL) string {
 // errBodyTooLarge and errBodyRead are the reasons a request is refused
 // before any backend sees it.
 var (
-	errBodyTooLarge = errors.New("request body too large")
-	errBodyRead     = errors.New("request body could not be read")
+	errBodyTooLarge     = errors.New("request body too large")
+	errBodyRead         = errors.New("request body could not be read")
+	errAmbiguousFraming = errors.New("ambiguous request framing (bare LF, or Content-Length with Transfer-Encoding)")
+	errBadTarget        = errors.New("the request path has characters that must be percent-encoded (RFC 3986 section 3.3)")
 )
+
+// targetKeptAsSent reports whether the path can be forwarded byte for byte.
+// net/url re-escapes a path holding characters RFC 3986 does not allow raw
+// (", <, |, spaces, raw UTF-8...), so the backends would get another path
+// than the client sent; such a request is refused instead.
+func targetKeptAsSent(r *http.Request) bool {
+	raw := r.RequestURI
+	if raw == "*" || raw == "" {
+		return true
+	}
+	if i := strings.Index(raw, "://"); i >= 0 && !strings.HasPrefix(raw, "/") {
+		// absolute-form: the path starts after the authority
+		rest := raw[i+3:]
+		j := strings.IndexAny(rest, "/?")
+		if j < 0 {
+			return true
+		}
+		raw = rest[j:]
+	}
+	path, _, _ := strings.Cut(raw, "?")
+	return path == "" || path == r.URL.EscapedPath()
+}
 
 // bufferBody reads the body of in (a shallow copy of the client's request)
 // so it can be sent to both backends, and replaces it with the buffer. A
@@ -316,8 +350,9 @@ func (p *Proxy) bufferBody(w http.ResponseWriter, in *http.Request, ex *exchange
 }
 
 // reject answers a request that no backend will see.
-func (p *Proxy) reject(w http.ResponseWriter, ex *exchange, status int, err error) {
-	p.log.Info("request refused", slog.String(keyRoute, ex.route.Name), slog.Int("status", status), slog.String("error", err.Error()))
+func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, ex *exchange, status int, err error) {
+	p.log.Info("request refused", slog.String(keyRoute, ex.route.Name), slog.String("client", middleware.GetClientIP(r.Context())),
+		slog.Int("status", status), slog.String("error", err.Error()))
 	p.metrics.refused.WithLabelValues(ex.route.Name, refusedReason(err)).Inc()
 	if ex.read {
 		// A read that reached no backend is still a read that entered the
@@ -329,8 +364,13 @@ func (p *Proxy) reject(w http.ResponseWriter, ex *exchange, status int, err erro
 }
 
 func refusedReason(err error) string {
-	if errors.Is(err, errBodyTooLarge) {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
 		return "body_too_large"
+	case errors.Is(err, errAmbiguousFraming):
+		return "ambiguous_framing"
+	case errors.Is(err, errBadTarget):
+		return "bad_target"
 	}
 	return "body_unreadable"
 }
@@ -502,6 +542,31 @@ func (p *Proxy) Close(ctx context.Context) error {
 // compareResponses runs the route's rules on two answers, oriented old/new.
 func compareResponses(route *rules.Route, old, new compare.Response) compare.Result {
 	return route.Compare.Compare(old, new)
+}
+
+// NewServer returns the proxy listener's server: the limits of the rule
+// set's server section (MaxHeaderBytes answers 431, ReadHeaderTimeout cuts
+// slow heads) and the framing checks. Serve it on FramingListener(ln).
+func (p *Proxy) NewServer(errorLog *log.Logger) *http.Server {
+	sc := p.rules.Current().Server
+	// The client's address, for logs: X-Forwarded-For is believed only from
+	// trusted proxies (chi's ClientIPFromXFF; its RealIP is spoofable).
+	clientIP := middleware.ClientIPFromRemoteAddr
+	if len(sc.TrustedProxies) > 0 {
+		prefixes := make([]string, len(sc.TrustedProxies))
+		for i, pfx := range sc.TrustedProxies {
+			prefixes[i] = pfx.String()
+		}
+		clientIP = middleware.ClientIPFromXFF(prefixes...)
+	}
+	return &http.Server{
+		Handler:           clientIP(p),
+		ReadHeaderTimeout: sc.ReadHeaderTimeout,
+		IdleTimeout:       sc.IdleTimeout,
+		MaxHeaderBytes:    sc.MaxHeaderBytes,
+		ConnContext:       FramingContext,
+		ErrorLog:          errorLog,
+	}
 }
 
 // QueueDepth returns the number of secondary writes queued or waiting for a

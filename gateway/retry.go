@@ -161,7 +161,7 @@ func (p *Proxy) emitWrite(r *record, outcome stats.WriteOutcome, reason string) 
 		p.log.Warn("secondary write failed; queued for retry", slog.String(keyRoute, r.Route), slog.String(keyBackend, r.Side.String()), slog.String("error", r.LastErr))
 	case stats.WriteGaveUp:
 		p.log.Error("secondary write given up", slog.String(keyRoute, r.Route), slog.String(keyBackend, r.Side.String()),
-			slog.String("method", r.Method), slog.String("target", r.Target), slog.Uint64("id", r.ID),
+			slog.String("method", r.Method), slog.String("target", p.rules.Current().RedactTarget(r.Target)), slog.Uint64("id", r.ID),
 			slog.Int("attempts", r.Attempts), slog.String("error", r.LastErr))
 	}
 }

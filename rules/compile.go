@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -57,14 +58,18 @@ func (c *compiler) fail(path, hint, format string, args ...any) {
 
 func compile(cfg *Config, loc *locator) (*Set, error) {
 	c := &compiler{loc: loc}
+	secrets := c.expandEnv(cfg, os.LookupEnv)
 	s := &Set{
+		config:    cfg,
+		secrets:   secrets,
 		Listen:    or(cfg.Listen, DefaultListen),
-		Admin:     Admin{Listen: or(cfg.Admin.Listen, DefaultAdminListen), TokenFile: cfg.Admin.Auth.TokenFile, TokenEnv: cfg.Admin.Auth.TokenEnv},
+		Admin:     Admin{Listen: or(cfg.Admin.Listen, DefaultAdminListen), Auth: c.auth(cfg.Admin.Auth)},
 		Readiness: c.readiness(cfg.Readiness),
 	}
 	s.Server = c.server(cfg.Server)
 	s.Shadow = c.shadow(cfg.Shadow)
 	s.Queue = c.queue(cfg.Queue)
+	s.Redact = c.redact(cfg.Redact)
 	s.Backends.Old = c.backend("$.backends.old", &cfg.Backends.Old, true)
 	s.Backends.New = c.backend("$.backends.new", &cfg.Backends.New, true)
 	if cfg.Backends.Noise != nil {
@@ -157,6 +162,7 @@ func (c *compiler) server(sc ServerConfig) Server {
 		MaxRequestBody:    c.size("$.server.max_request_body", &sc.MaxRequestBody, DefaultMaxRequestBody),
 		ShutdownTimeout:   c.duration("$.server.shutdown_timeout", &sc.ShutdownTimeout, DefaultShutdownTimeout),
 		DrainDelay:        c.duration("$.server.drain_delay", &sc.DrainDelay, 0),
+		TrustedProxies:    c.trustedProxies(sc.TrustedProxies),
 	}
 }
 

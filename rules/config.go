@@ -16,19 +16,13 @@ type Config struct {
 	Routes    []RouteConfig   `yaml:"routes"`
 	Readiness ReadinessConfig `yaml:"readiness"`
 	Queue     QueueConfig     `yaml:"queue"`
+	Redact    RedactConfig    `yaml:"redact"`
 }
 
 // AdminConfig is the admin listener: dashboard, /metrics and /api/v1.
 type AdminConfig struct {
 	Listen string     `yaml:"listen"`
 	Auth   AuthConfig `yaml:"auth"`
-}
-
-// AuthConfig protects the admin listener. With nothing set the admin listener
-// must stay on loopback.
-type AuthConfig struct {
-	TokenFile string `yaml:"token_file"`
-	TokenEnv  string `yaml:"token_env"`
 }
 
 // ServerConfig bounds what a client can make the proxy listener hold.
@@ -43,6 +37,9 @@ type ServerConfig struct {
 	// DrainDelay keeps serving after SIGTERM while /readyz answers 503, so a
 	// load balancer can take the replica out first.
 	DrainDelay Duration `yaml:"drain_delay"`
+	// TrustedProxies are the networks (CIDRs) whose X-Forwarded-* headers
+	// are believed and extended; anyone else's are replaced.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // ShadowConfig bounds the work done off the request path.

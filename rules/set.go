@@ -2,6 +2,7 @@ package rules
 
 import (
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -29,18 +30,21 @@ type Set struct {
 	Backends  Backends
 	Readiness Readiness
 	Queue     Queue
+	Redact    Redact
 
 	// Routes in file order; the first that matches a request wins.
 	Routes []*Route
 	// Default is the route of requests that match no route.
 	Default *Route
+
+	config  *Config  // as decoded and expanded, for printing
+	secrets []string // values that came from ${VAR}; never printed
 }
 
 // Admin is the compiled admin section.
 type Admin struct {
-	Listen    string
-	TokenFile string
-	TokenEnv  string
+	Listen string
+	Auth   Auth
 }
 
 // Server holds the proxy listener's limits with defaults applied.
@@ -51,6 +55,7 @@ type Server struct {
 	MaxRequestBody    int64
 	ShutdownTimeout   time.Duration
 	DrainDelay        time.Duration
+	TrustedProxies    []netip.Prefix
 }
 
 // Shadow holds the bounds of off-path work with defaults applied.

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/cutover/cutover/compare"
+	"github.com/cutover/cutover/rules"
 	"github.com/theory/jsonpath"
 	"github.com/theory/jsonpath/spec"
 )
@@ -35,6 +36,9 @@ type RedactOptions struct {
 	// Paths are JSONPath expressions (RFC 9535) whose values are redacted in
 	// both bodies and in the differences.
 	Paths []string
+	// Query names query parameters whose values are masked in stored
+	// request targets.
+	Query []string
 	// Key keys the hash that replaces a redacted value. Nil picks a random
 	// key per process: hashes then compare old with new within one sample,
 	// and nothing written to disk helps guess a secret.
@@ -45,11 +49,12 @@ type RedactOptions struct {
 type redactor struct {
 	headers map[string]bool // canonical names
 	paths   []*jsonpath.Path
+	query   []string
 	key     []byte
 }
 
 func newRedactor(o RedactOptions, log *slog.Logger) (*redactor, error) {
-	r := &redactor{headers: map[string]bool{}, key: o.Key}
+	r := &redactor{headers: map[string]bool{}, key: o.Key, query: o.Query}
 	for _, h := range defaultRedactedHeaders {
 		r.headers[http.CanonicalHeaderKey(h)] = true
 	}
@@ -81,6 +86,9 @@ func newRedactor(o RedactOptions, log *slog.Logger) (*redactor, error) {
 
 // value replaces a secret by a keyed hash prefix, so that two equal secrets
 // show the same mark and two different ones different marks.
+// target masks the configured query parameters of a request target.
+func (r *redactor) target(t string) string { return rules.RedactQuery(t, r.query) }
+
 func (r *redactor) value(v string) string {
 	m := hmac.New(sha256.New, r.key)
 	m.Write([]byte(v))

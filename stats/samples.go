@@ -252,7 +252,7 @@ func truncate(s string, n int) (string, bool) {
 func buildSample(ev *ReadEvent, at time.Time, red *redactor, o *SampleOptions) Sample {
 	s := Sample{At: at, Override: ev.Override, Phase: ev.Phase, Primary: ev.Primary, Write: ev.Write}
 	if ev.Request != nil {
-		s.Request = Request{Method: ev.Request.Method, Target: ev.Request.Target, Header: red.header(ev.Request.Header)}
+		s.Request = Request{Method: ev.Request.Method, Target: red.target(ev.Request.Target), Header: red.header(ev.Request.Header)}
 	}
 	var oldB, newB redactedBody
 	if ev.Old != nil {

@@ -2,7 +2,6 @@ package web
 
 import (
 	"errors"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -111,52 +110,34 @@ func (h *handler) held(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-// operator is the one door every operator action passes: it logs who did
-// what. Authentication and an Origin check belong here (issue 6), so that
-// no action can be added without them.
-func (h *handler) operator(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.o.Logger.Info("operator action", slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.String("remote", r.RemoteAddr))
-		next.ServeHTTP(w, r)
-	})
-}
-
-// heldAction re-drives or discards one held write.
-func (h *handler) heldAction(w http.ResponseWriter, r *http.Request) {
-	if h.o.Held == nil {
-		h.error(w, r, http.StatusNotFound, "no held writes")
-		return
-	}
-	id, err := strconv.ParseUint(chi.URLParam(r, "id"), 10, 64)
-	if err != nil {
-		h.error(w, r, http.StatusBadRequest, "not a write id")
-		return
-	}
-	action := chi.URLParam(r, "action")
-	switch action {
-	case "replay":
-		err = h.o.Held.Redrive(id)
-	case "discard":
-		err = h.o.Held.Discard(id)
-	default:
-		h.error(w, r, http.StatusNotFound, "unknown action: use replay or discard")
-		return
-	}
-	switch {
-	case errors.Is(err, ErrNoSuchWrite):
-		h.error(w, r, http.StatusNotFound, "no such held write")
-	case errors.Is(err, ErrNotReplayable):
-		h.error(w, r, http.StatusConflict, ErrNotReplayable.Error())
-	case err != nil:
-		h.o.Logger.Error("held write action failed", "action", action, "id", id, "error", err)
-		h.error(w, r, http.StatusInternalServerError, "the action failed; see the log")
-	default:
-		h.o.Logger.Info("held write "+action, "id", id)
-		status := http.StatusOK
-		if action == "replay" {
-			status = http.StatusAccepted // queued; the secondary gets it later
+// heldAction re-drives (replay) or discards one held write; it runs behind
+// the operator checks and the audit log.
+func (h *handler) heldAction(replay bool) action {
+	return func(r *http.Request) (string, int, error) {
+		target := "write " + chi.URLParam(r, "id")
+		if h.o.Held == nil {
+			return target, http.StatusNotFound, ErrNoSuchWrite
 		}
-		writeJSON(w, status, map[string]string{"id": strconv.FormatUint(id, 10), "done": action})
+		id, err := strconv.ParseUint(chi.URLParam(r, "id"), 10, 64)
+		if err != nil {
+			return target, http.StatusBadRequest, errors.New("not a write id")
+		}
+		if replay {
+			err = h.o.Held.Redrive(id)
+		} else {
+			err = h.o.Held.Discard(id)
+		}
+		switch {
+		case err == nil && replay:
+			return target, http.StatusAccepted, nil // queued; the secondary gets it later
+		case err == nil:
+			return target, http.StatusOK, nil
+		case errors.Is(err, ErrNoSuchWrite):
+			return target, http.StatusNotFound, ErrNoSuchWrite
+		case errors.Is(err, ErrNotReplayable):
+			return target, http.StatusConflict, ErrNotReplayable
+		}
+		h.o.Logger.Error("held write action failed", "target", target, "error", err)
+		return target, http.StatusInternalServerError, errors.New("the action failed; see the log")
 	}
 }

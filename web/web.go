@@ -2,6 +2,8 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -86,6 +88,21 @@ type Options struct {
 	// Healthy answers /healthz and Ready /readyz (nil: always true).
 	Healthy, Ready func() bool
 	Logger         *slog.Logger // slog.Default()
+
+	// Auth, when set, is asked for every request but the probes (and those
+	// too unless ProbesOpen). Nil serves everyone: only for loopback.
+	Auth       Authenticator
+	ProbesOpen bool
+	// Audit receives one JSON line per operator action (nil: only the log).
+	Audit io.Writer
+	// ResetRoute forgets a route's evidence (POST /api/v1/routes/{name}/reset);
+	// nil leaves the action out.
+	ResetRoute func(route string) error
+}
+
+// Authenticator says who a request comes from (Credentials implements it).
+type Authenticator interface {
+	Authenticate(r *http.Request) (Role, string)
 }
 
 // New returns the admin surface as one handler.
@@ -93,7 +110,7 @@ func New(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &handler{o: o}
+	h := &handler{o: o, auditLog: &auditLog{w: o.Audit}}
 	r := chi.NewRouter()
 	r.Use(securityHeaders)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { h.error(w, r, http.StatusNotFound, "not found") })
@@ -101,31 +118,60 @@ func New(o Options) http.Handler {
 		h.error(w, r, http.StatusMethodNotAllowed, "method not allowed")
 	})
 
-	r.Get("/", h.index)
-	r.Get("/assets/*", h.assets)
-	r.Get("/healthz", probe(o.Healthy))
-	r.Get("/readyz", probe(o.Ready))
-	if o.Metrics != nil {
-		r.Mount("/metrics", o.Metrics)
+	probes := r.With()
+	if !o.ProbesOpen {
+		probes = r.With(h.requireRole(RoleViewer))
 	}
+	probes.Get("/healthz", probe(o.Healthy))
+	probes.Get("/readyz", probe(o.Ready))
+
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(noStore)
-		r.Get("/routes", h.routes)
-		r.Get("/diffs", h.diffs)
-		r.Get("/fields", h.fields)
-		r.Get("/history", h.history)
-		r.Get("/rules", h.rules)
-		r.Get("/held", h.held)
-		// Every action that changes something passes the operator door.
+		// Operator actions check their own credentials (and say so in the
+		// audit log when they refuse).
+		if o.ResetRoute != nil {
+			r.Post("/routes/{name}/reset", h.operator("reset_route", h.resetRoute))
+		}
+		r.Post("/held/{id}/replay", h.operator("replay_write", h.heldAction(true)))
+		r.Post("/held/{id}/discard", h.operator("discard_write", h.heldAction(false)))
 		r.Group(func(r chi.Router) {
-			r.Use(h.operator)
-			r.Post("/held/{id}/{action}", h.heldAction)
+			r.Use(h.requireRole(RoleViewer))
+			r.Get("/routes", h.routes)
+			r.Get("/diffs", h.diffs)
+			r.Get("/fields", h.fields)
+			r.Get("/history", h.history)
+			r.Get("/rules", h.rules)
+			r.Get("/held", h.held)
 		})
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(h.requireRole(RoleViewer))
+		r.Get("/", h.index)
+		r.Get("/assets/*", h.assets)
+		if o.Metrics != nil {
+			r.Mount("/metrics", o.Metrics)
+		}
 	})
 	return r
 }
 
-type handler struct{ o Options }
+type handler struct {
+	o        Options
+	auditLog *auditLog
+}
+
+// resetRoute forgets one route's evidence, e.g. after a fix on the new
+// backend, so the verdict judges only answers given since.
+func (h *handler) resetRoute(r *http.Request) (string, int, error) {
+	name := chi.URLParam(r, "name")
+	if _, ok := h.o.Stats.Evidence(name, stats.EvidenceQuery{}); !ok {
+		return name, http.StatusNotFound, fmt.Errorf("no route %q", name)
+	}
+	if err := h.o.ResetRoute(name); err != nil {
+		return name, http.StatusInternalServerError, err
+	}
+	return name, http.StatusOK, nil
+}
 
 // errorBody is the one shape of every error answer.
 type errorBody struct {

@@ -2,7 +2,11 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,15 +19,26 @@ import (
 )
 
 // adminHandler serves the admin listener: dashboard, API, metrics, probes.
-func (in *instance) adminHandler(view stats.View) http.Handler {
-	return web.New(web.Options{
-		Stats:   view,
-		Rules:   rulesStatus{in},
-		Metrics: promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{ErrorLog: nil}),
-		Ready:   in.ready.Load,
-		Held:    heldWrites{in.proxy},
-		Logger:  in.log,
-	})
+func (in *instance) adminHandler(view stats.View, auth rules.Auth, audit io.Writer) (http.Handler, error) {
+	creds, err := credentials(auth)
+	if err != nil {
+		return nil, err
+	}
+	o := web.Options{
+		Stats:      view,
+		Rules:      rulesStatus{in},
+		Metrics:    promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{}),
+		Ready:      in.ready.Load,
+		Logger:     in.log,
+		ProbesOpen: auth.ProbesOpen,
+		Audit:      audit,
+		ResetRoute: func(route string) error { in.store.Reset(route); return nil },
+		Held:       heldWrites{in.proxy},
+	}
+	if creds != nil {
+		o.Auth = creds
+	}
+	return web.New(o), nil
 }
 
 // heldWrites adapts the gateway's held writes to the admin surface.
@@ -88,4 +103,48 @@ func ruleRoute(rt *rules.Route) web.RuleRoute {
 		rr.Overrides = append(rr.Overrides, web.RuleOverride{Name: o.Name, Phase: o.Phase.String()})
 	}
 	return rr
+}
+
+// credentials reads the admin tokens named by the configuration. A token
+// file or variable that is named but empty is an error: an empty token
+// would lock everyone out, or worse.
+func credentials(a rules.Auth) (*web.Credentials, error) {
+	if !a.Enabled() {
+		return nil, nil
+	}
+	read := func(file, env, what string) ([]string, error) {
+		var out []string
+		if file != "" {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return nil, fmt.Errorf("admin.auth.%s_file: %w", what, err)
+			}
+			tok := strings.TrimSpace(string(b))
+			if tok == "" {
+				return nil, fmt.Errorf("admin.auth.%s_file %s is empty", what, file)
+			}
+			out = append(out, tok)
+		}
+		if env != "" {
+			tok := strings.TrimSpace(os.Getenv(env))
+			if tok == "" {
+				return nil, fmt.Errorf("admin.auth.%s_env: the variable %s is empty or unset", what, env)
+			}
+			out = append(out, tok)
+		}
+		return out, nil
+	}
+	viewer, err := read(a.TokenFile, a.TokenEnv, "token")
+	if err != nil {
+		return nil, err
+	}
+	operator, err := read(a.OperatorTokenFile, a.OperatorTokenEnv, "operator_token")
+	if err != nil {
+		return nil, err
+	}
+	basic := map[string]web.BasicUser{}
+	for _, u := range a.Basic {
+		basic[u.User] = web.BasicUser{Hash: u.Hash, Operator: u.Operator}
+	}
+	return web.NewCredentials(viewer, operator, basic), nil
 }

@@ -11,7 +11,8 @@ import (
 // message, exit 1; exit 0 when it is valid.
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check", stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: cutover check cutover.yaml") }
+	print := fs.Bool("print", false, "print the configuration as understood, defaults applied and secrets masked")
+	fs.Usage = func() { fmt.Fprintln(stderr, "usage: cutover check [--print] cutover.yaml") }
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -30,6 +31,13 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	if *print {
+		if err := set.Print(stdout); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d routes, version %s)\n", fs.Arg(0), len(set.Routes), set.Version)
 	return 0

@@ -22,6 +22,8 @@ Usage:
   cutover check cutover.yaml                            validate a configuration
   cutover diff [--config F] [--route NAME] [--json] old.json new.json
                                                         compare two answers under the rules
+  cutover bench [--rounds 3] [--duration 5s] [--sizes 1024,16384]
+                                                        measure against a plain Go proxy (and nginx)
   cutover version                                       print the version
 
 Every flag also reads an environment variable: --data-dir from CUTOVER_DATA_DIR, and so on.
@@ -41,6 +43,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(rest, stdout, stderr)
 	case "check":
 		return runCheck(rest, stdout, stderr)
+	case "bench":
+		return runBench(rest, stdout, stderr)
+	case "bench-baseline":
+		return runBenchBaseline(rest, stdout, stderr)
+	case "bench-backend":
+		return runBenchBackend(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		return runVersion(rest, stdout, stderr)
 	case "help", "-h", "--help", "-help":

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -114,6 +115,7 @@ type instance struct {
 	proxySrv, adminSrv *http.Server
 	proxyLn, adminLn   net.Listener
 	failed             chan error
+	audit              *os.File // operator actions, one JSON line each
 	serving            sync.WaitGroup
 }
 
@@ -129,8 +131,17 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
+		audit, err := os.OpenFile(filepath.Join(dataDir, "audit.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		in.audit = audit
 	}
-	store, err := stats.Open(stats.Options{Dir: dataDir, Logger: in.log})
+	redact, err := redactOptions(set.Redact)
+	if err != nil {
+		return err
+	}
+	store, err := stats.Open(stats.Options{Dir: dataDir, Logger: in.log, Redact: redact})
 	if err != nil {
 		return fmt.Errorf("statistics in %s: %w", dataDir, err)
 	}
@@ -171,15 +182,21 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 		}
 	}
 	errLog := slog.NewLogLogger(in.log.Handler(), slog.LevelWarn)
-	in.proxySrv = &http.Server{
-		Handler:           proxy,
-		ReadHeaderTimeout: set.Server.ReadHeaderTimeout,
-		IdleTimeout:       set.Server.IdleTimeout,
-		MaxHeaderBytes:    set.Server.MaxHeaderBytes,
-		ErrorLog:          errLog,
+	in.proxySrv = proxy.NewServer(errLog)
+	var audit io.Writer
+	if in.audit != nil {
+		audit = in.audit
+	}
+	admin, err := in.adminHandler(view, set.Admin.Auth, audit)
+	if err != nil {
+		in.proxyLn.Close()
+		in.adminLn.Close()
+		proxy.Close(context.Background())
+		store.Close(context.Background())
+		return err
 	}
 	in.adminSrv = &http.Server{
-		Handler:           in.adminHandler(view),
+		Handler:           admin,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          errLog,
@@ -188,7 +205,7 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 	for _, s := range []struct {
 		srv *http.Server
 		ln  net.Listener
-	}{{in.proxySrv, in.proxyLn}, {in.adminSrv, in.adminLn}} {
+	}{{in.proxySrv, gateway.FramingListener(in.proxyLn)}, {in.adminSrv, in.adminLn}} {
 		in.serving.Add(1)
 		go func() {
 			defer in.serving.Done()
@@ -245,13 +262,35 @@ func (in *instance) shutdown() error {
 		errs = append(errs, fmt.Errorf("admin listener: %w", err))
 	}
 	in.serving.Wait()
+	if in.audit != nil {
+		if err := in.audit.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("audit log: %w", err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// redactOptions turns the redact section into the statistics' options,
+// reading the hash key from its file.
+func redactOptions(r rules.Redact) (stats.RedactOptions, error) {
+	o := stats.RedactOptions{Headers: r.Headers, Unredact: r.Unredact, Paths: r.Paths, Query: r.Query}
+	if r.KeyFile != "" {
+		key, err := os.ReadFile(r.KeyFile)
+		if err != nil {
+			return o, fmt.Errorf("redact.key_file: %w", err)
+		}
+		if len(key) < 16 {
+			return o, fmt.Errorf("redact.key_file %s: the key must have at least 16 bytes", r.KeyFile)
+		}
+		o.Key = key
+	}
+	return o, nil
 }
 
 // checkAdminExposure refuses an admin listener reachable from other hosts
 // without authentication: it shows request bodies and answers.
 func checkAdminExposure(set *rules.Set) error {
-	if set.Admin.TokenFile != "" || set.Admin.TokenEnv != "" {
+	if set.Admin.Auth.Enabled() {
 		return nil
 	}
 	host, _, err := net.SplitHostPort(set.Admin.Listen)
@@ -263,7 +302,7 @@ func checkAdminExposure(set *rules.Set) error {
 	}
 	ip := net.ParseIP(host)
 	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("admin.listen %q is reachable from other hosts but admin.auth is not set: set admin.auth.token_file, or listen on 127.0.0.1", set.Admin.Listen)
+		return fmt.Errorf("admin.listen %q is reachable from other hosts but admin.auth is not set: set admin.auth (token_file, token_env or basic), or listen on 127.0.0.1", set.Admin.Listen)
 	}
 	return nil
 }

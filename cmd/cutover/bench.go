@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// runBench measures cutover against a plain Go reverse proxy (and nginx's
+// mirror, when installed) on this machine, in one run, and prints medians
+// with ratios to the baseline: issue 7's targets, reproducible by anyone.
+func runBench(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("bench", stderr)
+	rounds := fs.Int("rounds", 3, "alternating rounds; the table shows medians")
+	duration := fs.Duration("duration", 5*time.Second, "length of each measurement")
+	conns := fs.Int("conns", 32, "connections of the closed-loop runs")
+	sizes := fs.String("sizes", "1024,16384", "answer sizes in bytes, comma separated")
+	latency := fs.Bool("latency", true, "also measure latency at a fixed rate of half the baseline's capacity")
+	overload := fs.Duration("overload", 60*time.Second, "length of the run against a hanging new backend; 0 skips it")
+	nginx := fs.Bool("nginx", true, "also measure nginx with mirror when it is installed")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "cutover-bench-")
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ctx, stop := signalContext()
+	defer stop()
+	b := &bench{self: self, dir: dir, rounds: *rounds, duration: *duration, conns: *conns, out: stdout, nginx: *nginx}
+	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s, %s\n\n", b.rounds, b.duration, b.conns, gomaxprocs(), readBuildInfo())
+	for _, s := range strings.Split(*sizes, ",") {
+		size, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || size < 200 {
+			fmt.Fprintf(stderr, "bad size %q\n", s)
+			return 2
+		}
+		if err := b.size(ctx, size, *latency, *overload); err != nil {
+			fmt.Fprintln(stderr, "cutover bench:", err)
+			return 1
+		}
+		*overload = 0 // once is enough: it is about memory, not size
+	}
+	return 0
+}
+
+func gomaxprocs() string {
+	if v := os.Getenv("GOMAXPROCS"); v != "" {
+		return v
+	}
+	return "default"
+}
+
+type bench struct {
+	self, dir string
+	rounds    int
+	duration  time.Duration
+	conns     int
+	nginx     bool
+	out       io.Writer
+}
+
+// sample is one measurement of one system.
+type sample struct {
+	rate       float64
+	p50, p99   time.Duration
+	cpuPerReq  time.Duration
+	peakRSS    int64
+	compared   float64 // share of reads compared (cutover shadow-read)
+	errorShare float64
+}
+
+func (b *bench) measure(ctx context.Context, p *benchProcess, req []byte, open float64) sample {
+	p.resetPeak()
+	cpu0 := p.cpu()
+	c0, t0 := comparedShare(p.admin)
+	var l load
+	if open > 0 {
+		l = openLoop(ctx, p.addr, open, req, b.duration, 4*b.conns)
+	} else {
+		l = closedLoop(ctx, p.addr, b.conns, req, b.duration)
+	}
+	cpu := p.cpu() - cpu0
+	peak, _ := p.memory()
+	s := sample{rate: l.rate(), p50: l.hist.quantile(0.5), p99: l.hist.quantile(0.99), peakRSS: peak}
+	if l.requests > 0 {
+		s.cpuPerReq = cpu / time.Duration(l.requests)
+		s.errorShare = float64(l.errors) / float64(l.requests+l.errors)
+	}
+	// Comparisons finish off the request path: give them a moment to land.
+	time.Sleep(200 * time.Millisecond)
+	if c1, t1 := comparedShare(p.admin); t1 > t0 {
+		s.compared = float64(c1-c0) / float64(t1-t0)
+	}
+	return s
+}
+
+// row is the median of one system's samples.
+type row struct {
+	name string
+	s    sample
+}
+
+func median(ss []sample) sample {
+	pick := func(f func(sample) float64) float64 {
+		v := make([]float64, len(ss))
+		for i, s := range ss {
+			v[i] = f(s)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return sample{
+		rate:       pick(func(s sample) float64 { return s.rate }),
+		p50:        time.Duration(pick(func(s sample) float64 { return float64(s.p50) })),
+		p99:        time.Duration(pick(func(s sample) float64 { return float64(s.p99) })),
+		cpuPerReq:  time.Duration(pick(func(s sample) float64 { return float64(s.cpuPerReq) })),
+		peakRSS:    int64(pick(func(s sample) float64 { return float64(s.peakRSS) })),
+		compared:   pick(func(s sample) float64 { return s.compared }),
+		errorShare: pick(func(s sample) float64 { return s.errorShare }),
+	}
+}
+
+func request(method string, size int) []byte {
+	if method == "GET" {
+		return []byte("GET /items/42 HTTP/1.1\r\nHost: bench\r\nAccept: application/json\r\n\r\n")
+	}
+	body := `{"name": "item", "price": 12.5, "tags": ["a", "b"]}`
+	return []byte(fmt.Sprintf("PUT /items/42 HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+}
+
+// size runs every measurement for one answer size.
+func (b *bench) size(ctx context.Context, size int, latency bool, overload time.Duration) error {
+	old, err := startBenchBackend(b.self, size)
+	if err != nil {
+		return err
+	}
+	defer old.stop()
+	new, err := startBenchBackend(b.self, size)
+	if err != nil {
+		return err
+	}
+	defer new.stop()
+
+	var procs []*benchProcess
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	start := func(p *benchProcess, err error) *benchProcess {
+		if p != nil {
+			procs = append(procs, p)
+		}
+		if err != nil {
+			fmt.Fprintln(b.out, "  (skipped:", err, ")")
+		}
+		return p
+	}
+	base := start(startBaseline(b.self, old.addr))
+	prepare := start(startCutover(b.self, b.dir, fmt.Sprintf("prepare-%d", size), "prepare", old.addr, new.addr))
+	shadow := start(startCutover(b.self, b.dir, fmt.Sprintf("shadow-%d", size), "shadow-read", old.addr, new.addr))
+	dual := start(startCutover(b.self, b.dir, fmt.Sprintf("dual-%d", size), "dual-write", old.addr, new.addr))
+	var ngx *benchProcess
+	if b.nginx {
+		ngx = start(startNginx(b.dir, old.addr, new.addr))
+	}
+	if base == nil || prepare == nil || shadow == nil || dual == nil {
+		return fmt.Errorf("a system did not start")
+	}
+	get, put := request("GET", size), request("PUT", size)
+	type system struct {
+		name string
+		p    *benchProcess
+		req  []byte
+	}
+	systems := []system{
+		{"plain Go proxy, GET", base, get},
+		{"cutover prepare, GET", prepare, get},
+		{"cutover shadow-read, GET", shadow, get},
+		{"plain Go proxy, PUT", base, put},
+		{"cutover dual-write async, PUT", dual, put},
+	}
+	if ngx != nil {
+		systems = append(systems, system{"nginx mirror, GET", ngx, get})
+	}
+	// Warm every system up (connections, JIT-free but caches and pools).
+	for _, s := range systems {
+		closedLoop(ctx, s.p.addr, b.conns, s.req, time.Second)
+	}
+	samples := make([][]sample, len(systems))
+	for r := range b.rounds {
+		for i, s := range systems {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			samples[i] = append(samples[i], b.measure(ctx, s.p, s.req, 0))
+			fmt.Fprintf(os.Stderr, "\r  %d B: round %d/%d, %-32s", size, r+1, b.rounds, s.name)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "\r%80s\r", "")
+	rows := make([]row, len(systems))
+	for i, s := range systems {
+		rows[i] = row{s.name, median(samples[i])}
+	}
+	fmt.Fprintf(b.out, "### %d-byte answers, %d connections (closed loop)\n\n", size, b.conns)
+	b.table(rows, map[int]int{1: 0, 2: 0, 4: 3, 5: 0})
+
+	if latency {
+		rate := rows[0].s.rate / 2
+		fmt.Fprintf(b.out, "\n### %d-byte answers at a fixed %.0f req/s (half the plain proxy's capacity)\n\n", size, rate)
+		var lat []row
+		for _, s := range []system{systems[0], systems[2]} {
+			var ss []sample
+			for range b.rounds {
+				ss = append(ss, b.measure(ctx, s.p, s.req, rate))
+			}
+			lat = append(lat, row{s.name, median(ss)})
+		}
+		if err := new.set(100*time.Millisecond, false); err != nil {
+			return err
+		}
+		var ss []sample
+		for range b.rounds {
+			ss = append(ss, b.measure(ctx, shadow, get, rate))
+		}
+		if err := new.set(0, false); err != nil {
+			return err
+		}
+		lat = append(lat, row{"cutover shadow-read, new +100 ms", median(ss)})
+		b.table(lat, map[int]int{1: 0, 2: 1})
+	}
+	if overload > 0 {
+		if err := b.overload(ctx, shadow, new, get, overload, rows[2].s.rate); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(b.out)
+	return nil
+}
+
+// table prints rows with ratios: ratioTo maps a row to the row it is
+// compared with.
+func (b *bench) table(rows []row, ratioTo map[int]int) {
+	fmt.Fprintln(b.out, "| system | req/s | ratio | p50 | p99 | p99 ratio | CPU/req | peak RSS | compared |")
+	fmt.Fprintln(b.out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for i, r := range rows {
+		ratio, p99ratio := "", ""
+		if j, ok := ratioTo[i]; ok {
+			ratio = fmt.Sprintf("%.2f×", r.s.rate/rows[j].s.rate)
+			p99ratio = fmt.Sprintf("%.2f×", float64(r.s.p99)/float64(rows[j].s.p99))
+		}
+		compared := ""
+		if r.s.compared > 0 {
+			compared = fmt.Sprintf("%.1f %%", 100*r.s.compared)
+		}
+		if r.s.errorShare > 0.001 {
+			compared += fmt.Sprintf(" (%.1f %% errors)", 100*r.s.errorShare)
+		}
+		fmt.Fprintf(b.out, "| %s | %.0f | %s | %s | %s | %s | %s | %.0f MiB | %s |\n", r.name, r.s.rate, ratio,
+			r.s.p50.Round(time.Microsecond), r.s.p99.Round(time.Microsecond), p99ratio, r.s.cpuPerReq.Round(100*time.Nanosecond), float64(r.s.peakRSS)/(1<<20), compared)
+	}
+}
+
+// overload holds every request to the new backend and drives shadow-read at
+// full load: memory must stay flat and the client's throughput near the
+// healthy run's.
+func (b *bench) overload(ctx context.Context, p *benchProcess, new *benchBackend, req []byte, d time.Duration, healthy float64) error {
+	if err := new.set(0, true); err != nil {
+		return err
+	}
+	defer new.set(0, false)
+	fmt.Fprintf(b.out, "\n### New backend hanging, shadow-read at full load for %s\n\n", d)
+	p.resetPeak()
+	_, rss0 := p.memory()
+	var samples []int64
+	done := make(chan load, 1)
+	go func() { done <- closedLoop(ctx, p.addr, b.conns, req, d) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var l load
+wait:
+	for {
+		select {
+		case l = <-done:
+			break wait
+		case <-tick.C:
+			_, now := p.memory()
+			samples = append(samples, now)
+		}
+	}
+	if len(samples) < 12 {
+		return fmt.Errorf("overload run too short to judge memory: use --overload 15s or more")
+	}
+	at10 := samples[9]
+	maxAfter := slices.Max(samples[10:])
+	fmt.Fprintln(b.out, "| measure | value |")
+	fmt.Fprintln(b.out, "|---|---:|")
+	fmt.Fprintf(b.out, "| RSS at start | %.0f MiB |\n", float64(rss0)/(1<<20))
+	fmt.Fprintf(b.out, "| RSS after 10 s | %.0f MiB |\n", float64(at10)/(1<<20))
+	fmt.Fprintf(b.out, "| highest RSS after 10 s | %.0f MiB (%+.1f %%) |\n", float64(maxAfter)/(1<<20), 100*(float64(maxAfter)/float64(at10)-1))
+	fmt.Fprintf(b.out, "| client req/s, new hanging | %.0f |\n", l.rate())
+	fmt.Fprintf(b.out, "| ratio to the healthy shadow-read run | %.2f× |\n", l.rate()/healthy)
+	return nil
+}

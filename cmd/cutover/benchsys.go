@@ -1,0 +1,444 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// benchBackend is one of the identical JSON backends the bench measures
+// against, in its own process (`cutover bench-backend`) like the proxies, so
+// that no system shares a Go runtime with the load generator. Its answers
+// can be delayed or held, through a control path, to show what a slow or
+// hanging new backend does to the client.
+type benchBackend struct {
+	*benchProcess
+}
+
+func startBenchBackend(self string, size int) (*benchBackend, error) {
+	p, err := startProcess("backend", exec.Command(self, "bench-backend", "--size", strconv.Itoa(size)))
+	if err != nil {
+		return nil, err
+	}
+	return &benchBackend{p}, nil
+}
+
+// set changes the backend's behaviour: a delay added to every answer, and
+// whether it holds every request until told otherwise.
+func (b *benchBackend) set(delay time.Duration, hang bool) error {
+	res, err := http.Post(fmt.Sprintf("http://%s/_bench?delay=%s&hang=%t", b.addr, delay, hang), "text/plain", nil)
+	if err != nil {
+		return err
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("backend control: %s", res.Status)
+	}
+	return nil
+}
+
+// runBenchBackend is the hidden `bench-backend` command.
+func runBenchBackend(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("bench-backend", stderr)
+	size := fs.Int("size", 1024, "bytes of each GET answer")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	body := benchDocument(*size)
+	ok := []byte(`{"ok": true}`)
+	var delay atomic.Int64
+	var hang atomic.Pointer[chan struct{}]
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_bench" {
+			d, _ := time.ParseDuration(r.URL.Query().Get("delay"))
+			delay.Store(int64(d))
+			if r.URL.Query().Get("hang") == "true" {
+				ch := make(chan struct{})
+				hang.CompareAndSwap(nil, &ch)
+			} else if ch := hang.Swap(nil); ch != nil {
+				close(*ch)
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if d := delay.Load(); d > 0 {
+			time.Sleep(time.Duration(d))
+		}
+		if ch := hang.Load(); ch != nil {
+			select {
+			case <-*ch:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodGet {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.Write(body)
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		w.Write(ok)
+	})}
+	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
+	ctx, stop := signalContext()
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// benchDocument is a JSON document of about size bytes, shaped like a REST
+// answer: an object with metadata and a list of records.
+func benchDocument(size int) []byte {
+	var sb strings.Builder
+	sb.WriteString(`{"meta": {"page": 1, "total": 9007199254740993}, "items": [`)
+	for i := 0; sb.Len() < size-120; i++ {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, `{"id": %d, "name": "item-%05d", "price": %d.%02d, "tags": ["a", "b"], "active": %t}`, i, i, i*7%1000, i%100, i%2 == 0)
+	}
+	sb.WriteString(`], "next": null}`)
+	return []byte(sb.String())
+}
+
+// benchProcess is a proxy under test running as its own process, so its CPU
+// time and memory can be read from /proc.
+type benchProcess struct {
+	name   string
+	addr   string // proxy address
+	admin  string // cutover's admin address, "" for others
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+var addrLine = regexp.MustCompile(`(?:proxy on http://|listening on )(\S+?)(?:,|$)(?:.*admin on http://(\S+))?`)
+
+// startProcess runs cmd and waits for it to print the address it serves.
+func startProcess(name string, cmd *exec.Cmd) (*benchProcess, error) {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &benchProcess{name: name, cmd: cmd, exited: make(chan struct{})}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		cmd.Wait()
+		close(p.exited)
+	}()
+	select {
+	case l := <-lines:
+		m := addrLine.FindStringSubmatch(l)
+		if m == nil {
+			p.stop()
+			return nil, fmt.Errorf("%s: unexpected first line %q", name, l)
+		}
+		p.addr, p.admin = m[1], m[2]
+		return p, nil
+	case <-p.exited:
+		return nil, fmt.Errorf("%s exited before serving", name)
+	case <-time.After(30 * time.Second):
+		p.stop()
+		return nil, fmt.Errorf("%s did not start", name)
+	}
+}
+
+func (p *benchProcess) stop() {
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// pids returns the process and its children (nginx's workers).
+func (p *benchProcess) pids() []int {
+	pid := p.cmd.Process.Pid
+	out := []int{pid}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		if f := statFields(child); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// statFields returns /proc/PID/stat's fields after the command name (which
+// may hold spaces): state, ppid, ...
+func statFields(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+}
+
+// cpu returns the user+system CPU time of the process and its children.
+func (p *benchProcess) cpu() time.Duration {
+	var ticks int64
+	for _, pid := range p.pids() {
+		f := statFields(pid)
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += ut + st
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// resetPeak starts a new peak-RSS measurement (Linux clear_refs 5).
+func (p *benchProcess) resetPeak() {
+	for _, pid := range p.pids() {
+		os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+	}
+}
+
+// memory returns the peak and current resident set size in bytes of the
+// process and its children.
+func (p *benchProcess) memory() (peak, now int64) {
+	for _, pid := range p.pids() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			switch k {
+			case "VmHWM":
+				peak += kb << 10
+			case "VmRSS":
+				now += kb << 10
+			}
+		}
+	}
+	return peak, now
+}
+
+// startBaseline runs the plain httputil.ReverseProxy that every ratio is
+// measured against, in its own process (`cutover bench-baseline`).
+func startBaseline(self, target string) (*benchProcess, error) {
+	return startProcess("plain Go proxy", exec.Command(self, "bench-baseline", "--target", "http://"+target))
+}
+
+// runBenchBaseline is the hidden `bench-baseline` command: a plain
+// httputil.ReverseProxy with a transport tuned as cutover's is (the default
+// transport keeps 2 idle connections per host and would make the baseline
+// look slower than it is).
+func runBenchBaseline(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("bench-baseline", stderr)
+	target := fs.String("target", "", "backend URL")
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	if err := fs.Parse(args); err != nil || *target == "" {
+		return 2
+	}
+	u, err := url.Parse(*target)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() },
+		Transport: &http.Transport{Proxy: nil, MaxIdleConns: 2048, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second, DisableCompression: true},
+		ErrorLog:  nil,
+	}
+	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
+	ctx, stop := signalContext()
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// startCutover runs `cutover serve` in phase for the two backends.
+func startCutover(self, dir, name, phase, old, new string) (*benchProcess, error) {
+	cfg := fmt.Sprintf(`listen: "127.0.0.1:0"
+admin: {listen: "127.0.0.1:0"}
+backends:
+  old: {url: "http://%s", timeout: 10s}
+  new: {url: "http://%s", timeout: 2s}
+defaults:
+  phase: %s
+  secondary_writes: async
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+`, old, new, phase)
+	path := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	return startProcess(name, exec.Command(self, "serve", "--config", path, "--data-dir", filepath.Join(dir, name+"-data"), "--log-level", "error", "--log-format", "json"))
+}
+
+// startNginx runs nginx with the mirror module as a second baseline: it fans
+// every request out to new and compares nothing. Nil without nginx.
+func startNginx(dir, old, new string) (*benchProcess, error) {
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
+			return nil, nil
+		}
+		bin = "/usr/sbin/nginx"
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	d := filepath.Join(dir, "nginx")
+	os.MkdirAll(d, 0o700)
+	conf := fmt.Sprintf(`daemon off;
+worker_processes 2;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fcgi; uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
+  upstream old { server %[2]s; keepalive 256; }
+  upstream new { server %[3]s; keepalive 256; }
+  server {
+    listen %[4]s;
+    location / {
+      mirror /mirror;
+      proxy_pass http://old;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+    location = /mirror {
+      internal;
+      proxy_pass http://new$request_uri;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`, d, old, new, addr)
+	path := filepath.Join(d, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-c", path, "-e", filepath.Join(d, "error.log"))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &benchProcess{name: "nginx mirror", addr: addr, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(p.exited)
+	}()
+	// nginx prints nothing: wait until it accepts connections.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return p, nil
+		}
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("nginx exited; see %s/error.log", d)
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, errors.New("nginx did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// comparedShare reads how many reads cutover compared, from its admin API.
+func comparedShare(admin string) (compared, total int64) {
+	if admin == "" {
+		return 0, 0
+	}
+	res, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return 0, 0
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "cutover_comparisons_total{") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, _ := strconv.ParseFloat(line[i+1:], 64)
+		total += int64(v)
+		if strings.Contains(line, `outcome="match"`) || strings.Contains(line, `outcome="mismatch"`) {
+			compared += int64(v)
+		}
+	}
+	return compared, total
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
