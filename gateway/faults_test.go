@@ -252,6 +252,9 @@ func TestFaultModes(t *testing.T) {
 				}
 			}
 
+			// Every read ends while the fault still holds.
+			eventually(t, "every read's outcome", func() bool { return total(g.route("items")) == faultRounds })
+
 			// Heal; no write is lost: the secondary ends with exactly the
 			// writes the primary applied, in the same order per resource.
 			secondary.healed.Store(true)
@@ -262,7 +265,6 @@ func TestFaultModes(t *testing.T) {
 			}
 
 			// Outcomes are counted, with the right reasons.
-			eventually(t, "every read's outcome", func() bool { return total(g.route("items")) == faultRounds })
 			v := g.route("items")
 			allowed := map[string]bool{}
 			for _, o := range tt.reads {

@@ -1,10 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -175,7 +175,7 @@ func (c *framingConn) endLine() {
 	if !c.prevCR {
 		c.cur.bareLF = true
 	}
-	line := string(c.line)
+	line := c.line
 	if c.prevCR && len(line) > 0 && c.lineLen <= maxFramingLine {
 		line = line[:len(line)-1]
 	}
@@ -195,8 +195,8 @@ func (c *framingConn) endLine() {
 			c.header(line)
 		}
 	case stChunkSize:
-		size, _, _ := strings.Cut(line, ";")
-		n, err := strconv.ParseInt(strings.TrimSpace(size), 16, 64)
+		size, _, _ := bytes.Cut(line, []byte(";"))
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(size)), 16, 64)
 		if err != nil || n < 0 {
 			c.lost()
 			return
@@ -220,22 +220,26 @@ func (c *framingConn) endLine() {
 	}
 }
 
-func (c *framingConn) header(line string) {
-	name, value, ok := strings.Cut(line, ":")
+func (c *framingConn) header(line []byte) {
+	name, value, ok := bytes.Cut(line, []byte(":"))
 	if !ok {
 		return // net/http refuses it
 	}
-	value = strings.TrimSpace(value)
-	switch strings.ToLower(strings.TrimSpace(name)) {
-	case "content-length":
+	value = bytes.TrimSpace(value)
+	name = bytes.TrimSpace(name)
+	switch {
+	case bytes.EqualFold(name, []byte("Content-Length")):
 		c.sawCL = true
-		if n, err := strconv.ParseInt(value, 10, 64); err == nil && n >= 0 {
+		if n, err := strconv.ParseInt(string(value), 10, 64); err == nil && n >= 0 {
 			c.cl = n
 		}
-	case "transfer-encoding":
+	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 		c.sawTE = true
-		codings := strings.Split(value, ",")
-		c.chunked = strings.EqualFold(strings.TrimSpace(codings[len(codings)-1]), "chunked")
+		last := value
+		if i := bytes.LastIndexByte(value, ','); i >= 0 {
+			last = value[i+1:]
+		}
+		c.chunked = bytes.EqualFold(bytes.TrimSpace(last), []byte("chunked"))
 	}
 }
 

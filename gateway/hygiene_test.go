@@ -28,6 +28,8 @@ func TestAmbiguousFramingReachesNoBackend(t *testing.T) {
 		{"bare LF in chunked framing", "PUT /users/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\n{}\n0\n\n", 400},
 		{"path with a raw quote", "GET /users/a\"b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
 		{"path with raw UTF-8", "GET /users/\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+		{"asterisk-form target", "POST * HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}", 400},
+		{"OPTIONS * (net/http answers it itself)", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 200},
 		{"unknown transfer coding", "PUT /users/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
 		{"headers over max_header_bytes", "GET /users/1 HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 10<<10) + "\r\n\r\n", 431},
 		{"h2c upgrade smuggling", "GET /users/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},

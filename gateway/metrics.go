@@ -32,6 +32,7 @@ type metrics struct {
 	circuitOpen      *prometheus.GaugeVec
 	refused          *prometheus.CounterVec
 	reloads          *prometheus.CounterVec
+	lastReloadOK     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -91,9 +92,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cutover_rules_reload_total",
 			Help: "Rule reloads by outcome (ok, error).",
 		}, []string{"outcome"}),
+		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cutover_rules_last_reload_successful",
+			Help: "1 when the last reload of the rules succeeded (or none failed yet), 0 while a refused file is in place and the previous rules stay in force.",
+		}),
 	}
+	// Both outcomes exist from the start: an alert on increase() of the
+	// error series needs a 0 before the first failure, or the first failure
+	// is never seen as an increase.
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("error")
+	m.lastReloadOK.Set(1)
 	if reg != nil {
-		reg.MustRegister(m.comparisons, m.writeComparisons, m.secondaryWrites, m.duration, m.queueDepth, m.givenUp, m.toVerify, m.storeErrors, m.commits, m.commitBatch, m.circuitOpen, m.refused, m.reloads)
+		reg.MustRegister(m.comparisons, m.writeComparisons, m.secondaryWrites, m.duration, m.queueDepth, m.givenUp, m.toVerify, m.storeErrors,
+			m.commits, m.commitBatch, m.circuitOpen, m.refused, m.reloads, m.lastReloadOK)
 	}
 	return m
 }
@@ -127,9 +139,10 @@ func (m *metrics) upstream(route string, side rules.Side, primary bool, d time.D
 // RulesReloaded counts one reload attempt of the rules: err nil means the
 // new rules are in force.
 func (p *Proxy) RulesReloaded(err error) {
-	outcome := "ok"
+	outcome, ok := "ok", 1.0
 	if err != nil {
-		outcome = "error"
+		outcome, ok = "error", 0
 	}
 	p.metrics.reloads.WithLabelValues(outcome).Inc()
+	p.metrics.lastReloadOK.Set(ok)
 }

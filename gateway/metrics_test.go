@@ -1,6 +1,9 @@
 package gateway_test
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -44,4 +47,57 @@ func assertMetricsAgree(t *testing.T, g *gw, sent map[string]int) {
 			}
 		}
 	}
+}
+
+func TestReloadMetricsStartAtZeroAndTrackTheLastOutcome(t *testing.T) {
+	old := newBackend(t, "old", jsonAnswer("old", `{}`))
+	new := newBackend(t, "new", jsonAnswer("new", `{}`))
+	g := startGateway(t, old, new, "")
+	want := func(step string, ok, failed, last float64) {
+		t.Helper()
+		for name, w := range map[string]float64{
+			`cutover_rules_reload_total{outcome="ok"}`:    ok,
+			`cutover_rules_reload_total{outcome="error"}`: failed,
+			`cutover_rules_last_reload_successful`:        last,
+		} {
+			if got := gathered(t, g, name); got != w {
+				t.Errorf("%s: %s = %v, want %v", step, name, got, w)
+			}
+		}
+	}
+	want("at start", 0, 0, 1)
+	g.proxy.RulesReloaded(errors.New("bad file"))
+	want("after a refused file", 0, 1, 0)
+	g.proxy.RulesReloaded(nil)
+	want("after a good file", 1, 1, 1)
+}
+
+// gathered returns the value of one series, written as name{label="value"},
+// or -1 when the registry does not have it.
+func gathered(t *testing.T, g *gw, series string) float64 {
+	t.Helper()
+	families, err := g.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			name := mf.GetName()
+			if len(labels) > 0 {
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			if name != series {
+				continue
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
 }

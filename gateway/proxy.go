@@ -222,12 +222,23 @@ type exchange struct {
 	primaryErr  error
 	primaryTime time.Duration // to response headers
 
+	paramBuf [4]rules.Param // backs params for the common short patterns
+
 	// Decided before proxying: a read's outcome when it is not shadowed.
 	skip   stats.Outcome
 	reason string
 
 	shadow *shadowJob // a shadowed read
 	write  *writeJob  // a write that the secondary gets too
+}
+
+// resourceKey names the resource the request acts on, computed once and
+// only for requests that need it (writes to repeat, reads to compare).
+func (ex *exchange) resourceKey(r *http.Request) string {
+	if ex.key == "" {
+		ex.key = ex.route.ResourceKey(r, ex.params)
+	}
+	return ex.key
 }
 
 func (ex *exchange) overrideName(o *rules.Override) {
@@ -240,7 +251,7 @@ func (ex *exchange) overrideName(o *rules.Override) {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	set := p.rules.Current()
 	ex := &exchange{start: p.now(), method: r.Method, requestURI: r.RequestURI}
-	ex.route, ex.params = set.Match(r.Method, matchPath(r.URL), nil)
+	ex.route, ex.params = set.Match(r.Method, matchPath(r.URL), ex.paramBuf[:0])
 	var ov *rules.Override
 	ex.phase, ov = ex.route.PhaseFor(r, ex.params)
 	ex.overrideName(ov)
@@ -264,7 +275,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.reject(w, r, ex, status, err)
 		return
 	}
-	ex.key = ex.route.ResourceKey(r, ex.params)
 	if ex.read {
 		p.planRead(ex, r)
 	} else {
@@ -298,7 +308,12 @@ var (
 // than the client sent; such a request is refused instead.
 func targetKeptAsSent(r *http.Request) bool {
 	raw := r.RequestURI
-	if raw == "*" || raw == "" {
+	if raw == "*" {
+		// asterisk-form is for OPTIONS only (RFC 9112 section 3.2.4); forwarded,
+		// it would become "/%2A".
+		return false
+	}
+	if raw == "" {
 		return true
 	}
 	if i := strings.Index(raw, "://"); i >= 0 && !strings.HasPrefix(raw, "/") {
@@ -444,7 +459,7 @@ func (p *Proxy) planRead(ex *exchange, r *http.Request) {
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonTooLarge
 	case !sampled(ex.route.Sample):
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonSampledOut
-	case p.queue.pending(ex.key):
+	case p.queue.pending(ex.resourceKey(r)):
 		ex.skip, ex.reason = stats.Pending, ""
 	case p.breakers[secondary].open():
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonBreakerOpen
@@ -461,6 +476,7 @@ func (p *Proxy) planWrite(ex *exchange, r *http.Request) {
 	if !ex.phase.WritesSecondary() || ex.route.SecondaryWrites == rules.Off {
 		return
 	}
+	ex.resourceKey(r)
 	ex.idempotencyKey = r.Header.Get(p.shadowCfg.IdempotencyHeader)
 	if ex.idempotencyKey == "" {
 		ex.idempotencyKey = newIdempotencyKey()

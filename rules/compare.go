@@ -1,26 +1,403 @@
 package rules
 
-import "github.com/cutover/cutover/compare"
+// This file: the compare: section of the configuration: its YAML shape,
+// validation with positions, and compilation into compare.Options.
 
-// CompareConfig is a compare: section, in defaults or in a route.
-// TEMPORARY: a minimal placeholder until the rules language lands.
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+
+	"github.com/cutover/cutover/compare"
+	"github.com/goccy/go-yaml"
+)
+
+// CompareConfig is a compare: section, in defaults or in a route. A route's
+// rules add to the defaults' (which come first) unless it says inherit:
+// false. docs/rules.md describes every key with an example.
 type CompareConfig struct {
-	Inherit        *bool    `yaml:"inherit"`
-	Ignore         []string `yaml:"ignore"`
+	// Inherit, in a route, set to false drops the defaults' rules.
+	Inherit *bool `yaml:"inherit"`
+	// Ignore lists JSONPaths (RFC 9535) of values not compared.
+	Ignore []string `yaml:"ignore"`
+	// IgnoreHeaders are never compared; CompareHeaders are ("*": all).
 	IgnoreHeaders  []string `yaml:"ignore_headers"`
 	CompareHeaders []string `yaml:"compare_headers"`
-	Unordered      []string `yaml:"unordered"`
+	// Unordered arrays are multisets, or matched by a key member.
+	Unordered []UnorderedRule `yaml:"unordered"`
+	// Tolerance lets numbers differ by an absolute or relative bound.
+	Tolerance []ToleranceRule `yaml:"tolerance"`
+	// Normalize rewrites strings before they are compared.
+	Normalize []NormalizeRule `yaml:"normalize"`
+	// Coerce makes 1 equal "1" and true equal "true" at these paths.
+	Coerce []string `yaml:"coerce"`
+	// Rename maps old's members to new's names or places.
+	Rename []RenameRule `yaml:"rename"`
+	// AbsentEqualsNull and its variants let a missing member equal null,
+	// [] or {}: true for everywhere, or a list of JSONPaths.
+	AbsentEqualsNull        Scope `yaml:"absent_equals_null"`
+	AbsentEqualsEmptyArray  Scope `yaml:"absent_equals_empty_array"`
+	AbsentEqualsEmptyObject Scope `yaml:"absent_equals_empty_object"`
+	// Subset lets new have members old lacks: true, or a list of JSONPaths.
+	Subset Scope `yaml:"subset"`
+	// Noise sets when a path's difference rate beats its rate between old
+	// and backends.noise; a route's setting replaces the defaults'.
+	Noise *NoiseConfig `yaml:"noise"`
 }
+
+// NoiseConfig holds Diffy-style noise thresholds (see compare.NoiseThresholds).
+type NoiseConfig struct {
+	Relative *float64 `yaml:"relative"`
+	Absolute *float64 `yaml:"absolute"`
+}
+
+// UnorderedRule is written "$.roles" or {path: "$.items", by: id}.
+type UnorderedRule struct {
+	Path string `yaml:"path"`
+	By   string `yaml:"by"`
+}
+
+// UnmarshalYAML accepts a bare path or a mapping.
+func (u *UnorderedRule) UnmarshalYAML(unmarshal func(any) error) error {
+	var s string
+	if err := unmarshal(&s); err == nil {
+		*u = UnorderedRule{Path: s}
+		return nil
+	}
+	type plain UnorderedRule
+	return unmarshal((*plain)(u))
+}
+
+// ToleranceRule is {path: "$..price", absolute: 0.01, relative: 0.001}.
+type ToleranceRule struct {
+	Path     string  `yaml:"path"`
+	Absolute Decimal `yaml:"absolute"`
+	Relative Decimal `yaml:"relative"`
+}
+
+// NormalizeRule is {path, pattern, replace} and/or {path, fold_case: true}.
+type NormalizeRule struct {
+	Path     string `yaml:"path"`
+	Pattern  string `yaml:"pattern"`
+	Replace  string `yaml:"replace"`
+	FoldCase bool   `yaml:"fold_case"`
+}
+
+// RenameRule is {from: "$.items[*].sku", to: product_id} (same object) or
+// {from: "$.user_name", to: "$.user.name"} (another place).
+type RenameRule struct {
+	From string `yaml:"from"`
+	To   string `yaml:"to"`
+}
+
+// Decimal keeps a number's text as written, so 0.1 stays 0.1 and is never
+// rounded through float64.
+type Decimal struct {
+	raw string
+	set bool
+}
+
+// UnmarshalYAML keeps the scalar's text.
+func (d *Decimal) UnmarshalYAML(b []byte) error {
+	var s string
+	text := strings.TrimSpace(string(b))
+	if strings.HasPrefix(text, `"`) || strings.HasPrefix(text, `'`) {
+		if err := yaml.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		text = s
+	}
+	d.raw, d.set = text, true
+	return nil
+}
+
+// MarshalYAML writes the number back as text.
+func (d Decimal) MarshalYAML() (any, error) { return d.raw, nil }
+
+// Scope is true (everywhere), false (nowhere) or a list of JSONPaths.
+type Scope struct {
+	All   bool
+	Paths []string
+}
+
+// UnmarshalYAML accepts a boolean or a list of paths.
+func (s *Scope) UnmarshalYAML(unmarshal func(any) error) error {
+	var b bool
+	if err := unmarshal(&b); err == nil {
+		*s = Scope{All: b}
+		return nil
+	}
+	var ps []string
+	if err := unmarshal(&ps); err != nil {
+		return fmt.Errorf("write true, false or a list of JSONPaths: %w", err)
+	}
+	*s = Scope{Paths: ps}
+	return nil
+}
+
+// MarshalYAML writes the scope back.
+func (s Scope) MarshalYAML() (any, error) {
+	if s.Paths != nil {
+		return s.Paths, nil
+	}
+	return s.All, nil
+}
+
+// Limits of the rules language, so a configuration cannot make the
+// comparison expensive.
+const (
+	MaxPatternLength = 1000 // bytes of one normalize pattern
+	MaxRules         = 1000 // rules of one compare section
+)
+
+var (
+	decimalText = regexp.MustCompile(`^(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+	headerToken = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+)
 
 // compare compiles a route's compare section on top of the defaults' (def
 // is nil when compiling the defaults themselves).
 func (c *compiler) compare(path string, def, own *CompareConfig) *compare.Options {
-	o := &compare.Options{}
-	if def != nil && (own.Inherit == nil || *own.Inherit) {
-		o.IgnoreHeaders = append(o.IgnoreHeaders, def.IgnoreHeaders...)
-		o.CompareHeaders = append(o.CompareHeaders, def.CompareHeaders...)
+	var rules []compare.Rule
+	var noise compare.NoiseThresholds
+	if def != nil {
+		if own.Inherit == nil || *own.Inherit {
+			rules = c.compareRules("$.defaults.compare", "defaults", def, false)
+			noise = c.noise("$.defaults.compare.noise", def.Noise, false)
+		}
+		rules = append(rules, c.compareRules(path, "route", own, true)...)
+		if own.Noise != nil {
+			noise = c.noise(path+".noise", own.Noise, true)
+		}
+	} else {
+		noise = c.noise(path+".noise", own.Noise, true)
+		if own.Inherit != nil {
+			c.fail(path+".inherit", "inherit belongs in a route's compare section", "the defaults have nothing to inherit from")
+		}
+		rules = c.compareRules(path, "defaults", own, true)
 	}
-	o.IgnoreHeaders = append(o.IgnoreHeaders, own.IgnoreHeaders...)
-	o.CompareHeaders = append(o.CompareHeaders, own.CompareHeaders...)
+	if len(rules) > MaxRules {
+		c.fail(path, "merge paths with wildcards or descendant segments", "%d comparison rules are more than %d", len(rules), MaxRules)
+		return nil
+	}
+	o, err := compare.New(rules, compare.Limits{}, noise)
+	if err != nil {
+		// Validation above should have said it with a position.
+		c.fail(path, "", "%v", err)
+		return nil
+	}
 	return o
+}
+
+// compareRules turns one compare section into rules; report says whether
+// to report its problems (the defaults' are reported once, not per route).
+func (c *compiler) compareRules(path, origin string, cc *CompareConfig, report bool) []compare.Rule {
+	rc := ruleCompiler{c: c, report: report}
+	var rules []compare.Rule
+	add := func(r compare.Rule, ok bool) {
+		if ok {
+			r.Origin = origin
+			rules = append(rules, r)
+		}
+	}
+	for i, p := range cc.Ignore {
+		at := fmt.Sprintf("%s.ignore[%d]", path, i)
+		jp, ok := rc.path(at, p)
+		if ok && wholeDocument(jp) {
+			rc.fail(at, "ignore only the parts that differ, like $.meta.request_id or $..updated_at",
+				"ignoring %s ignores the whole document: every answer would match", p)
+			ok = false
+		}
+		add(compare.Rule{Kind: compare.RuleIgnore, Path: jp}, ok)
+	}
+	for i, h := range cc.IgnoreHeaders {
+		add(compare.Rule{Kind: compare.RuleIgnoreHeader, Header: h}, rc.header(fmt.Sprintf("%s.ignore_headers[%d]", path, i), h, false))
+	}
+	for i, h := range cc.CompareHeaders {
+		add(compare.Rule{Kind: compare.RuleCompareHeader, Header: h}, rc.header(fmt.Sprintf("%s.compare_headers[%d]", path, i), h, true))
+	}
+	for i, u := range cc.Unordered {
+		at := fmt.Sprintf("%s.unordered[%d]", path, i)
+		jp, ok := rc.path(at, u.Path)
+		add(compare.Rule{Kind: compare.RuleUnordered, Path: jp, By: u.By}, ok)
+	}
+	for i, t := range cc.Tolerance {
+		at := fmt.Sprintf("%s.tolerance[%d]", path, i)
+		jp, ok := rc.path(at, t.Path)
+		for _, b := range []struct {
+			key string
+			d   Decimal
+		}{{"absolute", t.Absolute}, {"relative", t.Relative}} {
+			if b.d.set && !decimalText.MatchString(b.d.raw) {
+				rc.fail(at+"."+b.key, "write a non-negative number like 0.01", "%s %q is not a non-negative number", b.key, b.d.raw)
+				ok = false
+			}
+		}
+		if !t.Absolute.set && !t.Relative.set {
+			rc.fail(at, "write absolute: 0.01 (a difference) or relative: 0.001 (a share of the larger value)", "tolerance has no bound")
+			ok = false
+		}
+		add(compare.Rule{Kind: compare.RuleTolerance, Path: jp, Absolute: t.Absolute.raw, Relative: t.Relative.raw}, ok)
+	}
+	for i, n := range cc.Normalize {
+		at := fmt.Sprintf("%s.normalize[%d]", path, i)
+		jp, ok := rc.path(at, n.Path)
+		r := compare.Rule{Kind: compare.RuleNormalize, Path: jp, Replace: n.Replace, FoldCase: n.FoldCase}
+		switch {
+		case n.Pattern != "":
+			re, good := rc.regexp(at+".pattern", n.Pattern)
+			r.Pattern, ok = re, ok && good
+		case n.Replace != "":
+			rc.fail(at+".replace", "add pattern: the regular expression that replace rewrites", "replace without a pattern")
+			ok = false
+		case !n.FoldCase:
+			rc.fail(at, "write pattern: and replace:, or fold_case: true", "normalize does nothing")
+			ok = false
+		}
+		add(r, ok)
+	}
+	for i, p := range cc.Coerce {
+		jp, ok := rc.path(fmt.Sprintf("%s.coerce[%d]", path, i), p)
+		add(compare.Rule{Kind: compare.RuleCoerce, Path: jp}, ok)
+	}
+	for i, rn := range cc.Rename {
+		add(rc.rename(fmt.Sprintf("%s.rename[%d]", path, i), rn))
+	}
+	for _, s := range []struct {
+		key   string
+		kind  compare.RuleKind
+		scope Scope
+	}{
+		{"absent_equals_null", compare.RuleAbsentEqualsNull, cc.AbsentEqualsNull},
+		{"absent_equals_empty_array", compare.RuleAbsentEqualsEmptyArray, cc.AbsentEqualsEmptyArray},
+		{"absent_equals_empty_object", compare.RuleAbsentEqualsEmptyObject, cc.AbsentEqualsEmptyObject},
+		{"subset", compare.RuleSubset, cc.Subset},
+	} {
+		if s.scope.All {
+			add(compare.Rule{Kind: s.kind}, true)
+		}
+		for i, p := range s.scope.Paths {
+			at := fmt.Sprintf("%s.%s[%d]", path, s.key, i)
+			jp, ok := rc.path(at, p)
+			if ok && len(jp.Segments) == 0 {
+				rc.fail(at, "these rules apply to members: write $..* (or true) for every member", "%s selects the whole document, not members", p)
+				ok = false
+			}
+			add(compare.Rule{Kind: s.kind, Path: jp}, ok)
+		}
+	}
+	return rules
+}
+
+// noise compiles noise thresholds; unset values take compare's defaults.
+func (c *compiler) noise(path string, nc *NoiseConfig, report bool) compare.NoiseThresholds {
+	var t compare.NoiseThresholds
+	if nc == nil {
+		return t
+	}
+	rc := ruleCompiler{c: c, report: report}
+	if nc.Relative != nil {
+		if *nc.Relative < 0 {
+			rc.fail(path+".relative", "write 0.2 for 20 % above the noise rate", "relative %v must not be negative", *nc.Relative)
+		}
+		t.Relative = max(*nc.Relative, 0)
+	}
+	if nc.Absolute != nil {
+		if *nc.Absolute < 0 || *nc.Absolute > 1 {
+			rc.fail(path+".absolute", "write a share between 0 and 1, like 0.0003 for 0.03 %", "absolute %v is not a share", *nc.Absolute)
+		}
+		t.Absolute = min(max(*nc.Absolute, 0), 1)
+	}
+	return t
+}
+
+// ruleCompiler reports the problems of one compare section.
+type ruleCompiler struct {
+	c      *compiler
+	report bool
+}
+
+func (rc ruleCompiler) fail(path, hint, format string, args ...any) {
+	if rc.report {
+		rc.c.fail(path, hint, format, args...)
+	}
+}
+
+func (rc ruleCompiler) path(at, text string) (*compare.Path, bool) {
+	if text == "" {
+		rc.fail(at, "write a JSONPath such as $.meta.request_id", "empty JSONPath")
+		return nil, false
+	}
+	p, err := CompilePath(text)
+	if err != nil {
+		rc.fail(at, "JSONPath is RFC 9535: $.a.b, $..name, $.items[*].id, $.items[?@.type == 'x']", "%v", err)
+		return nil, false
+	}
+	return p, true
+}
+
+func (rc ruleCompiler) header(at, name string, star bool) bool {
+	switch {
+	case star && name == "*":
+		return true
+	case name == "*":
+		rc.fail(at, "to compare no header, write no compare_headers; to compare all but some, write compare_headers: [\"*\"] and list those here", "ignore_headers cannot name \"*\"")
+		return false
+	}
+	if !headerToken.MatchString(name) {
+		hint := "write a header name like X-Request-Id"
+		if star {
+			hint += `, or "*" for every header`
+		}
+		rc.fail(at, hint, "%q is not a header name", name)
+		return false
+	}
+	return true
+}
+
+func (rc ruleCompiler) regexp(at, pattern string) (*regexp.Regexp, bool) {
+	if len(pattern) > MaxPatternLength {
+		rc.fail(at, "shorten it, or normalize with several rules", "pattern %q… is longer than %d bytes", shortText(pattern, 40), MaxPatternLength)
+		return nil, false
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		msg := err.Error()
+		if se := (*syntax.Error)(nil); errors.As(err, &se) {
+			// The regexp error repeats the whole pattern; quote a little.
+			msg = fmt.Sprintf("%s: %q", se.Code, shortText(se.Expr, 40))
+		}
+		rc.fail(at, "Go regular expressions are RE2: https://golang.org/s/re2syntax", "bad pattern %q: %s", shortText(pattern, 60), msg)
+		return nil, false
+	}
+	return re, true
+}
+
+func (rc ruleCompiler) rename(at string, rn RenameRule) (compare.Rule, bool) {
+	r := compare.Rule{Kind: compare.RuleRename}
+	from, ok := rc.path(at+".from", rn.From)
+	r.Path = from
+	if ok {
+		if n := len(from.Segments); n == 0 || !endsWithName(from) {
+			rc.fail(at+".from", "rename renames object members: end the path with a name, like $.items[*].sku", "%s does not select members by name", rn.From)
+			ok = false
+		}
+	}
+	switch {
+	case rn.To == "":
+		rc.fail(at, "write to: new_name, or to: $.new.place", "rename has no to")
+		ok = false
+	case strings.HasPrefix(rn.To, "$"):
+		to, good := rc.path(at+".to", rn.To)
+		if good && !singular(to) {
+			rc.fail(at+".to", "a destination names one place: member names and indices only, ending with a name", "%s is not a single place", rn.To)
+			good = false
+		}
+		r.ToPath, ok = to, ok && good
+	default:
+		r.To = rn.To
+	}
+	return r, ok
 }

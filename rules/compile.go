@@ -26,12 +26,13 @@ const (
 	// DefaultBreakerOpenFor is how long a tripped breaker refuses before it
 	// lets a probe through: short, because a healthy secondary should be
 	// compared again soon, and the queue waits for it.
-	DefaultBreakerOpenFor   = 10 * time.Second
-	DefaultQueueMaxAttempts = 20
-	DefaultQueueMaxAge      = 24 * time.Hour
-	DefaultQueueBaseBackoff = 200 * time.Millisecond
-	DefaultQueueMaxBackoff  = 30 * time.Second
-	DefaultQueueWorkers     = 16
+	DefaultBreakerOpenFor    = 10 * time.Second
+	DefaultQueueMaxAttempts  = 20
+	DefaultQueueMaxAge       = 24 * time.Hour
+	DefaultQueueBaseBackoff  = 200 * time.Millisecond
+	DefaultQueueMaxBackoff   = 30 * time.Second
+	DefaultQueueWorkers      = 16
+	DefaultPrometheusTimeout = 3 * time.Second
 )
 
 // DefaultReadiness is the migration playbook's bar (DESIGN.md).
@@ -69,6 +70,7 @@ func compile(cfg *Config, loc *locator) (*Set, error) {
 	s.Server = c.server(cfg.Server)
 	s.Shadow = c.shadow(cfg.Shadow)
 	s.Queue = c.queue(cfg.Queue)
+	s.Dashboard = c.dashboard(cfg.Dashboard)
 	s.Redact = c.redact(cfg.Redact)
 	s.Backends.Old = c.backend("$.backends.old", &cfg.Backends.Old, true)
 	s.Backends.New = c.backend("$.backends.new", &cfg.Backends.New, true)
@@ -152,6 +154,35 @@ func (c *compiler) size(path string, s *ByteSize, def int64) int64 {
 		return def
 	}
 	return s.Or(def)
+}
+
+// labelMatchers is a PromQL label matcher list as written inside {}: what
+// dashboard.prometheus_selector may hold. Checking it here turns a typo into
+// a line:col error instead of a failing query on every dashboard view.
+var labelMatchers = regexp.MustCompile(`^\s*(?:[A-Za-z_][A-Za-z0-9_]*\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*(?:,\s*|$))*$`)
+
+func (c *compiler) dashboard(dc DashboardConfig) Dashboard {
+	d := Dashboard{
+		PrometheusSelector: strings.TrimSpace(dc.PrometheusSelector),
+		PrometheusTimeout:  c.duration("$.dashboard.prometheus_timeout", &dc.PrometheusTimeout, DefaultPrometheusTimeout),
+	}
+	if dc.PrometheusURL != "" {
+		u, err := url.Parse(dc.PrometheusURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			c.fail("$.dashboard.prometheus_url", "write the base URL, like http://prometheus.monitoring:9090", "%q is not a Prometheus URL", dc.PrometheusURL)
+		} else {
+			d.PrometheusURL = u
+		}
+	} else if d.PrometheusSelector != "" {
+		c.fail("$.dashboard.prometheus_selector", "set dashboard.prometheus_url too", "a selector without a Prometheus URL selects nothing")
+	}
+	if !labelMatchers.MatchString(d.PrometheusSelector) {
+		c.fail("$.dashboard.prometheus_selector", `write label matchers as inside {}: job="cutover", namespace=~"shop|shop-canary"`, "%q is not a list of label matchers", d.PrometheusSelector)
+	}
+	if d.PrometheusTimeout <= 0 {
+		c.fail("$.dashboard.prometheus_timeout", "", "the Prometheus timeout must be positive")
+	}
+	return d
 }
 
 func (c *compiler) server(sc ServerConfig) Server {

@@ -16,6 +16,7 @@ type Config struct {
 	Routes    []RouteConfig   `yaml:"routes"`
 	Readiness ReadinessConfig `yaml:"readiness"`
 	Queue     QueueConfig     `yaml:"queue"`
+	Dashboard DashboardConfig `yaml:"dashboard"`
 	Redact    RedactConfig    `yaml:"redact"`
 }
 
@@ -142,4 +143,20 @@ type QueueConfig struct {
 	MaxBackoff   Duration `yaml:"max_backoff"`
 	Workers      int      `yaml:"workers"`
 	RecheckAfter Duration `yaml:"recheck_after"`
+}
+
+// DashboardConfig says where the admin dashboard takes its numbers from.
+// Unset, each replica shows its own statistics; with PrometheusURL the
+// numbers and readiness verdicts are Prometheus' sums across replicas.
+type DashboardConfig struct {
+	// PrometheusURL is the base URL of a Prometheus that scrapes every
+	// replica's /metrics (e.g. http://prometheus.monitoring:9090).
+	PrometheusURL string `yaml:"prometheus_url"`
+	// PrometheusSelector is the label matchers that pick this deployment's
+	// replicas among everything Prometheus scrapes, as written inside {}:
+	// job="cutover", namespace="shop". Empty: every cutover series.
+	PrometheusSelector string `yaml:"prometheus_selector"`
+	// PrometheusTimeout bounds the queries of one view (default 3s); past it
+	// the dashboard shows the local replica's numbers and says why.
+	PrometheusTimeout Duration `yaml:"prometheus_timeout"`
 }

@@ -58,12 +58,21 @@ func Parse(name string, r io.Reader) (*Set, error) {
 
 // decode parses src strictly: unknown keys and wrong types are problems with
 // their position.
-func decode(name string, src []byte) (*Config, *locator, error) {
+func decode(name string, src []byte) (cfg *Config, loc *locator, err error) {
+	defer func() {
+		// goccy/go-yaml v1.19.2 panics on some malformed files (a tag on
+		// an empty sequence: "ignore: !x" then garbage; found by
+		// FuzzParse). A bad file must be a problem, never a crash of the
+		// gateway on reload.
+		if p := recover(); p != nil {
+			cfg, loc, err = nil, nil, Problems{{File: name, Msg: fmt.Sprintf("the YAML decoder failed: %v", p), Hint: "check the file's YAML syntax near tags (!) and sequences"}}
+		}
+	}()
 	file, err := parser.ParseBytes(src, 0)
 	if err != nil {
 		return nil, nil, yamlProblem(name, err)
 	}
-	cfg := new(Config)
+	cfg = new(Config)
 	if len(bytes.TrimSpace(src)) == 0 {
 		return nil, nil, Problems{{File: name, Line: 1, Col: 1, Msg: "the configuration is empty", Hint: "start from the example in README.md"}}
 	}

@@ -43,6 +43,9 @@ func (s *Set) Print(w io.Writer) error {
 		n.URL = maskURL(s.Backends.Noise.URL)
 		cfg.Backends.Noise = &n
 	}
+	if s.Dashboard.PrometheusURL != nil {
+		cfg.Dashboard.PrometheusURL = maskURL(s.Dashboard.PrometheusURL)
+	}
 	src, err := yaml.MarshalWithOptions(&cfg, yaml.OmitEmpty())
 	if err != nil {
 		return err
@@ -67,6 +70,8 @@ func (s *Set) Print(w io.Writer) error {
 		"readiness": map[string]any{"min_samples": s.Readiness.MinSamples, "match_rate": s.Readiness.MatchRate,
 			"secondary_write_success": s.Readiness.SecondaryWriteSuccess, "p99_latency_increase": s.Readiness.P99LatencyIncrease,
 			"unresolved_retries": s.Readiness.UnresolvedRetries},
+		"dashboard": map[string]any{"prometheus_url": maskURL(s.Dashboard.PrometheusURL), "prometheus_selector": s.Dashboard.PrometheusSelector,
+			"prometheus_timeout": s.Dashboard.PrometheusTimeout.String()},
 		"routes": s.routeSummary(),
 	})
 	if err != nil {

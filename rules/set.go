@@ -30,6 +30,7 @@ type Set struct {
 	Backends  Backends
 	Readiness Readiness
 	Queue     Queue
+	Dashboard Dashboard
 	Redact    Redact
 
 	// Routes in file order; the first that matches a request wins.
@@ -45,6 +46,17 @@ type Set struct {
 type Admin struct {
 	Listen string
 	Auth   Auth
+}
+
+// Dashboard is the compiled dashboard section. It is read on every view,
+// so a reload changes it without a restart.
+type Dashboard struct {
+	// PrometheusURL is nil when each replica shows its own statistics.
+	PrometheusURL *url.URL
+	// PrometheusSelector is validated label matchers without braces ("" for
+	// none).
+	PrometheusSelector string
+	PrometheusTimeout  time.Duration
 }
 
 // Server holds the proxy listener's limits with defaults applied.

@@ -4,6 +4,8 @@ import (
 	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cutover/cutover/rules"
 )
 
 // BuildInfo names the running build for cutover_build_info.
@@ -15,14 +17,27 @@ type BuildInfo struct {
 // Collector exports the verdicts as Prometheus metrics:
 //
 //	cutover_route_ready{route}                          1 when ready, else 0
+//	cutover_retry_queue_oldest_age_seconds{route}       age of the oldest queued write, 0 when none
+//	cutover_retry_queue_pending{route}                  secondary writes queued for retry now
+//	cutover_retry_queue_given_up{route}                 secondary writes given up and kept now
+//	cutover_readiness_threshold{criterion}              the readiness: thresholds in force
 //	cutover_build_info{version,revision,goversion}     1
+//
+// The queue gauges are the state a fleet-wide view sums over replicas (the
+// counters of cutover_secondary_writes_total restart with each process; the
+// queue does not). The thresholds are exported so that alert rules and the Grafana dashboard
+// compare against the configuration in force instead of a copy of it.
 //
 // Labels are route names (from configuration) and fixed sets only. The
 // gateway owns the traffic counters (cutover_comparisons_total, ...).
 type Collector struct {
-	view  View
-	ready *prometheus.Desc
-	build prometheus.Metric
+	view      View
+	ready     *prometheus.Desc
+	oldest    *prometheus.Desc
+	pending   *prometheus.Desc
+	givenUp   *prometheus.Desc
+	threshold *prometheus.Desc
+	build     prometheus.Metric
 }
 
 // NewCollector returns a collector over v; register it on the gateway's own
@@ -39,6 +54,18 @@ func NewCollector(v View, b BuildInfo) *Collector {
 		ready: prometheus.NewDesc("cutover_route_ready",
 			"Whether the route's new backend meets every readiness threshold (1) or not (0), judged on 95% Wilson lower bounds.",
 			[]string{"route"}, nil),
+		oldest: prometheus.NewDesc("cutover_retry_queue_oldest_age_seconds",
+			"Seconds since the oldest secondary write still queued for retry was queued; 0 when none is.",
+			[]string{"route"}, nil),
+		pending: prometheus.NewDesc("cutover_retry_queue_pending",
+			"Secondary writes of the route queued for retry now.",
+			[]string{"route"}, nil),
+		givenUp: prometheus.NewDesc("cutover_retry_queue_given_up",
+			"Secondary writes of the route given up and kept for inspection now.",
+			[]string{"route"}, nil),
+		threshold: prometheus.NewDesc("cutover_readiness_threshold",
+			"The readiness thresholds in force (readiness: in the configuration), by criterion.",
+			[]string{"criterion"}, nil),
 		build: prometheus.MustNewConstMetric(prometheus.NewDesc("cutover_build_info",
 			"The running build of cutover; always 1.", []string{"version", "revision", "goversion"}, nil),
 			prometheus.GaugeValue, 1, b.Version, b.Revision, runtime.Version()),
@@ -48,6 +75,10 @@ func NewCollector(v View, b BuildInfo) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.ready
+	ch <- c.oldest
+	ch <- c.pending
+	ch <- c.givenUp
+	ch <- c.threshold
 	ch <- c.build.Desc()
 }
 
@@ -60,5 +91,30 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, v, r.Name)
+		age := 0.0
+		if a := r.Writes.OldestPendingAgeSeconds; a != nil {
+			age = *a
+		}
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age, r.Name)
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(r.Writes.PendingRetries), r.Name)
+		ch <- prometheus.MustNewConstMetric(c.givenUp, prometheus.GaugeValue, float64(r.Writes.GivenUp), r.Name)
+	}
+	th := DefaultReadiness
+	// Every route carries the same readiness: section; the catch-all route
+	// is always configured, so the first one is enough.
+	if cfg := c.view.config(); len(cfg) > 0 && cfg[0].Readiness != (rules.Readiness{}) {
+		th = cfg[0].Readiness
+	}
+	for _, t := range []struct {
+		criterion string
+		value     float64
+	}{
+		{"min_samples", float64(th.MinSamples)},
+		{"match_rate", th.MatchRate},
+		{"secondary_write_success", th.SecondaryWriteSuccess},
+		{"p99_latency_increase", th.P99LatencyIncrease},
+		{"unresolved_retries", float64(th.UnresolvedRetries)},
+	} {
+		ch <- prometheus.MustNewConstMetric(c.threshold, prometheus.GaugeValue, t.value, t.criterion)
 	}
 }

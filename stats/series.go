@@ -108,6 +108,11 @@ const minutesKept = 24 * 60
 
 func (s *series) read(ev *ReadEvent, at time.Time) {
 	c := outcomeCounter(ev.Outcome)
+	// Details before totals: a reader that sees the outcome counted also
+	// sees its reason.
+	if ev.Reason != "" {
+		s.countReason(ev.Outcome, ev.Reason, ev.Write)
+	}
 	if ev.Write {
 		s.writeCmp[c].Add(1)
 	} else {
@@ -120,9 +125,6 @@ func (s *series) read(ev *ReadEvent, at time.Time) {
 			s.lat[0].observe(ev.OldLatency)
 			s.lat[1].observe(ev.NewLatency)
 		}
-	}
-	if ev.Reason != "" {
-		s.countReason(ev.Outcome, ev.Reason, ev.Write)
 	}
 	if ev.Noise != nil {
 		s.noiseCmp.Add(1)

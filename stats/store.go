@@ -208,12 +208,8 @@ func (s *Store) stamp(at time.Time) time.Time {
 func (s *Store) Read(ev ReadEvent) {
 	at := s.stamp(ev.At)
 	r := s.route(ev.Route)
-	r.all.read(&ev, at)
-	if ev.Override != "" {
-		if o := r.override(ev.Override, s.hoursKept()); o != nil {
-			o.read(&ev, at)
-		}
-	}
+	// Fields and samples before the counts, so that whoever sees a mismatch
+	// counted also finds its fields.
 	if ev.Noise != nil && len(ev.Noise.Diffs) > 0 && !ev.Write {
 		r.mu.Lock()
 		r.fields.addNoise(ev.Noise.Diffs)
@@ -222,6 +218,12 @@ func (s *Store) Read(ev ReadEvent) {
 	if ev.Outcome == Mismatch && ev.Result != nil {
 		s.mismatch(r, &ev, at)
 	}
+	if ev.Override != "" {
+		if o := r.override(ev.Override, s.hoursKept()); o != nil {
+			o.read(&ev, at)
+		}
+	}
+	r.all.read(&ev, at)
 }
 
 // mismatch counts the differing fields and keeps a sample of the shape.

@@ -151,6 +151,9 @@ type RouteView struct {
 	LastSeen *time.Time `json:"last_seen"`
 	// Overrides are the views of the route's overrides (tenants).
 	Overrides []RouteView `json:"overrides,omitempty"`
+	// Scope says whether the numbers are the fleet's or this replica's;
+	// nil when no Prometheus is configured (dashboard.prometheus_url).
+	Scope *Scope `json:"scope,omitempty"`
 }
 
 // Noise is the old-vs-old comparison count of a route.

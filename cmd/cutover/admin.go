@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cutover/cutover/fleet"
 	"github.com/cutover/cutover/gateway"
 	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
@@ -19,13 +20,20 @@ import (
 )
 
 // adminHandler serves the admin listener: dashboard, API, metrics, probes.
+// The dashboard's numbers are the fleet's when dashboard.prometheus_url is
+// set (read at every view, so a reload switches it), else this replica's.
 func (in *instance) adminHandler(view stats.View, auth rules.Auth, audit io.Writer) (http.Handler, error) {
 	creds, err := credentials(auth)
 	if err != nil {
 		return nil, err
 	}
 	o := web.Options{
-		Stats:      view,
+		Stats: fleet.New(fleet.Options{
+			Local:     view,
+			Config:    view.Config,
+			Dashboard: func() rules.Dashboard { return in.live.Current().Dashboard },
+			Logger:    in.log,
+		}),
 		Rules:      rulesStatus{in},
 		Metrics:    promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{}),
 		Ready:      in.ready.Load,

@@ -43,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(rest, stdout, stderr)
 	case "check":
 		return runCheck(rest, stdout, stderr)
+	case "diff":
+		return runDiff(rest, stdout, stderr)
 	case "bench":
 		return runBench(rest, stdout, stderr)
 	case "bench-baseline":

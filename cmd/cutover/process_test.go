@@ -48,6 +48,7 @@ func cutoverBinary(t *testing.T) string {
 // process is a running `cutover serve`.
 type process struct {
 	cmd          *exec.Cmd
+	config       string // the configuration file, to rewrite for a reload
 	proxy, admin string
 	exited       chan struct{} // closed when the process has exited
 	exitErr      error         // set before exited is closed
@@ -86,7 +87,7 @@ func startServe(t *testing.T, config, dataDir string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, exited: make(chan struct{}), stderr: &lockedBuffer{}}
+	p := &process{cmd: cmd, config: path, exited: make(chan struct{}), stderr: &lockedBuffer{}}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,15 @@ import (
 	"runtime/debug"
 )
 
+// Stamped by the linker (deploy/build.sh passes -X main.version=... and
+// -X main.revision=...): a container build has no .git for the toolchain's
+// own VCS stamping, so the image would otherwise say "(devel)". They are
+// never written at run time.
+var (
+	version  string
+	revision string
+)
+
 // buildInfo is the module version and VCS revision stamped by the Go
 // toolchain (go build with VCS stamping, or go install module@version).
 type buildInfo struct {
@@ -20,7 +29,7 @@ func readBuildInfo() buildInfo {
 	bi := buildInfo{Version: "(devel)", Revision: "unknown"}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		return bi
+		return bi.stamped(version, revision)
 	}
 	bi.GoVersion = info.GoVersion
 	if info.Main.Version != "" {
@@ -36,7 +45,19 @@ func readBuildInfo() buildInfo {
 			bi.Modified = s.Value == "true"
 		}
 	}
-	return bi
+	return bi.stamped(version, revision)
+}
+
+// stamped overrides what the toolchain recorded with the linker-stamped
+// version and revision, when set.
+func (b buildInfo) stamped(version, revision string) buildInfo {
+	if version != "" {
+		b.Version = version
+	}
+	if revision != "" {
+		b.Revision, b.Modified = revision, false
+	}
+	return b
 }
 
 func (b buildInfo) String() string {

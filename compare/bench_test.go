@@ -1,0 +1,199 @@
+package compare
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// The speed contract (issue 3): comparing two equal documents under a
+// realistic rule set costs at most 3× one encoding/json decode of one of
+// them, and at least 20× less than decoding both and calling cmp.Equal.
+// `go test -run TestSpeedRatios -ratios ./compare/` measures all three in
+// one run and prints the ratios.
+
+var ratios = flag.Bool("ratios", false, "measure and check the speed ratios of issue 3")
+
+// realisticRules are what a migration of a list API typically needs.
+func realisticRules() *Options {
+	return mustNew(
+		Rule{Kind: RuleIgnore, Path: testPath("$.meta.request_id"), Origin: "defaults"},
+		Rule{Kind: RuleIgnore, Path: testPath("$..updated_at"), Origin: "defaults"},
+		Rule{Kind: RuleIgnoreHeader, Header: "Date", Origin: "defaults"},
+		Rule{Kind: RuleCompareHeader, Header: "Content-Type", Origin: "defaults"},
+		Rule{Kind: RuleUnordered, Path: testPath("$..tags"), Origin: "route"},
+		Rule{Kind: RuleUnordered, Path: testPath("$.data"), By: "id", Origin: "route"},
+		Rule{Kind: RuleTolerance, Path: testPath("$..price"), Absolute: "0.01", Origin: "route"},
+		Rule{Kind: RuleNormalize, Path: testPath("$..created_at"), Pattern: regexp.MustCompile(`\.\d+Z$`), Replace: "Z", Origin: "route"},
+		Rule{Kind: RuleNormalize, Path: testPath("$..email"), FoldCase: true, Origin: "route"},
+	)
+}
+
+// listDoc generates a list answer of about size bytes. variant changes
+// what a second backend would: the request id and update times (ignored),
+// member order and tag order (irrelevant under the rules); diff changes
+// one item's name.
+func listDoc(size int, variant, diff bool) []byte {
+	r := rand.New(rand.NewPCG(uint64(size), 7))
+	var b strings.Builder
+	reqID := "3f2a9c1e-8d4b-4c2e-9f1a-7b6d5e4c3b2a"
+	if variant {
+		reqID = "9b8a7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"
+	}
+	fmt.Fprintf(&b, `{"meta":{"request_id":%q,"page":1,"per_page":50},"data":[`, reqID)
+	for i := 0; b.Len() < size-200; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		name := fmt.Sprintf("Customer %d", r.IntN(100000))
+		if diff && i == 1 {
+			name += "!"
+		}
+		updated := fmt.Sprintf("2024-05-%02dT10:%02d:00Z", 1+i%28, r.IntN(60))
+		if variant {
+			updated = "2024-06-01T00:00:00Z"
+		}
+		tags := []string{"gold", "eu", "newsletter"}
+		if variant {
+			tags[0], tags[2] = tags[2], tags[0]
+		}
+		fields := []string{
+			fmt.Sprintf(`"id":%d`, 1000+i),
+			fmt.Sprintf(`"name":%q`, name),
+			fmt.Sprintf(`"email":"customer%d@example.com"`, i),
+			fmt.Sprintf(`"price":%d.%02d`, r.IntN(500), r.IntN(100)),
+			fmt.Sprintf(`"created_at":"2023-01-%02dT08:00:00Z"`, 1+i%28),
+			fmt.Sprintf(`"updated_at":%q`, updated),
+			fmt.Sprintf(`"active":%v`, i%3 != 0),
+			fmt.Sprintf(`"tags":["%s","%s","%s"]`, tags[0], tags[1], tags[2]),
+			fmt.Sprintf(`"address":{"street":"%d Main St","city":"Springfield","zip":"%05d"}`, r.IntN(999), r.IntN(99999)),
+		}
+		if variant {
+			fields[1], fields[3] = fields[3], fields[1]
+		}
+		b.WriteString("{" + strings.Join(fields, ",") + "}")
+	}
+	b.WriteString("]}")
+	return []byte(b.String())
+}
+
+var sizes = []struct {
+	name string
+	n    int
+}{{"1KB", 1 << 10}, {"16KB", 16 << 10}, {"256KB", 256 << 10}}
+
+type pair struct{ name, a, b string }
+
+func pairs(n int) []pair {
+	a := string(listDoc(n, false, false))
+	return []pair{
+		{"identical", a, a},
+		{"equivalent", a, string(listDoc(n, true, false))},
+		{"one-diff", a, string(listDoc(n, true, true))},
+	}
+}
+
+func response(body string) Response {
+	return Response{Status: 200, Header: http.Header{"Content-Type": {"application/json"}, "Date": {"now"}}, Body: []byte(body)}
+}
+
+func BenchmarkCompare(b *testing.B) {
+	o := realisticRules()
+	for _, s := range sizes {
+		for _, p := range pairs(s.n) {
+			b.Run(s.name+"/"+p.name, func(b *testing.B) {
+				benchCompare(b, o, p)
+			})
+		}
+	}
+}
+
+func benchCompare(b *testing.B, o *Options, p pair) {
+	old, new := response(p.a), response(p.b)
+	want := Match
+	if p.name == "one-diff" {
+		want = Mismatch
+	}
+	if r := o.Compare(old, new); r.Outcome != want {
+		b.Fatalf("%s: %s %s %v", p.name, r.Outcome, r.Reason, r.Diffs)
+	}
+	b.SetBytes(int64(len(p.a) + len(p.b)))
+	b.ReportAllocs()
+	for b.Loop() {
+		o.Compare(old, new)
+	}
+}
+
+// BenchmarkDecode is the yardstick: encoding/json into any, one document.
+func BenchmarkDecode(b *testing.B) {
+	for _, s := range sizes {
+		b.Run(s.name, func(b *testing.B) { benchDecode(b, listDoc(s.n, false, false)) })
+	}
+}
+
+func benchDecode(b *testing.B, doc []byte) {
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var v any
+		if err := json.Unmarshal(doc, &v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeCmpEqual is the naive engine: decode both, cmp.Equal.
+func BenchmarkDecodeCmpEqual(b *testing.B) {
+	for _, s := range sizes {
+		p := pairs(s.n)[1]
+		b.Run(s.name, func(b *testing.B) { benchDecodeCmp(b, p) })
+	}
+}
+
+func benchDecodeCmp(b *testing.B, p pair) {
+	b.SetBytes(int64(len(p.a) + len(p.b)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var x, y any
+		json.Unmarshal([]byte(p.a), &x)
+		json.Unmarshal([]byte(p.b), &y)
+		cmp.Equal(x, y)
+	}
+}
+
+// TestSpeedRatios measures, in one run, the comparison of equal documents
+// against the two yardsticks and checks the contract.
+func TestSpeedRatios(t *testing.T) {
+	if !*ratios {
+		t.Skip("run with -ratios")
+	}
+	if raceEnabled {
+		t.Skip("timings under -race mean nothing")
+	}
+	o := realisticRules()
+	t.Logf("%-6s %-10s %12s %10s %9s %12s %12s", "size", "pair", "ns/op", "MB/s", "allocs", "÷decode", "naive÷this")
+	for _, s := range sizes {
+		ps := pairs(s.n)
+		dec := testing.Benchmark(func(b *testing.B) { benchDecode(b, []byte(ps[0].a)) })
+		naive := testing.Benchmark(func(b *testing.B) { benchDecodeCmp(b, ps[1]) })
+		for _, p := range ps {
+			r := testing.Benchmark(func(b *testing.B) { benchCompare(b, o, p) })
+			perDecode := float64(r.NsPerOp()) / float64(dec.NsPerOp())
+			speedup := float64(naive.NsPerOp()) / float64(r.NsPerOp())
+			mbs := float64(r.Bytes) * float64(r.N) / r.T.Seconds() / 1e6
+			t.Logf("%-6s %-10s %12d %10.1f %9d %11.2f× %11.1f×", s.name, p.name, r.NsPerOp(), mbs, r.AllocsPerOp(), perDecode, speedup)
+			if p.name != "one-diff" && (perDecode > 3 || speedup < 20) {
+				t.Errorf("%s %s: %.2f× a decode (want ≤ 3), %.1f× faster than decode+cmp.Equal (want ≥ 20)", s.name, p.name, perDecode, speedup)
+			}
+		}
+		t.Logf("%-6s %-10s %12d  (encoding/json into any, one document)", s.name, "decode", dec.NsPerOp())
+		t.Logf("%-6s %-10s %12d  (decode both + cmp.Equal)", s.name, "naive", naive.NsPerOp())
+	}
+}

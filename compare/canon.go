@@ -1,0 +1,132 @@
+package compare
+
+// This file: canonical encodings: the keys that pair elements of unordered
+// arrays.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"slices"
+)
+
+// Canonical encodings identify the elements of unordered arrays: two
+// elements are the same multiset member exactly when their encodings are
+// equal. An encoding applies the rules that are equivalences — ignore,
+// normalize, coerce, absent_equals_* (a member that such a rule lets be
+// absent is left out) and nested unordered arrays — and not tolerance or
+// subset, which are not (1.00 ≈ 1.01 ≈ 1.02 does not make 1.00 ≈ 1.02).
+
+// canon appends the canonical encoding of node n of d at frame f of t.
+func (o *Options) canon(dst []byte, d *document, t *tracker, n int32, f frame) []byte {
+	nd := &d.nodes[n]
+	e := o.effects(t, f)
+	switch nd.kind {
+	case kObject:
+		type member struct {
+			name []byte
+			node int32
+			f    frame
+		}
+		ms := make([]member, 0, nd.count)
+		for c := n + 1; c < nd.end; c = d.nodes[c].end {
+			name := d.memberName(c)
+			cf := t.child(f, &loc{name: name, d: d, node: c, has: true})
+			ce := o.effects(t, cf)
+			if ce.ignore >= 0 || o.absorbs(&ce, d, c, false) >= 0 {
+				continue
+			}
+			ms = append(ms, member{name, c, cf})
+		}
+		slices.SortFunc(ms, func(x, y member) int { return bytes.Compare(x.name, y.name) })
+		dst = append(dst, 'o')
+		dst = binary.AppendUvarint(dst, uint64(len(ms)))
+		for _, m := range ms {
+			dst = binary.AppendUvarint(dst, uint64(len(m.name)))
+			dst = append(dst, m.name...)
+			dst = o.canon(dst, d, t, m.node, m.f)
+		}
+		return dst
+	case kArray:
+		k := t.mark()
+		defer t.rewind(k)
+		if e.unordered >= 0 {
+			var elems [][]byte
+			i := 0
+			for c := n + 1; c < nd.end; c, i = d.nodes[c].end, i+1 {
+				cf := t.child(f, &loc{index: i, length: int(nd.count), isIndex: true, d: d, node: c, has: true})
+				if o.effects(t, cf).ignore >= 0 {
+					continue
+				}
+				elems = append(elems, o.canon(nil, d, t, c, cf))
+			}
+			slices.SortFunc(elems, bytes.Compare)
+			dst = append(dst, 'b')
+			dst = binary.AppendUvarint(dst, uint64(len(elems)))
+			for _, el := range elems {
+				dst = binary.AppendUvarint(dst, uint64(len(el)))
+				dst = append(dst, el...)
+			}
+			return dst
+		}
+		dst = append(dst, 'a')
+		dst = binary.AppendUvarint(dst, uint64(nd.count))
+		i := 0
+		for c := n + 1; c < nd.end; c, i = d.nodes[c].end, i+1 {
+			cf := t.child(f, &loc{index: i, length: int(nd.count), isIndex: true, d: d, node: c, has: true})
+			if o.effects(t, cf).ignore >= 0 {
+				dst = append(dst, '~')
+				continue
+			}
+			dst = o.canon(dst, d, t, c, cf)
+		}
+		return dst
+	}
+	var s scalarInfo
+	o.scalar(&s, d, n, &e, t, f)
+	switch s.kind {
+	case kNull:
+		return append(dst, 'n')
+	case kTrue:
+		return append(dst, 't')
+	case kFalse:
+		return append(dst, 'f')
+	case kNumber:
+		dec := parseDecimal(s.text)
+		dst = append(dst, 'd')
+		dst = dec.appendCanonical(dst)
+		return append(dst, ';')
+	}
+	dst = append(dst, 's')
+	dst = binary.AppendUvarint(dst, uint64(len(s.text)))
+	return append(dst, s.text...)
+}
+
+// slotKey appends the key that pairs element n (at frame f) of an
+// unordered array: with by, the canonical value of that member when the
+// element is an object that has it (and does not ignore it); otherwise the
+// canonical element itself.
+func (o *Options) slotKey(dst []byte, d *document, t *tracker, n int32, f frame, by string) []byte {
+	nd := &d.nodes[n]
+	if by != "" && nd.kind == kObject {
+		for c := n + 1; c < nd.end; c = d.nodes[c].end {
+			if string(d.memberName(c)) != by {
+				continue
+			}
+			k := t.mark()
+			cf := t.child(f, &loc{name: []byte(by), d: d, node: c, has: true})
+			if o.effects(t, cf).ignore < 0 {
+				dst = append(dst, 'k')
+				dst = o.canon(dst, d, t, c, cf)
+				t.rewind(k)
+				return dst
+			}
+			t.rewind(k)
+			break
+		}
+	}
+	k := t.mark()
+	dst = append(dst, 'v')
+	dst = o.canon(dst, d, t, n, f)
+	t.rewind(k)
+	return dst
+}

@@ -1,0 +1,419 @@
+package compare
+
+// This file: the strict JSON parser: every byte validated into a flat array
+// of nodes.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+)
+
+// kind is a JSON value's type.
+type kind uint8
+
+const (
+	kNull kind = iota
+	kFalse
+	kTrue
+	kNumber
+	kString
+	kArray
+	kObject
+)
+
+func (k kind) String() string {
+	return [...]string{"null", "boolean", "boolean", "number", "string", "array", "object"}[k]
+}
+
+// node is one JSON value of a parsed document. Nodes are stored in document
+// order (a node's subtree follows it), so a container's children are found
+// by skipping from one child's end to the next: no pointers, no maps, one
+// slice per document, reused between comparisons.
+type node struct {
+	kind  kind
+	esc   bool  // the string value has escapes
+	kesc  bool  // the member name has escapes
+	count int32 // children of a container
+	end   int32 // index of the first node after this subtree
+	k0    int32 // member name, inside the quotes, when the parent is an object
+	k1    int32
+	v0    int32 // scalar text (strings inside the quotes); a container from bracket to bracket
+	v1    int32
+}
+
+// document is a parsed and validated JSON text.
+type document struct {
+	src   []byte
+	nodes []node
+	keys  []int32 // scratch for duplicate detection
+
+	root    any // the document as encoding/json would decode it, for filters
+	hasRoot bool
+}
+
+// parse validates src and fills d. Every byte is checked: grammar, UTF-8,
+// escapes (a lone surrogate is not UTF-8 text), duplicate member names,
+// nesting depth and trailing data.
+func (d *document) parse(src []byte, maxDepth int) *failure {
+	d.src = src
+	d.nodes = d.nodes[:0]
+	d.root, d.hasRoot = nil, false
+	if len(src) >= 1<<31-1 {
+		return &failure{ReasonTooLarge, "a JSON body of 2 GiB or more"}
+	}
+	p := parser{d: d, s: src, maxDepth: maxDepth}
+	i := p.ws(0)
+	if i == len(src) {
+		return &failure{ReasonInvalidJSON, "empty body"}
+	}
+	i = p.value(i)
+	if p.err != nil {
+		return p.err
+	}
+	if i = p.ws(i); i != len(src) {
+		return &failure{ReasonTrailingData, fmt.Sprintf("data after the JSON value at offset %d", i)}
+	}
+	return nil
+}
+
+type parser struct {
+	d        *document
+	s        []byte
+	depth    int
+	maxDepth int
+	err      *failure
+}
+
+func (p *parser) fail(reason string, at int, format string, args ...any) int {
+	if p.err == nil {
+		p.err = &failure{reason, fmt.Sprintf(format, args...) + fmt.Sprintf(" at offset %d", at)}
+	}
+	return -1
+}
+
+func (p *parser) ws(i int) int {
+	for i < len(p.s) {
+		switch p.s[i] {
+		case ' ', '\n', '\r', '\t':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// value parses the value at i, appends its nodes and returns the offset
+// after it, or -1 with p.err set.
+func (p *parser) value(i int) int {
+	if i >= len(p.s) {
+		return p.fail(ReasonInvalidJSON, i, "unexpected end of JSON")
+	}
+	idx := len(p.d.nodes)
+	p.d.nodes = append(p.d.nodes, node{v0: int32(i)})
+	n := &p.d.nodes[idx]
+	switch c := p.s[i]; c {
+	case '{':
+		return p.container(i, idx, kObject, '}')
+	case '[':
+		return p.container(i, idx, kArray, ']')
+	case '"':
+		end, esc := p.str(i + 1)
+		if end < 0 {
+			return -1
+		}
+		n.kind, n.esc, n.v0, n.v1 = kString, esc, int32(i+1), int32(end-1)
+		n.end = int32(idx + 1)
+		return end
+	case 't':
+		return p.literal(i, idx, "true", kTrue)
+	case 'f':
+		return p.literal(i, idx, "false", kFalse)
+	case 'n':
+		return p.literal(i, idx, "null", kNull)
+	default:
+		if c == '-' || c >= '0' && c <= '9' {
+			end := p.number(i)
+			if end < 0 {
+				return -1
+			}
+			n.kind, n.v1, n.end = kNumber, int32(end), int32(idx+1)
+			return end
+		}
+		return p.fail(ReasonInvalidJSON, i, "unexpected %q", rune(c))
+	}
+}
+
+func (p *parser) literal(i, idx int, word string, k kind) int {
+	if !bytes.HasPrefix(p.s[i:], []byte(word)) {
+		return p.fail(ReasonInvalidJSON, i, "invalid literal")
+	}
+	n := &p.d.nodes[idx]
+	n.kind, n.v1, n.end = k, int32(i+len(word)), int32(idx+1)
+	return i + len(word)
+}
+
+// number checks the RFC 8259 number grammar and returns the offset after it.
+func (p *parser) number(i int) int {
+	s, start := p.s, i
+	if s[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		return j - i
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		if i++; i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			return p.fail(ReasonInvalidJSON, start, "invalid number (leading zero)")
+		}
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		i += digits()
+	default:
+		return p.fail(ReasonInvalidJSON, start, "invalid number")
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		n := digits()
+		if n == 0 {
+			return p.fail(ReasonInvalidJSON, start, "invalid number")
+		}
+		i += n
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		n := digits()
+		if n == 0 {
+			return p.fail(ReasonInvalidJSON, start, "invalid number")
+		}
+		i += n
+	}
+	return i
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// plain reports whether none of 8 bytes needs attention inside a string: no
+// control character, quote, backslash or non-ASCII byte. The expressions are
+// the exact "has a byte less than n" and "has a zero byte" bit tricks.
+func plain(x uint64) bool {
+	return (hasZero(x^(lsb*'"')) | hasZero(x^(lsb*'\\')) | hasLess(x, 0x20) | x&msb) == 0
+}
+
+func hasZero(x uint64) uint64 { return (x - lsb) & ^x & msb }
+
+func hasLess(x, n uint64) uint64 { return (x - lsb*n) & ^x & msb }
+
+// special marks the bytes a string scan must stop at: control characters,
+// the quote, the backslash and the start of multi-byte UTF-8.
+const special = "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+
+// str scans a string whose opening quote precedes i and returns the offset
+// after the closing quote and whether it holds escapes.
+func (p *parser) str(i int) (int, bool) {
+	s, esc := p.s, false
+	for {
+		for i+8 <= len(s) && plain(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+		}
+		for i < len(s) && special[s[i]] == 0 {
+			i++
+		}
+		if i >= len(s) {
+			return p.fail(ReasonInvalidJSON, i, "unterminated string"), esc
+		}
+		switch c := s[i]; {
+		case c == '"':
+			return i + 1, esc
+		case c == '\\':
+			esc = true
+			if i = p.escape(i); i < 0 {
+				return -1, esc
+			}
+		case c < 0x20:
+			return p.fail(ReasonInvalidJSON, i, "control character in string"), esc
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				return p.fail(ReasonInvalidUTF8, i, "invalid UTF-8 in string"), esc
+			}
+			i += size
+		default:
+			i++
+		}
+	}
+}
+
+// escape checks the escape at i (a backslash) and returns the offset after
+// it. A \u escape of a lone surrogate has no UTF-8 form: encoding/json would
+// turn it into U+FFFD and make two different strings equal.
+func (p *parser) escape(i int) int {
+	s := p.s
+	if i+1 >= len(s) {
+		return p.fail(ReasonInvalidJSON, i, "unterminated escape")
+	}
+	switch s[i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return i + 2
+	case 'u':
+		r, ok := hex4(s, i+2)
+		if !ok {
+			return p.fail(ReasonInvalidJSON, i, "invalid \\u escape")
+		}
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return p.fail(ReasonInvalidUTF8, i, "lone low surrogate \\u%04x", r)
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+7 < len(s) && s[i+6] == '\\' && s[i+7] == 'u' {
+				if lo, ok := hex4(s, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					return i + 12
+				}
+			}
+			return p.fail(ReasonInvalidUTF8, i, "lone high surrogate \\u%04x", r)
+		}
+		return i + 6
+	}
+	return p.fail(ReasonInvalidJSON, i, "invalid escape")
+}
+
+func hex4(s []byte, i int) (rune, bool) {
+	if i+4 > len(s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// container parses an object or array whose bracket is at i.
+func (p *parser) container(i, idx int, k kind, closing byte) int {
+	start := i
+	if p.depth++; p.depth > p.maxDepth {
+		return p.fail(ReasonTooDeep, i, "nesting deeper than %d", p.maxDepth)
+	}
+	count := int32(0)
+	i = p.ws(i + 1)
+	if i < len(p.s) && p.s[i] == closing {
+		i++
+	} else {
+		for {
+			child := len(p.d.nodes)
+			var k0, k1 int
+			var kesc bool
+			if k == kObject {
+				if i >= len(p.s) || p.s[i] != '"' {
+					return p.fail(ReasonInvalidJSON, i, "expected a member name")
+				}
+				k0 = i + 1
+				if i, kesc = p.str(i + 1); i < 0 {
+					return -1
+				}
+				k1 = i - 1
+				if i = p.ws(i); i >= len(p.s) || p.s[i] != ':' {
+					return p.fail(ReasonInvalidJSON, i, "expected ':'")
+				}
+				i = p.ws(i + 1)
+			}
+			if i = p.value(i); i < 0 {
+				return -1
+			}
+			if k == kObject {
+				c := &p.d.nodes[child]
+				c.k0, c.k1, c.kesc = int32(k0), int32(k1), kesc
+			}
+			count++
+			i = p.ws(i)
+			if i < len(p.s) && p.s[i] == ',' {
+				i = p.ws(i + 1)
+				continue
+			}
+			if i < len(p.s) && p.s[i] == closing {
+				i++
+				break
+			}
+			return p.fail(ReasonInvalidJSON, i, "expected ',' or %q", rune(closing))
+		}
+	}
+	p.depth--
+	n := &p.d.nodes[idx]
+	n.kind, n.count, n.v0, n.v1, n.end = k, count, int32(start), int32(i), int32(len(p.d.nodes))
+	if k == kObject && count > 1 {
+		if dup := p.d.duplicate(idx); dup >= 0 {
+			return p.fail(ReasonDuplicateKey, int(p.d.nodes[dup].k0), "duplicate member %q", p.d.name(int32(dup)))
+		}
+	}
+	return i
+}
+
+// duplicate returns a member of object o whose name an earlier member
+// already has, or -1. Names are compared after unescaping ("a" and "\u0061"
+// are the same name).
+func (d *document) duplicate(o int) int {
+	keys := d.keys[:0]
+	escaped := false
+	for c := int32(o + 1); c < d.nodes[o].end; c = d.nodes[c].end {
+		keys = append(keys, c)
+		escaped = escaped || d.nodes[c].kesc
+	}
+	d.keys = keys
+	if escaped {
+		for i := 1; i < len(keys); i++ {
+			for j := 0; j < i; j++ {
+				if d.sameName(keys[i], keys[j]) {
+					return int(keys[i])
+				}
+			}
+		}
+		return -1
+	}
+	if len(keys) <= 16 {
+		// Compare a fingerprint (length, first and last byte) before the
+		// bytes: most pairs of names differ in one of them.
+		var fps [16]uint32
+		for i, k := range keys {
+			nd := &d.nodes[k]
+			fps[i] = uint32(nd.k1 - nd.k0)
+			if nd.k1 > nd.k0 {
+				fps[i] |= uint32(d.src[nd.k0])<<16 | uint32(d.src[nd.k1-1])<<24
+			}
+			for j := 0; j < i; j++ {
+				if fps[j] == fps[i] && bytes.Equal(d.rawName(keys[j]), d.rawName(k)) {
+					return int(k)
+				}
+			}
+		}
+		return -1
+	}
+	slices.SortFunc(keys, func(a, b int32) int { return bytes.Compare(d.rawName(a), d.rawName(b)) })
+	for i := 1; i < len(keys); i++ {
+		if bytes.Equal(d.rawName(keys[i]), d.rawName(keys[i-1])) {
+			return int(max(keys[i], keys[i-1]))
+		}
+	}
+	return -1
+}

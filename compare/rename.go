@@ -1,0 +1,163 @@
+package compare
+
+// This file: rename rules: old rewritten into new's terms before anything
+// else.
+
+import (
+	"encoding/json"
+	"slices"
+)
+
+// rename rewrites old (d) into out under the rename rules, so that every
+// later step sees old in new's terms. Every rename path is evaluated on old
+// as received; the first rename rule that selects a member applies.
+// Renames are applied deepest first; one whose destination already exists,
+// or whose destination parent is not an object, is skipped (the comparison
+// then shows both names).
+func (o *Options) rename(d, out *document, lim Limits) (hits, *failure) {
+	root := d.pure(0)
+	var t tracker
+	t.reset(&o.m)
+	type target struct {
+		parent map[string]any
+		key    string
+		rule   int32
+	}
+	var found []target
+	var walk func(v any, f frame)
+	walk = func(v any, f frame) {
+		switch x := v.(type) {
+		case map[string]any:
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				m := t.mark()
+				cf := t.child(f, &loc{name: []byte(k), pure: x[k], root: root, has: true})
+				for _, r := range t.matched[cf.m0:cf.m1] {
+					if o.rules[r].Kind == RuleRename {
+						found = append(found, target{x, k, r})
+						break
+					}
+				}
+				walk(x[k], cf)
+				t.rewind(m)
+			}
+		case []any:
+			for i, e := range x {
+				m := t.mark()
+				walk(e, t.child(f, &loc{index: i, length: len(x), isIndex: true, pure: e, root: root, has: true}))
+				t.rewind(m)
+			}
+		}
+	}
+	walk(root, t.root())
+	var h hits
+	for i := len(found) - 1; i >= 0; i-- {
+		tg := found[i]
+		v, ok := tg.parent[tg.key]
+		if !ok {
+			continue
+		}
+		r := &o.rules[tg.rule]
+		dst, name := tg.parent, r.To
+		if r.ToPath != nil {
+			if dst, name = destination(root, r.ToPath); dst == nil {
+				continue
+			}
+		}
+		if _, taken := dst[name]; taken {
+			continue
+		}
+		dst[name] = v
+		delete(tg.parent, tg.key)
+		h.add(o, tg.rule)
+	}
+	if f := out.parse(encode(nil, root), lim.MaxDepth); f != nil {
+		return nil, f
+	}
+	return h, nil
+}
+
+// destination finds (making objects on the way) the object and member name
+// that a singular path names, or nil when the way is blocked.
+func destination(root any, p *Path) (map[string]any, string) {
+	cur := root
+	segs := p.Segments
+	for i, s := range segs {
+		sel := s.Selectors[0]
+		if i == len(segs)-1 {
+			m, _ := cur.(map[string]any)
+			return m, sel.Name
+		}
+		switch x := cur.(type) {
+		case map[string]any:
+			if sel.Kind != SelectName {
+				return nil, ""
+			}
+			next, ok := x[sel.Name]
+			if !ok {
+				next = map[string]any{}
+				x[sel.Name] = next
+			}
+			cur = next
+		case []any:
+			j := sel.Index
+			if j < 0 {
+				j += len(x)
+			}
+			if sel.Kind != SelectIndex || j < 0 || j >= len(x) {
+				return nil, ""
+			}
+			cur = x[j]
+		default:
+			return nil, ""
+		}
+	}
+	return nil, ""
+}
+
+// encode writes a decoded value as JSON with sorted member names.
+func encode(dst []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...)
+	case bool:
+		if x {
+			return append(dst, "true"...)
+		}
+		return append(dst, "false"...)
+	case json.Number:
+		return append(dst, x...)
+	case string:
+		return appendJSONString(dst, x)
+	case []any:
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = encode(dst, e)
+		}
+		return append(dst, ']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		dst = append(dst, '{')
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, k)
+			dst = append(dst, ':')
+			dst = encode(dst, x[k])
+		}
+		return append(dst, '}')
+	}
+	panic("compare: encode of an unexpected type")
+}

@@ -1,0 +1,217 @@
+package rules_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/theory/jsonpath"
+
+	"github.com/cutover/cutover/compare"
+	"github.com/cutover/cutover/rules"
+)
+
+func answer(body string, header ...string) compare.Response {
+	h := http.Header{"Content-Type": {"application/json"}}
+	for i := 0; i+1 < len(header); i += 2 {
+		h.Set(header[i], header[i+1])
+	}
+	return compare.Response{Status: 200, Header: h, Body: []byte(body)}
+}
+
+// TestCompareFromYAML runs every rule kind from YAML to a verdict.
+func TestCompareFromYAML(t *testing.T) {
+	set, err := rules.LoadFile("testdata/compare.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, legacy, items := set.Route("users").Compare, set.Route("legacy").Compare, set.Route("items").Compare
+	tests := []struct {
+		name     string
+		o        *compare.Options
+		old, new compare.Response
+		want     compare.Outcome
+	}{
+		{"defaults ignore", users, answer(`{"meta":{"request_id":"a"},"updated_at":1}`), answer(`{"meta":{"request_id":"b"},"updated_at":2}`), compare.Match},
+		{"defaults ignore headers", users, answer(`{}`, "Date", "a"), answer(`{}`, "Date", "b"), compare.Match},
+		{"defaults compare headers", users, answer(`{}`, "Content-Type", "application/json"), answer(`{}`, "Content-Type", "application/json; charset=utf-8"), compare.Mismatch},
+		{"unordered", users, answer(`{"roles":["a","b"]}`), answer(`{"roles":["b","a"]}`), compare.Match},
+		{"unordered by", users, answer(`{"addresses":[{"kind":"home","c":1},{"kind":"work","c":2}]}`), answer(`{"addresses":[{"kind":"work","c":2},{"kind":"home","c":1}]}`), compare.Match},
+		{"tolerance absolute", users, answer(`{"a":{"balance":10.00}}`), answer(`{"a":{"balance":10.01}}`), compare.Match},
+		{"tolerance absolute beyond", users, answer(`{"a":{"balance":10.00}}`), answer(`{"a":{"balance":10.02}}`), compare.Mismatch},
+		{"tolerance relative", users, answer(`{"score":1000}`), answer(`{"score":1001}`), compare.Match},
+		{"normalize pattern", users, answer(`{"x":{"created_at":"2024-01-01T00:00:00.123456Z"}}`), answer(`{"x":{"created_at":"2024-01-01T00:00:00Z"}}`), compare.Match},
+		{"normalize case", users, answer(`{"email":"Ann@Example.com"}`), answer(`{"email":"ann@example.com"}`), compare.Match},
+		{"coerce", users, answer(`{"id":42}`), answer(`{"id":"42"}`), compare.Match},
+		{"rename in place", users, answer(`{"user_name":"ann"}`), answer(`{"name":"ann"}`), compare.Match},
+		{"rename move", users, answer(`{"zip":"0150"}`), answer(`{"address":{"zip":"0150"}}`), compare.Match},
+		{"absent equals null", users, answer(`{"nickname":null}`), answer(`{}`), compare.Match},
+		{"absent equals empty array", users, answer(`{}`), answer(`{"tags":[]}`), compare.Match},
+		{"absent equals empty array only there", users, answer(`{}`), answer(`{"other":[]}`), compare.Mismatch},
+		{"absent equals empty object", users, answer(`{"prefs":{}}`), answer(`{}`), compare.Match},
+		{"subset", users, answer(`{"links":{"self":"/u/1"}}`), answer(`{"links":{"self":"/u/1","next":"/u/2"}}`), compare.Match},
+		{"subset only there", users, answer(`{}`), answer(`{"extra":1}`), compare.Mismatch},
+		{"inherit false drops defaults", legacy, answer(`{"updated_at":1,"debug":1}`), answer(`{"updated_at":2,"debug":2}`), compare.Mismatch},
+		{"inherit false keeps its own", legacy, answer(`{"debug":1}`), answer(`{"debug":2}`), compare.Match},
+		{"filter", items, answer(`{"items":[{"internal":true,"v":1},{"v":2}]}`), answer(`{"items":[{"internal":true,"v":9},{"v":2}]}`), compare.Match},
+		{"filter leaves the rest", items, answer(`{"items":[{"internal":false,"v":1}]}`), answer(`{"items":[{"internal":false,"v":9}]}`), compare.Mismatch},
+		{"unmatched requests follow the defaults", set.Default.Compare, answer(`{"updated_at":1}`), answer(`{"updated_at":2}`), compare.Match},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.o.Compare(tt.old, tt.new)
+			if r.Outcome != tt.want {
+				t.Errorf("%s %s, want %s: %+v", r.Outcome, r.Reason, tt.want, r.Diffs)
+			}
+		})
+	}
+	if got := users.Noise(); got.Relative != 0.5 || got.Absolute != 0.001 {
+		t.Errorf("noise thresholds = %+v", got)
+	}
+}
+
+// TestRuleDescriptions: a route's rules start with the defaults', in file
+// order, and name where they come from; hits refer to them by index.
+func TestRuleDescriptions(t *testing.T) {
+	set, err := rules.LoadFile("testdata/compare.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range set.Route("users").Compare.Rules() {
+		got = append(got, r.String())
+	}
+	want := []string{
+		"defaults: ignore $.meta.request_id",
+		"defaults: ignore $..updated_at",
+		"defaults: ignore_headers Date",
+		"defaults: ignore_headers X-Request-Id",
+		"defaults: compare_headers Content-Type",
+		"route: unordered $.roles",
+		"route: unordered $.addresses by kind",
+		"route: tolerance $..balance absolute 0.01",
+		"route: tolerance $.score relative 0.001",
+		`route: normalize $..created_at \.\d+Z$ => "Z"`,
+		"route: normalize $.email fold_case",
+		"route: coerce $.id",
+		"route: rename $.user_name to name",
+		"route: rename $.zip to $.address.zip",
+		"route: absent_equals_null everywhere",
+		"route: absent_equals_empty_array $.tags",
+		"route: absent_equals_empty_object $.prefs",
+		"route: subset $.links.*",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	r := set.Route("users").Compare.Compare(answer(`{"updated_at":1,"roles":["a","b"]}`), answer(`{"updated_at":2,"roles":["b","a"]}`))
+	if r.Outcome != compare.Match || len(r.Hits) != 2 || r.Hits[0] != (compare.Hit{Rule: 1, Count: 1}) || r.Hits[1] != (compare.Hit{Rule: 5, Count: 1}) {
+		t.Errorf("result %+v: want hits for rules 1 ($..updated_at) and 5 (unordered)", r)
+	}
+}
+
+const compareBase = "backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\nroutes:\n  - name: r\n    match: {path: /r}\n    compare:\n"
+
+// TestCompareProblems: every bad rule is reported at its line and column,
+// with a hint.
+func TestCompareProblems(t *testing.T) {
+	long := strings.Repeat("a", 1200)
+	tests := []struct{ name, yaml, want string }{
+		{"bad JSONPath", "      ignore: [\"$.a[\"]\n", `cfg.yaml:8:16: bad JSONPath "$.a[": unexpected eof at position 5 (JSONPath is RFC 9535`},
+		{"not a JSONPath", "      ignore: [a.b]\n", `cfg.yaml:8:16: bad JSONPath "a.b"`},
+		{"ignore everything", "      ignore: [\"$\"]\n", `cfg.yaml:8:16: ignoring $ ignores the whole document: every answer would match`},
+		{"ignore every member", "      ignore: [\"$..*\"]\n", `cfg.yaml:8:16: ignoring $..* ignores the whole document`},
+		{"empty path", "      coerce: [\"\"]\n", `cfg.yaml:8:16: empty JSONPath`},
+		{"bad regexp", "      normalize:\n        - {path: $.a, pattern: 'a(b', replace: x}\n", "cfg.yaml:9:32: bad pattern \"a(b\": missing closing ): \"a(b\""},
+		{"long regexp", "      normalize:\n        - {path: $.a, pattern: '" + long + "'}\n", "pattern \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…\"… is longer than 1000 bytes"},
+		{"normalize nothing", "      normalize:\n        - {path: $.a}\n", "cfg.yaml:9:11: normalize does nothing (write pattern: and replace:, or fold_case: true)"},
+		{"replace alone", "      normalize:\n        - {path: $.a, replace: x}\n", "cfg.yaml:9:32: replace without a pattern"},
+		{"negative tolerance", "      tolerance:\n        - {path: $.a, absolute: -1}\n", `cfg.yaml:9:33: absolute "-1" is not a non-negative number`},
+		{"tolerance text", "      tolerance:\n        - {path: $.a, relative: lots}\n", `cfg.yaml:9:33: relative "lots" is not a non-negative number`},
+		{"tolerance without bound", "      tolerance:\n        - {path: $.a}\n", "cfg.yaml:9:11: tolerance has no bound"},
+		{"unordered typo", "      unordered:\n        - {path: $.a, bye: id}\n", `cfg.yaml:9:23: unknown field "bye"`},
+		{"rename to nowhere", "      rename:\n        - {from: $.a}\n", "cfg.yaml:9:11: rename has no to"},
+		{"rename from an index", "      rename:\n        - {from: \"$.a[0]\", to: b}\n", `cfg.yaml:9:18: $.a[0] does not select members by name`},
+		{"rename to many places", "      rename:\n        - {from: $.a, to: \"$..b\"}\n", `cfg.yaml:9:27: $..b is not a single place`},
+		{"bad header", "      ignore_headers: [\"Bad Header\"]\n", `cfg.yaml:8:24: "Bad Header" is not a header name`},
+		{"star only compares", "      ignore_headers: [\"*\"]\n", `cfg.yaml:8:24: ignore_headers cannot name "*"`},
+		{"scope is not a path", "      subset: [\"$\"]\n", "cfg.yaml:8:16: $ selects the whole document, not members"},
+		{"scope type", "      subset: {a: 1}\n", "cfg.yaml:8:"},
+		{"noise", "      noise: {absolute: 2}\n", "cfg.yaml:8:25: absolute 2 is not a share"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := rules.Parse("cfg.yaml", strings.NewReader(compareBase+tt.yaml))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaultsProblemsReportedOnce(t *testing.T) {
+	src := "backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\ndefaults:\n  compare:\n    ignore: [\"$[\"]\n" +
+		"routes:\n  - name: a\n    match: {path: /a}\n  - name: b\n    match: {path: /b}\n"
+	_, err := rules.Parse("cfg.yaml", strings.NewReader(src))
+	if ps := rules.AsProblems(err); len(ps) != 1 || ps[0].Line != 6 {
+		t.Errorf("want one problem on line 6, got:\n%v", err)
+	}
+	src = "backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\ndefaults:\n  compare:\n    inherit: false\n"
+	if _, err := rules.Parse("cfg.yaml", strings.NewReader(src)); err == nil || !strings.Contains(err.Error(), "cfg.yaml:6:14: the defaults have nothing to inherit from") {
+		t.Errorf("inherit in defaults: %v", err)
+	}
+}
+
+// TestCompiledPathsSelectLikeJSONPath holds the compare package's matcher
+// to theory/jsonpath: a compiled path selects exactly the nodes that
+// SelectLocated finds.
+func TestCompiledPathsSelectLikeJSONPath(t *testing.T) {
+	docs := []string{
+		`{"a":{"b":1,"c":[2,3,{"b":4}]},"id":5,"x":[{"id":6,"k":"v","n":1},{"id":7,"k":"w","n":9007199254740993}],"e":[],"o":{}}`,
+		`[{"a":1},{"a":[1,{"a":2}]},"a",null,true]`,
+		`{"o'k":{"\u00e9":[[0,[1]]]},"":{"":1}}`,
+	}
+	paths := []string{
+		"$", "$.a.b", "$..b", "$..id", "$.x[-1]", "$.x[0:3:2]", "$.x[::-1].id", "$[1:]", "$[-2:]", "$.x[?@.k == 'v']",
+		"$..[?@.a]", "$['a','id']", "$.a.c[*]", "$..*", "$.*", "$[0].a", "$..a[1].a", "$.x[?@.n > 1]", "$.x[?length(@.k) == 1].id",
+		"$.x[?@.id == $.id]", "$..c[?@ == 3]", "$.e[*]", "$.o.*", "$.nothing", "$..[0]", "$..[-1]", "$[\"o'k\"]..*", "$['']['']",
+		"$..[?match(@, '[a-z]')]", "$.a..b", "$..c..b", "$[*][*]", "$..[1:][0]",
+	}
+	for _, doc := range docs {
+		var v any
+		dec := json.NewDecoder(strings.NewReader(doc))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		for _, text := range paths {
+			jp, err := jsonpath.Parse(text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, n := range jp.SelectLocated(v) {
+				want = append(want, n.Path.String())
+			}
+			p, err := rules.CompilePath(text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.Select([]byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(want)
+			want = slices.Compact(want)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s on %s:\nselects %q\njsonpath %q", text, doc, got, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cutover/cutover/compare"
+	"github.com/theory/jsonpath"
+	"github.com/theory/jsonpath/spec"
+)
+
+// This file translates JSONPath text into the compare package's paths.
+
+// CompilePath parses an RFC 9535 JSONPath with github.com/theory/jsonpath
+// and translates it into the compare package's terms.
+func CompilePath(text string) (*compare.Path, error) {
+	jp, err := jsonpath.Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("bad JSONPath %q: %s", shortText(text, 80), strings.TrimPrefix(err.Error(), "jsonpath: "))
+	}
+	p := &compare.Path{Text: text}
+	for _, seg := range jp.Query().Segments() {
+		var sels []compare.Selector
+		for _, sel := range seg.Selectors() {
+			switch s := sel.(type) {
+			case spec.Name:
+				sels = append(sels, compare.Name(string(s)))
+			case spec.Index:
+				sels = append(sels, compare.Index(int(s)))
+			case spec.WildcardSelector:
+				sels = append(sels, compare.Wildcard())
+			case spec.SliceSelector:
+				sels = append(sels, compare.Slice(s.Start(), s.End(), s.Step()))
+			case *spec.FilterSelector:
+				sels = append(sels, compare.Filter(s.Eval, usesRoot(s.String())))
+			default:
+				return nil, fmt.Errorf("JSONPath %q: unsupported selector %s", shortText(text, 80), sel)
+			}
+		}
+		if seg.IsDescendant() {
+			p.Segments = append(p.Segments, compare.Descendant(sels...))
+		} else {
+			p.Segments = append(p.Segments, compare.Child(sels...))
+		}
+	}
+	return p, nil
+}
+
+// usesRoot reports whether a filter's text refers to the root ($) outside
+// string literals.
+func usesRoot(filter string) bool {
+	var quote byte
+	for i := 0; i < len(filter); i++ {
+		c := filter[i]
+		switch {
+		case quote != 0 && c == '\\':
+			i++
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '$':
+			return true
+		}
+	}
+	return false
+}
+
+func endsWithName(p *compare.Path) bool {
+	last := p.Segments[len(p.Segments)-1]
+	for _, s := range last.Selectors {
+		if s.Kind != compare.SelectName {
+			return false
+		}
+	}
+	return true
+}
+
+func singular(p *compare.Path) bool {
+	if len(p.Segments) == 0 {
+		return false
+	}
+	for _, s := range p.Segments {
+		if s.Descendant || len(s.Selectors) != 1 || s.Selectors[0].Kind != compare.SelectName && s.Selectors[0].Kind != compare.SelectIndex {
+			return false
+		}
+	}
+	return p.Segments[len(p.Segments)-1].Selectors[0].Kind == compare.SelectName
+}
+
+// wholeDocument reports whether ignoring p ignores everything: $ itself,
+// or every child of the root ($.*, $..*).
+func wholeDocument(p *compare.Path) bool {
+	if len(p.Segments) == 0 {
+		return true
+	}
+	if len(p.Segments) > 1 {
+		return false
+	}
+	for _, s := range p.Segments[0].Selectors {
+		if s.Kind == compare.SelectWildcard {
+			return true
+		}
+	}
+	return false
+}
+
+func shortText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
