@@ -9,14 +9,26 @@ import (
 // primary is sent it, then dropped (refused, or never sent), held to verify
 // (outcome unknown) or accepted (queue.go).
 
-// touch notes that a write to key moved (sent, accepted, landed).
+// touch notes that a write to key moved (sent, accepted, landed), in two
+// slots chosen by two hashes.
 func (q *queue) touch(key string) {
-	q.touched[maphash.String(q.seed, key)%uint64(len(q.touched))].Store(q.p.now().UnixNano())
+	now := q.p.now().UnixNano()
+	for _, seed := range q.seeds {
+		q.touched[maphash.String(seed, key)%uint64(len(q.touched))].Store(now)
+	}
 }
 
-// touchedSince reports whether a write to key may have moved since t.
+// touchedSince reports whether a write to key may have moved since t: both
+// of its slots were touched since. Another key shares both slots rarely
+// (about (n/4096)² with n keys written meanwhile), and then a read is
+// pending that could have been compared, never the reverse.
 func (q *queue) touchedSince(key string, t time.Time) bool {
-	return q.touched[maphash.String(q.seed, key)%uint64(len(q.touched))].Load() >= t.UnixNano()
+	for _, seed := range q.seeds {
+		if q.touched[maphash.String(seed, key)%uint64(len(q.touched))].Load() < t.UnixNano() {
+			return false
+		}
+	}
+	return true
 }
 
 // intend records a write before the primary is sent it: if the gateway

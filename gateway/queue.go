@@ -100,7 +100,7 @@ type queue struct {
 	// pending rather than a mismatch. Fixed size: collisions only make a
 	// few more reads pending.
 	touched [4096]atomic.Int64
-	seed    maphash.Seed
+	seeds   [2]maphash.Seed
 
 	adminMu sync.Mutex // serialises operator actions on held writes
 	wake    chan struct{}
@@ -122,7 +122,7 @@ func newQueue(p *Proxy, cfg rules.Queue, box *outbox) (*queue, error) {
 		inflight: make(map[string]int),
 		routes:   make(map[string]*routeQueue),
 		memHeld:  make(map[uint64]*record),
-		seed:     maphash.MakeSeed(),
+		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		wake:     make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
 	}
