@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
 )
 
 // Clients that give up mid-request are not the secondary's fault: however
