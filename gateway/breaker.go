@@ -18,17 +18,12 @@ type breaker struct {
 	cb *gobreaker.CircuitBreaker[struct{}]
 }
 
-// breakerOpenFor is how long a tripped breaker refuses before it lets one
-// probe through; short, because a healthy secondary should be compared again
-// soon, and the queue waits for it.
-const breakerOpenFor = 10 * time.Second
-
-func newBreaker(side rules.Side, m *metrics, log *slog.Logger) *breaker {
+func newBreaker(side rules.Side, openFor time.Duration, m *metrics, log *slog.Logger) *breaker {
 	gauge := m.circuitOpen.WithLabelValues(side.String())
 	gauge.Set(0)
 	return &breaker{cb: gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:    side.String(),
-		Timeout: breakerOpenFor,
+		Timeout: openFor,
 		// Our own shutdown is not the secondary's fault.
 		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
 		OnStateChange: func(name string, from, to gobreaker.State) {

@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cutover/cutover/rules"
@@ -14,8 +17,17 @@ import (
 // it, and joins the two answers for the write comparison: whichever side
 // finishes last runs it.
 type writeJob struct {
-	mode  rules.WriteMode
-	entry *entry // nil until the primary accepted the write
+	mode rules.WriteMode
+	// rec is recorded (as an intent) before the primary is sent the write;
+	// nil for a body too large to keep.
+	rec *record
+	// sent is set once the primary may have the request: from then on a
+	// failure leaves its outcome unknown.
+	sent atomic.Bool
+	// decided: the primary's outcome settled the record (queued, dropped
+	// or held to verify).
+	decided  bool
+	accepted bool
 
 	mu      sync.Mutex
 	prim    *answer
@@ -23,44 +35,80 @@ type writeJob struct {
 	waiting chan struct{} // closed when sec is set, for sync mode
 }
 
+// recordWrite records the intent of a write just before the primary is sent
+// it, and marks the request so that the moment it may have reached the
+// primary is known. It runs in the primary's transport, after rewrite, so
+// the record holds exactly what the primary gets.
+func (p *Proxy) recordWrite(req *http.Request, ex *exchange) *http.Request {
+	job := ex.write
+	if job == nil || ex.bodyPartial {
+		return req
+	}
+	job.rec = &record{
+		Key:      ex.key,
+		Route:    ex.route.Name,
+		Override: ex.override,
+		Side:     ex.primary.Other(),
+		Method:   ex.method,
+		URL:      ex.outURL.String(),
+		Target:   ex.requestURI,
+		Header:   ex.outHeader.Clone(),
+		Recorded: ex.start,
+		body:     ex.body,
+	}
+	if x := p.queue.intend(job.rec); x != nil {
+		// Not bounded by the client's context: once begun, the record must
+		// say what became of the write.
+		if err := x.wait(); err != nil {
+			// Fail open: the client's write goes on (the gateway's disk is
+			// no reason to refuse it); the write is tracked in memory only.
+			p.storeFailed(ex.route.Name, "recording a write before the primary", err)
+		}
+	}
+	trace := &httptrace.ClientTrace{
+		// Once the headers are written the primary may act on the request
+		// (conservative: more verify records, never fewer).
+		WroteHeaders: func() { job.sent.Store(true) },
+	}
+	return req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+}
+
+func (p *Proxy) storeFailed(route, doing string, err error) {
+	p.metrics.storeErrors.Inc()
+	p.log.Error("queue store failed: "+doing, slog.String(keyRoute, route), slog.String("error", err.Error()))
+}
+
 // primaryAccepted runs in ModifyResponse, before the client sees the
 // primary's answer: if the primary accepted the write, the secondary's copy
-// is queued (async) or attempted before the answer goes out (sync). A write
-// the primary refused never reaches the secondary (DESIGN.md guarantee 2).
+// is queued and on disk before the answer goes out (and, in sync mode,
+// attempted). A write the primary refused never reaches the secondary
+// (DESIGN.md guarantee 2).
 func (p *Proxy) primaryAccepted(ex *exchange, res *http.Response) {
-	if !ex.route.WriteSucceeded(res.StatusCode) {
-		return
-	}
-	if ex.bodyPartial {
-		// The body was too large to keep: the secondary cannot get the same
-		// write. Say so loudly; the write needs repair.
-		e := &entry{route: ex.route.Name, override: ex.override, side: ex.primary.Other(), method: ex.method, url: ex.outURL, lastErr: "request body larger than shadow.write_buffer"}
-		p.emitWrite(e, stats.WriteFailed, stats.ReasonTooLarge)
-		p.emitWrite(e, stats.WriteGaveUp, stats.ReasonTooLarge)
-		p.log.Error("write too large to repeat on the secondary; it needs repair",
-			slog.String(keyRoute, ex.route.Name), slog.String("method", ex.method), slog.String("target", p.rules.Current().RedactTarget(ex.requestURI)))
-		return
-	}
 	job := ex.write
-	u := *ex.outURL
-	e := &entry{
-		key:      ex.key,
-		route:    ex.route.Name,
-		override: ex.override,
-		side:     ex.primary.Other(),
-		method:   ex.method,
-		url:      &u,
-		header:   ex.outHeader.Clone(),
-		body:     ex.body,
-		first:    p.now(),
-		onFirst:  func(a answer) { job.secondaryDone(p, ex, a) },
+	if ex.bodyPartial {
+		if ex.route.WriteSucceeded(res.StatusCode) {
+			p.tooLargeToRepeat(ex)
+		}
+		return
 	}
-	job.entry = e
-	p.queue.enqueue(e)
+	job.decided = true
+	if !ex.route.WriteSucceeded(res.StatusCode) {
+		p.queue.drop(job.rec)
+		return
+	}
+	job.accepted = true
+	rec := job.rec
+	if x := p.queue.accept(rec, func(a answer) { job.secondaryDone(p, ex, a) }); x != nil {
+		if err := x.wait(); err != nil {
+			p.storeFailed(ex.route.Name, "queueing an accepted write", err)
+		} else {
+			p.queue.onDisk(rec)
+		}
+	}
 	if job.mode == rules.Sync {
 		// Wait for the first attempt, bounded by the secondary's timeout
 		// (plus a margin for a queue that was busy with this key).
-		t := time.NewTimer(p.timeouts[e.side] + time.Second)
+		t := time.NewTimer(p.timeouts[rec.Side] + time.Second)
 		defer t.Stop()
 		select {
 		case <-job.firstDone():
@@ -68,6 +116,54 @@ func (p *Proxy) primaryAccepted(ex *exchange, res *http.Response) {
 		case <-p.stop.Done():
 		}
 	}
+}
+
+// tooLargeToRepeat holds a write whose body was too large to keep: the
+// secondary cannot get the same write. It is counted as given up and kept
+// for inspection; it needs repair by hand.
+func (p *Proxy) tooLargeToRepeat(ex *exchange) {
+	r := &record{
+		Key: ex.key, Route: ex.route.Name, Override: ex.override, Side: ex.primary.Other(), Method: ex.method,
+		URL: ex.outURL.String(), Target: ex.requestURI, Header: ex.outHeader.Clone(), Recorded: ex.start,
+		State: stateGaveUp, Held: p.now(), Reason: stats.ReasonTooLarge, NoBody: true,
+		LastErr: "request body larger than shadow.write_buffer",
+	}
+	p.queue.hold(r)
+	p.emitWrite(r, stats.WriteFailed, stats.ReasonTooLarge)
+	p.emitWrite(r, stats.WriteGaveUp, stats.ReasonTooLarge)
+}
+
+// Reasons a write is held to verify: the primary may have applied it.
+const (
+	verifyTimeout    = "timeout"
+	verifyReset      = "reset"
+	verifyClientGone = "client_gone"
+)
+
+// primaryFailed settles a write whose primary request failed: never sent,
+// it is forgotten; possibly applied, it is held to verify and the
+// secondary is not written (DESIGN.md guarantee 2, issue 5 item 4).
+func (p *Proxy) primaryFailed(ex *exchange, status int, err error) {
+	job := ex.write
+	if job == nil || job.rec == nil || job.decided {
+		return
+	}
+	job.decided = true
+	if !job.sent.Load() {
+		p.queue.drop(job.rec)
+		return
+	}
+	reason := verifyReset
+	switch status {
+	case http.StatusGatewayTimeout:
+		reason = verifyTimeout
+	case 499:
+		reason = verifyClientGone
+	}
+	p.queue.verify(job.rec, reason, status, err)
+	p.log.Warn("primary outcome of a write unknown; held to verify", slog.String(keyRoute, ex.route.Name),
+		slog.String("method", ex.method), slog.String("target", p.rules.Current().RedactTarget(ex.requestURI)), slog.String("reason", reason),
+		slog.Uint64("id", job.rec.ID))
 }
 
 // firstDone is closed when the secondary's first attempt has answered.
@@ -87,7 +183,11 @@ func (j *writeJob) firstDone() <-chan struct{} {
 
 // primaryDone runs when the client has the primary's answer.
 func (j *writeJob) primaryDone(p *Proxy, ex *exchange) {
-	if j.entry == nil {
+	if j.rec != nil && !j.decided {
+		// Neither an answer nor an error reached the gateway: nobody knows.
+		p.primaryFailed(ex, http.StatusBadGateway, context.Canceled)
+	}
+	if !j.accepted {
 		return // the primary refused or failed: nothing to compare
 	}
 	a := primaryAnswer(ex)
@@ -112,6 +212,10 @@ func (j *writeJob) primaryDone(p *Proxy, ex *exchange) {
 // secondaryDone runs on a queue worker with the first attempt's answer.
 func (j *writeJob) secondaryDone(p *Proxy, ex *exchange, a answer) {
 	j.mu.Lock()
+	if j.sec != nil {
+		j.mu.Unlock()
+		return
+	}
 	j.sec = &a
 	if j.waiting != nil {
 		close(j.waiting)

@@ -98,12 +98,21 @@ type gw struct {
 func startGateway(t testing.TB, old, new *backend, cfg string) *gw {
 	t.Helper()
 	src := fmt.Sprintf("backends:\n  old: {url: %q, timeout: 2s}\n  new: {url: %q, timeout: 2s}\n", old.srv.URL, new.srv.URL) + cfg
+	g := startProxy(t, src, t.TempDir())
+	g.old, g.new = old, new
+	return g
+}
+
+// startProxy runs a gateway with the whole configuration src and its queue
+// in dataDir. It is closed when the test ends, or earlier by close.
+func startProxy(t testing.TB, src, dataDir string) *gw {
+	t.Helper()
 	set, err := rules.Parse("test.yaml", strings.NewReader(src))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, src)
 	}
-	g := &gw{t: t, stats: stats.New(), reg: prometheus.NewRegistry(), set: set, old: old, new: new}
-	g.proxy, err = gateway.New(gateway.Config{Rules: rules.NewStatic(set), Stats: g.stats, Registerer: g.reg})
+	g := &gw{t: t, stats: stats.New(), reg: prometheus.NewRegistry(), set: set}
+	g.proxy, err = gateway.New(gateway.Config{Rules: rules.NewStatic(set), Stats: g.stats, Registerer: g.reg, DataDir: dataDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,15 +122,18 @@ func startGateway(t testing.TB, old, new *backend, cfg string) *gw {
 	g.srv.Config = g.proxy.NewServer(nil)
 	g.srv.Listener = gateway.FramingListener(g.srv.Listener)
 	g.srv.Start()
-	t.Cleanup(func() {
-		g.srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := g.proxy.Close(ctx); err != nil {
-			t.Errorf("gateway Close: %v", err)
-		}
-	})
+	t.Cleanup(g.close)
 	return g
+}
+
+// close stops the gateway as a drain would: the listener, then the proxy.
+func (g *gw) close() {
+	g.srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.proxy.Close(ctx); err != nil {
+		g.t.Errorf("gateway Close: %v", err)
+	}
 }
 
 // do sends a request through the gateway and returns the response with its

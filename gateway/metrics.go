@@ -24,6 +24,11 @@ type metrics struct {
 	secondaryWrites  *prometheus.CounterVec
 	duration         *prometheus.HistogramVec
 	queueDepth       prometheus.Gauge
+	givenUp          prometheus.Gauge
+	toVerify         prometheus.Gauge
+	storeErrors      prometheus.Counter
+	commits          prometheus.Histogram
+	commitBatch      prometheus.Histogram
 	circuitOpen      *prometheus.GaugeVec
 	refused          *prometheus.CounterVec
 	reloads          *prometheus.CounterVec
@@ -35,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		comparisons: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cutover_comparisons_total",
-			Help: "Reads by outcome (match, mismatch, skipped, error, pending) and reason.",
+			Help: "Reads by outcome (match, mismatch, skipped, error, pending, transient) and reason.",
 		}, []string{"route", "outcome", "reason"}),
 		writeComparisons: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cutover_write_comparisons_total",
@@ -53,6 +58,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cutover_retry_queue_depth",
 			Help: "Secondary writes queued or waiting for a retry.",
+		}),
+		givenUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cutover_retry_given_up",
+			Help: "Secondary writes given up and kept for inspection or re-drive.",
+		}),
+		toVerify: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cutover_writes_to_verify",
+			Help: "Writes whose primary outcome is unknown (timeout, reset, client gone, gateway stopped); the secondary was not written.",
+		}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cutover_queue_store_errors_total",
+			Help: "Failures to read or write the queue store (DATA_DIR/queue.db).",
+		}),
+		commits: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cutover_queue_commit_seconds",
+			Help:    "Time of one group commit of the queue store, fsync included.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+		commitBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cutover_queue_commit_changes",
+			Help:    "Changes written by one group commit of the queue store.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
 		}),
 		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cutover_circuit_open",
@@ -80,9 +107,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.hits = newRuleHits()
 	if reg != nil {
 		reg.MustRegister(m.hits)
-		reg.MustRegister(m.comparisons, m.writeComparisons, m.secondaryWrites, m.duration, m.queueDepth, m.circuitOpen, m.refused, m.reloads, m.lastReloadOK)
+		reg.MustRegister(m.comparisons, m.writeComparisons, m.secondaryWrites, m.duration, m.queueDepth, m.givenUp, m.toVerify, m.storeErrors,
+			m.commits, m.commitBatch, m.circuitOpen, m.refused, m.reloads, m.lastReloadOK)
 	}
 	return m
+}
+
+// commit observes one group commit of the queue store.
+func (m *metrics) commit(n int, d time.Duration, err error) {
+	if err != nil {
+		m.storeErrors.Inc()
+		return
+	}
+	m.commits.Observe(d.Seconds())
+	m.commitBatch.Observe(float64(n))
 }
 
 func (m *metrics) comparison(route string, write bool, outcome stats.Outcome, reason string) {

@@ -34,7 +34,7 @@ type RuleSource interface {
 type Recorder interface {
 	Read(stats.ReadEvent)
 	Write(stats.WriteEvent)
-	SetPending(route string, n int)
+	SetQueue(route string, q stats.QueueState)
 }
 
 // Config wires a Proxy. Rules and Stats are required.
@@ -47,6 +47,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// DataDir holds the secondary-write queue (DataDir/queue.db). Empty
+	// keeps the queue in memory: a restart loses what it holds.
+	DataDir string
 }
 
 // Proxy is the gateway's request path: it serves every request from the
@@ -72,7 +75,12 @@ type Proxy struct {
 	breakers  [2]*breaker
 	rp        *httputil.ReverseProxy
 	slots     chan struct{} // shadow work in flight; a full channel means busy
-	queue     *queue
+	// recheckAfter re-reads a mismatch from both backends after a delay
+	// (queue.recheck_after; 0: never); rechecks bounds those waiting.
+	recheckAfter time.Duration
+	rechecks     chan struct{}
+	recheckWG    sync.WaitGroup
+	queue        *queue
 
 	// stop is cancelled when Close gives up waiting; in-flight shadow work
 	// is cut then.
@@ -83,8 +91,9 @@ type Proxy struct {
 	closed   sync.Once
 }
 
-// New builds a Proxy from the rule set in force and starts its secondary
-// write workers. Close stops them.
+// New builds a Proxy from the rule set in force, replays the secondary
+// writes a previous run left in the data directory and starts the workers
+// that deliver them. Close stops them.
 func New(cfg Config) (*Proxy, error) {
 	if cfg.Rules == nil || cfg.Stats == nil {
 		return nil, errors.New("gateway: Config needs Rules and Stats")
@@ -94,14 +103,16 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, errors.New("gateway: no rule set loaded")
 	}
 	p := &Proxy{
-		rules:     cfg.Rules,
-		stats:     cfg.Stats,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		trusted:   set.Server.TrustedProxies,
-		shadowCfg: set.Shadow,
-		slots:     make(chan struct{}, set.Shadow.Workers),
-		closing:   make(chan struct{}),
+		rules:        cfg.Rules,
+		stats:        cfg.Stats,
+		log:          cfg.Logger,
+		now:          cfg.Now,
+		trusted:      set.Server.TrustedProxies,
+		shadowCfg:    set.Shadow,
+		slots:        make(chan struct{}, set.Shadow.Workers),
+		recheckAfter: set.Queue.RecheckAfter,
+		rechecks:     make(chan struct{}, maxRechecks),
+		closing:      make(chan struct{}),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -121,15 +132,15 @@ func New(cfg Config) (*Proxy, error) {
 			// A redirect is an answer to compare, not a place to go.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
-		p.breakers[side] = newBreaker(side, p.metrics, p.log)
+		p.breakers[side] = newBreaker(side, set.Shadow.BreakerOpenFor, p.metrics, p.log)
 	}
 	p.noise = newNoise(set.Backends.Noise)
-	primary := [2]*http.Transport{newTransport(set.Backends.Old.Timeout, 512), newTransport(set.Backends.New.Timeout, 512)}
+	primary := &primaryTransport{p: p, t: [2]*http.Transport{newTransport(set.Backends.Old.Timeout, 512), newTransport(set.Backends.New.Timeout, 512)}}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			p.rewrite(pr, exchangeFrom(pr.In.Context()))
 		},
-		Transport:      sideTransport(primary),
+		Transport:      primary,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.primaryError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
@@ -137,18 +148,44 @@ func New(cfg Config) (*Proxy, error) {
 		// difference in timing either (SSE, long polls, chunked answers).
 		FlushInterval: -1,
 	}
-	p.queue = newQueue(p, set.Queue)
+	var box *outbox
+	if cfg.DataDir != "" {
+		var err error
+		observe := func(n int, d time.Duration, err error) {
+			p.metrics.commit(n, d, err)
+			if err != nil {
+				p.log.Error("queue store commit failed", slog.Int("changes", n), slog.String("error", err.Error()))
+			}
+		}
+		if box, err = openOutbox(cfg.DataDir, observe); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if p.queue, err = newQueue(p, set.Queue, box); err != nil {
+		if box != nil {
+			box.close()
+		}
+		return nil, err
+	}
 	return p, nil
 }
 
-// sideTransport sends each primary request through the transport of the
-// backend it is aimed at.
-type sideTransport [2]*http.Transport
+// primaryTransport sends each primary request through the transport of the
+// backend it is aimed at, once a write that the secondary must get too is
+// recorded.
+type primaryTransport struct {
+	p *Proxy
+	t [2]*http.Transport
+}
 
-func (t sideTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *primaryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ex := exchangeFrom(req.Context())
+	if ex.write != nil {
+		req = t.p.recordWrite(req, ex)
+	}
 	ex.timer = newLegTimer(ex.now)
-	return t[ex.primary].RoundTrip(req.WithContext(ex.timer.context(req.Context())))
+	return t.t[ex.primary].RoundTrip(req.WithContext(ex.timer.context(req.Context())))
 }
 
 type exchangeKey struct{}
@@ -391,6 +428,7 @@ func (p *Proxy) primaryError(w http.ResponseWriter, r *http.Request, err error) 
 		p.log.Warn("primary failed", slog.String(keyRoute, ex.route.Name), slog.String(keyBackend, ex.primary.String()), slog.String("error", err.Error()))
 	}
 	p.metrics.upstream(ex.route.Name, ex.primary, true, p.now().Sub(ex.start))
+	p.primaryFailed(ex, status, err)
 	w.WriteHeader(status)
 }
 
@@ -503,6 +541,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() {
 			p.shadowWG.Wait()
+			p.recheckWG.Wait()
 			close(done)
 		}()
 		select {

@@ -1,124 +1,320 @@
 package gateway
 
 import (
-	"container/heap"
 	"context"
-	"fmt"
+	"hash/maphash"
 	"log/slog"
-	"math/rand/v2"
-	"net/http"
-	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
 )
 
-// entry is one secondary write: queued, being attempted, or waiting for its
-// next retry.
+// entry is one queued secondary write in memory: its record (whose body is
+// dropped once it is on disk) and what the request that made it waits for.
 type entry struct {
-	seq      uint64
-	key      string // resource key: writes with one key land in order
-	route    string
-	override string
-	side     rules.Side // the backend that must get it
-	method   string
-	url      *url.URL    // the primary's outbound URL; re-aimed at side
-	header   http.Header // the primary's outbound header, idempotency key included
-	body     []byte
-	attempts int // failed attempts so far
-	first    time.Time
-	lastErr  string
-
+	rec *record
+	// accepted is the change that put it on disk; nil when it came from
+	// disk, or in memory mode.
+	accepted *op
 	// onFirst, if set, gets the first attempt's answer (write comparisons,
 	// sync mode). It is not persisted: after a restart nobody waits.
 	onFirst func(answer)
-	// done is closed when the entry leaves the queue, landed or given up.
-	done chan struct{}
 }
 
-// keyQueue holds the writes of one resource, oldest first. Only its head is
-// ever attempted, so a later write never overtakes an earlier one; other keys
-// are not held up by it.
+// durable reports whether the write is on disk, so its body may leave
+// memory.
+func (e *entry) durable() bool {
+	if e.accepted == nil {
+		return true
+	}
+	select {
+	case <-e.accepted.done:
+		return e.accepted.err == nil
+	default:
+		return false
+	}
+}
+
+// keyQueue holds the queued writes of one resource, oldest first, in three
+// segments: entries (in memory; the head is the one attempted), onDisk
+// (written, not in memory) and tail (in memory until on disk). Only the
+// head is ever attempted, so a later write never overtakes an earlier one;
+// other keys are not held up by it.
 type keyQueue struct {
 	key     string
+	route   string
 	entries []*entry
-	due     time.Time // when it waits in the delay heap
-	index   int       // in the delay heap; -1 when not there
+	onDisk  int
+	tail    []*entry
+	// last is the highest Order that has been in entries: the writes on disk
+	// come after it, so the disk scan resumes there (never rereading a
+	// delivered write whose removal is not yet on disk).
+	last  uint64
+	first time.Time // when the oldest pending write entered the queue
+	due   time.Time // when it waits in the delay heap
+	index int       // in the delay heap; -1 when not there
+}
+
+func (kq *keyQueue) empty() bool {
+	return len(kq.entries) == 0 && kq.onDisk == 0 && len(kq.tail) == 0
+}
+
+// memoryPerKey bounds the writes of one resource kept in memory (metadata;
+// bodies leave memory once on disk). The rest wait on disk, so a secondary
+// that is down for an hour costs disk, not memory.
+const memoryPerKey = 2
+
+// routeQueue is the queue state of one route, as the statistics show it.
+type routeQueue struct {
+	pending, givenUp, verify int64
+	oldest                   time.Time
 }
 
 // queue delivers secondary writes: first attempt at once, retries with
-// capped, jittered exponential backoff, in order per resource key.
+// capped, jittered exponential backoff, in order per resource key. With an
+// outbox every write is on disk before the client is answered and stays
+// there until the secondary has it; without one (no data directory) the
+// queue lives in memory and dies with the process.
 type queue struct {
 	p   *Proxy
 	cfg rules.Queue
+	box *outbox // nil: memory only
+	seq atomic.Uint64
 
 	mu       sync.Mutex
 	cond     *sync.Cond
 	keys     map[string]*keyQueue
-	ready    []*keyQueue // heads that may be attempted now, FIFO
+	ready    []*keyQueue // keys whose head may be attempted now, FIFO
 	delayed  delayHeap
-	seq      uint64
+	inflight map[string]int // writes the primary is being sent, per key
 	depth    int
-	perRoute map[string]int
-	gaveUp   []*entry // kept for inspection, newest last, bounded
+	routes   map[string]*routeQueue
+	memHeld  map[uint64]*record // held writes in memory mode
 	closing  bool
 
+	// touched remembers, per hash of a resource key, when a write to it
+	// last moved (sent, accepted, landed), so a read that overlapped one is
+	// pending rather than a mismatch. Fixed size: collisions only make a
+	// few more reads pending.
+	touched [4096]atomic.Int64
+	seeds   [2]maphash.Seed
+
+	adminMu sync.Mutex // serialises operator actions on held writes
 	wake    chan struct{}
 	stopped chan struct{}
 	wg      sync.WaitGroup
 }
 
-// maxGaveUpInMemory bounds the given-up writes kept for inspection.
-const maxGaveUpInMemory = 10000
+// maxHeldInMemory bounds the held writes kept without a data directory.
+const maxHeldInMemory = 10000
 
-func newQueue(p *Proxy, cfg rules.Queue) *queue {
+// newQueue starts the queue's workers. With box it first replays what a
+// previous run left on disk.
+func newQueue(p *Proxy, cfg rules.Queue, box *outbox) (*queue, error) {
 	q := &queue{
 		p:        p,
 		cfg:      cfg,
+		box:      box,
 		keys:     make(map[string]*keyQueue),
-		perRoute: make(map[string]int),
+		inflight: make(map[string]int),
+		routes:   make(map[string]*routeQueue),
+		memHeld:  make(map[uint64]*record),
+		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		wake:     make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
 	}
 	q.cond = sync.NewCond(&q.mu)
+	if box != nil {
+		if err := q.replay(); err != nil {
+			return nil, err
+		}
+	}
 	q.wg.Add(cfg.Workers + 1)
 	for range cfg.Workers {
 		go q.work()
 	}
 	go q.schedule()
-	return q
+	return q, nil
 }
 
-// enqueue adds a write behind any queued write of the same key.
-func (q *queue) enqueue(e *entry) {
+// replay rebuilds the queue from disk: every queued write is pending again,
+// in its order, and intents a crash left are held to verify.
+func (q *queue) replay() error {
+	now := q.p.now()
+	rec, err := q.box.recover(now, func(key string, order uint64, first time.Time, route string) {
+		kq := q.keys[key]
+		if kq == nil {
+			kq = &keyQueue{key: key, route: route, first: first, index: -1}
+			q.keys[key] = kq
+			q.ready = append(q.ready, kq)
+		}
+		kq.onDisk++
+		q.depth++
+		rq := q.route(route)
+		rq.pending++
+		if rq.oldest.IsZero() || first.Before(rq.oldest) {
+			rq.oldest = first
+		}
+	}, func(r *record) {
+		rq := q.route(r.Route)
+		if r.State == stateVerify {
+			rq.verify++
+		} else {
+			rq.givenUp++
+		}
+	})
+	if err != nil {
+		return err
+	}
+	q.seq.Store(rec.next)
+	if q.depth > 0 || rec.verified > 0 {
+		q.p.log.Info("secondary write queue replayed", slog.Int("queued", q.depth), slog.Int("keys", len(q.keys)),
+			slog.Int("to_verify", rec.verified))
+	}
+	if rec.verified > 0 {
+		q.p.log.Warn("writes were in flight to the primary when the gateway stopped; they are held to verify",
+			slog.Int("count", rec.verified))
+	}
+	q.p.metrics.queueDepth.Set(float64(q.depth))
+	for name := range q.routes {
+		q.publish(name)
+	}
+	return nil
+}
+
+func (q *queue) route(name string) *routeQueue {
+	rq := q.routes[name]
+	if rq == nil {
+		rq = &routeQueue{}
+		q.routes[name] = rq
+	}
+	return rq
+}
+
+// publish reports a route's queue to the statistics; q.mu is held.
+func (q *queue) publish(name string) {
+	rq := q.route(name)
+	if rq.pending == 0 {
+		rq.oldest = time.Time{}
+	}
+	q.p.stats.SetQueue(name, stats.QueueState{Pending: rq.pending, GivenUp: rq.givenUp, Verify: rq.verify, Oldest: rq.oldest})
+	var given, verify int64
+	for _, r := range q.routes {
+		given += r.givenUp
+		verify += r.verify
+	}
+	q.p.metrics.givenUp.Set(float64(given))
+	q.p.metrics.toVerify.Set(float64(verify))
+}
+
+// pending reports whether a write to the resource is queued, in flight, or
+// being sent to the primary.
+func (q *queue) pending(key string) bool {
 	q.mu.Lock()
-	q.seq++
-	e.seq = q.seq
-	e.done = make(chan struct{})
-	kq := q.keys[e.key]
+	defer q.mu.Unlock()
+	_, ok := q.keys[key]
+	return ok || q.inflight[key] > 0
+}
+
+// accept queues a write the primary accepted, behind any queued write of
+// the same key. The client's answer waits on the returned op (nil in
+// memory mode): the write is on disk before the client has its answer.
+func (q *queue) accept(r *record, onFirst func(answer)) *op {
+	q.touch(r.Key)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.settled(r.Key)
+	return q.enqueue(r, onFirst, opAccept)
+}
+
+// enqueue gives r the next order and puts it behind its key's writes; a
+// change of kind (opAccept, or opRequeue of held write r.ID) puts it on
+// disk. q.mu is held.
+func (q *queue) enqueue(r *record, onFirst func(answer), kind opKind) *op {
+	r.Order = q.seq.Add(1)
+	r.State = stateQueued
+	r.First = q.p.now()
+	e := &entry{rec: r, onFirst: onFirst}
+	if q.box != nil {
+		// Submitted under q.mu, so changes reach the disk in Order.
+		if kind == opAccept {
+			e.accepted = q.box.submitRecord(opAccept, r)
+		} else {
+			e.accepted = q.box.submit(&op{kind: kind, id: r.ID, order: r.Order, rec: &record{First: r.First}})
+		}
+	}
+	kq := q.keys[r.Key]
 	if kq == nil {
-		kq = &keyQueue{key: e.key, index: -1}
-		q.keys[e.key] = kq
+		kq = &keyQueue{key: r.Key, route: r.Route, first: r.First, index: -1}
+		q.keys[r.Key] = kq
 		q.ready = append(q.ready, kq)
 		q.cond.Signal()
 	}
-	kq.entries = append(kq.entries, e)
+	if q.box == nil || (kq.onDisk == 0 && len(kq.tail) == 0 && len(kq.entries) < memoryPerKey) {
+		kq.entries = append(kq.entries, e)
+		kq.last = r.Order
+	} else {
+		kq.tail = append(kq.tail, e)
+	}
 	q.depth++
-	q.perRoute[e.route]++
-	n := q.perRoute[e.route]
-	q.mu.Unlock()
-	q.p.metrics.queueDepth.Inc()
-	q.p.stats.SetPending(e.route, n)
+	rq := q.route(r.Route)
+	rq.pending++
+	if rq.oldest.IsZero() {
+		rq.oldest = r.First
+	}
+	q.p.metrics.queueDepth.Set(float64(q.depth))
+	q.publish(r.Route)
+	return e.accepted
 }
 
-// pending reports whether a write to the resource is queued or in flight.
-func (q *queue) pending(key string) bool {
+// onDisk runs once a write's acceptance is on disk: its body leaves memory,
+// and the key's tail moves to disk as far as it is written.
+func (q *queue) onDisk(r *record) {
 	q.mu.Lock()
-	_, ok := q.keys[key]
+	r.body = nil
+	var told []func(answer)
+	if kq := q.keys[r.Key]; kq != nil {
+		told = q.trim(kq, nil)
+	}
 	q.mu.Unlock()
-	return ok
+	tellQueued(told)
+}
+
+// trim moves the written prefix of kq's tail to disk (or into entries when
+// there is room and nothing waits on disk); q.mu is held. It returns, added
+// to told, whoever waits for the first answer of a write that moved to
+// disk: call tellQueued once q.mu is released.
+func (q *queue) trim(kq *keyQueue, told []func(answer)) []func(answer) {
+	for len(kq.tail) > 0 {
+		e := kq.tail[0]
+		switch {
+		case kq.onDisk == 0 && len(kq.entries) < memoryPerKey:
+			kq.entries = append(kq.entries, e)
+			kq.last = e.rec.Order
+		case e.durable():
+			kq.onDisk++
+			if e.onFirst != nil {
+				told = append(told, e.onFirst)
+				e.onFirst = nil
+			}
+		default:
+			return told
+		}
+		kq.tail[0] = nil
+		kq.tail = kq.tail[1:]
+	}
+	return told
+}
+
+// tellQueued tells whoever waits for a first attempt that the write waits
+// on disk instead: nobody attempts it soon.
+func tellQueued(told []func(answer)) {
+	for _, f := range told {
+		f(answer{err: errQueued, reason: stats.ReasonBusy})
+	}
 }
 
 // take waits for a key whose head may be attempted; nil means stop.
@@ -137,6 +333,62 @@ func (q *queue) take() *keyQueue {
 	return kq
 }
 
+// head returns kq's head write with its body, reading from disk what is not
+// in memory. It runs on the worker that owns kq for this attempt.
+func (q *queue) head(kq *keyQueue) (*entry, []byte, error) {
+	var told []func(answer)
+	defer func() { tellQueued(told) }()
+	q.mu.Lock()
+	if len(kq.entries) == 0 && kq.onDisk == 0 {
+		told = q.trim(kq, told)
+		if len(kq.entries) == 0 && len(kq.tail) > 0 {
+			kq.entries = append(kq.entries, kq.tail[0])
+			kq.last = kq.tail[0].rec.Order
+			kq.tail[0] = nil
+			kq.tail = kq.tail[1:]
+		}
+	}
+	if len(kq.entries) == 0 && kq.onDisk > 0 {
+		after, n := kq.last, min(kq.onDisk, memoryPerKey)
+		q.mu.Unlock()
+		recs, err := q.box.nextOfKey(kq.key, after, n)
+		if err != nil {
+			return nil, nil, err
+		}
+		q.mu.Lock()
+		if len(recs) == 0 {
+			// Counted on disk but not there: a write whose acceptance
+			// failed to commit (logged when it happened).
+			q.p.log.Error("queued writes missing from the queue store", slog.String(keyRoute, kq.route), slog.Int("count", kq.onDisk))
+			q.depth -= kq.onDisk
+			q.route(kq.route).pending -= int64(kq.onDisk)
+			kq.onDisk = 0
+			told = q.trim(kq, told)
+		}
+		for _, r := range recs {
+			kq.entries = append(kq.entries, &entry{rec: r})
+			kq.onDisk--
+			kq.last = max(kq.last, r.Order)
+		}
+	}
+	if len(kq.entries) == 0 {
+		q.mu.Unlock()
+		return nil, nil, nil
+	}
+	e := kq.entries[0]
+	kq.first = e.rec.First
+	body, noBody := e.rec.body, e.rec.NoBody
+	q.mu.Unlock()
+	if body == nil && !noBody && q.box != nil && e.durable() {
+		r, err := q.box.load(e.rec.Order)
+		if err != nil {
+			return nil, nil, err
+		}
+		body = r.body
+	}
+	return e, body, nil
+}
+
 func (q *queue) work() {
 	defer q.wg.Done()
 	for {
@@ -144,11 +396,43 @@ func (q *queue) work() {
 		if kq == nil {
 			return
 		}
-		q.mu.Lock()
-		e := kq.entries[0]
-		q.mu.Unlock()
-		q.settle(kq, e, q.p.attemptWrite(e))
+		e, body, err := q.head(kq)
+		if err != nil {
+			q.p.log.Error("reading the queue store", slog.String(keyRoute, kq.route), slog.String("error", err.Error()))
+			q.p.metrics.storeErrors.Inc()
+			q.mu.Lock()
+			q.delay(kq, q.p.now().Add(q.cfg.MaxBackoff))
+			q.mu.Unlock()
+			continue
+		}
+		if e == nil {
+			q.mu.Lock()
+			q.release(kq)
+			q.mu.Unlock()
+			continue
+		}
+		var a answer
+		if e.rec.Attempts > 0 && q.p.breakers[e.rec.Side].open() {
+			// Not an attempt: wait for the breaker to let a probe through.
+			a = answer{err: errBreakerOpen, reason: stats.ReasonBreakerOpen}
+		} else {
+			a = q.p.attemptWrite(e.rec, body)
+		}
+		q.settle(kq, e, a)
 	}
+}
+
+// release forgets kq once it is empty, or puts it back to be attempted;
+// q.mu is held.
+func (q *queue) release(kq *keyQueue) {
+	if kq.empty() {
+		if q.keys[kq.key] == kq {
+			delete(q.keys, kq.key)
+		}
+		return
+	}
+	q.ready = append(q.ready, kq)
+	q.cond.Signal()
 }
 
 // settle moves the queue on after an attempt of kq's head.
@@ -156,118 +440,78 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 	now := q.p.now()
 	var outcomes []stats.WriteOutcome
 	leaves := false
+	r := e.rec
 	q.mu.Lock()
 	switch {
 	case a.err == nil:
 		leaves = true
-		if e.attempts == 0 {
+		if r.Attempts == 0 {
 			outcomes = append(outcomes, stats.WriteOK)
 		} else {
 			outcomes = append(outcomes, stats.WriteRetriedOK)
 		}
-	case a.reason == stats.ReasonBreakerOpen && e.attempts > 0:
-		// The breaker refused without trying: not an attempt. Wait for it
-		// to let a probe through.
-		q.delay(kq, now.Add(q.backoff(e.attempts)))
+		if q.box != nil {
+			q.box.submit(&op{kind: opAck, order: r.Order, key: r.Key})
+		}
+	case a.reason == stats.ReasonShutdown:
+		// Cut by our own shutdown: not an attempt. It stays queued (on
+		// disk) for the next start.
+	case a.reason == stats.ReasonBreakerOpen && r.Attempts > 0:
+		q.delay(kq, now.Add(q.backoff(r.Attempts)))
 	default:
-		e.attempts++
-		e.lastErr = a.err.Error()
-		if e.attempts == 1 {
+		r.Attempts++
+		r.LastErr = a.err.Error()
+		if r.Attempts == 1 {
 			outcomes = append(outcomes, stats.WriteFailed)
 		}
-		if e.attempts >= q.cfg.MaxAttempts || now.Sub(e.first) >= q.cfg.MaxAge {
+		if r.Attempts >= q.cfg.MaxAttempts || now.Sub(r.First) >= q.cfg.MaxAge {
 			leaves = true
 			outcomes = append(outcomes, stats.WriteGaveUp)
-			q.gaveUp = append(q.gaveUp, e)
-			if len(q.gaveUp) > maxGaveUpInMemory {
-				q.gaveUp = q.gaveUp[1:]
+			rq := q.route(r.Route)
+			rq.givenUp++
+			r.State, r.Held, r.Reason = stateGaveUp, now, a.reason
+			if q.box != nil {
+				q.box.submit(&op{kind: opGiveUp, order: r.Order, rec: &record{Held: now, Reason: a.reason, Attempts: r.Attempts, LastErr: r.LastErr}})
+			} else {
+				q.holdInMemory(r)
 			}
 		} else {
-			q.delay(kq, now.Add(q.backoff(e.attempts)))
+			if q.box != nil {
+				q.box.submit(&op{kind: opAttempted, order: r.Order, rec: &record{Attempts: r.Attempts, LastErr: r.LastErr}})
+				if e.durable() {
+					r.body = nil // read again from disk for the retry
+				}
+			}
+			q.delay(kq, now.Add(q.backoff(r.Attempts)))
 		}
 	}
-	var n int
 	if leaves {
 		kq.entries[0] = nil
 		kq.entries = kq.entries[1:]
 		q.depth--
-		q.perRoute[e.route]--
-		n = q.perRoute[e.route]
+		q.route(r.Route).pending--
 		if len(kq.entries) > 0 {
-			q.ready = append(q.ready, kq)
-			q.cond.Signal()
-		} else {
-			delete(q.keys, kq.key)
+			kq.first = kq.entries[0].rec.First
 		}
+		q.touch(r.Key)
+		q.release(kq)
+		q.p.metrics.queueDepth.Set(float64(q.depth))
+		q.publish(r.Route)
 	}
+	onFirst := e.onFirst
+	e.onFirst = nil
 	q.mu.Unlock()
 
 	for _, o := range outcomes {
-		q.p.emitWrite(e, o, a.reason)
+		q.p.emitWrite(r, o, a.reason)
 	}
-	if e.onFirst != nil {
-		e.onFirst(a)
-		e.onFirst = nil
-	}
-	if leaves {
-		q.p.metrics.queueDepth.Dec()
-		q.p.stats.SetPending(e.route, n)
-		close(e.done)
+	if onFirst != nil {
+		onFirst(a)
 	}
 }
 
-// delay puts kq in the delay heap until due; q.mu is held.
-func (q *queue) delay(kq *keyQueue, due time.Time) {
-	kq.due = due
-	heap.Push(&q.delayed, kq)
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-// backoff is the wait after n failed attempts: exponential from the base,
-// capped, with full jitter on the upper half so retries of many keys spread.
-func (q *queue) backoff(n int) time.Duration {
-	d := q.cfg.BaseBackoff
-	for i := 1; i < n && d < q.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, q.cfg.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
-}
-
-// schedule moves keys whose backoff has passed back to the ready list.
-func (q *queue) schedule() {
-	defer q.wg.Done()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		q.mu.Lock()
-		now := q.p.now()
-		for q.delayed.Len() > 0 && !q.delayed[0].due.After(now) {
-			kq := heap.Pop(&q.delayed).(*keyQueue)
-			q.ready = append(q.ready, kq)
-			q.cond.Signal()
-		}
-		wait := time.Hour
-		if q.delayed.Len() > 0 {
-			wait = q.delayed[0].due.Sub(now)
-		}
-		q.mu.Unlock()
-		timer.Reset(wait)
-		select {
-		case <-timer.C:
-		case <-q.wake:
-		case <-q.stopped:
-			return
-		}
-	}
-}
-
-// close lets the workers attempt what is ready until ctx ends, then stops
-// them. What is still queued stays queued (and, once the queue is durable,
-// on disk).
+// closeQueue lets the workers attempt what is ready until ctx ends, then
+// stops them. What is still queued stays on disk for the next start.
 func (q *queue) close(ctx context.Context) error {
 	q.mu.Lock()
 	q.closing = true
@@ -279,15 +523,21 @@ func (q *queue) close(ctx context.Context) error {
 		q.wg.Wait()
 		close(done)
 	}()
+	var err error
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		// Attempts in flight are cut by the proxy's stop context.
 		q.p.cancel()
 		<-done
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	if q.box != nil {
+		if cerr := q.box.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
 }
 
 // depthNow returns the number of queued writes.
@@ -295,65 +545,4 @@ func (q *queue) depthNow() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.depth
-}
-
-// delayHeap orders waiting keys by due time.
-type delayHeap []*keyQueue
-
-func (h delayHeap) Len() int           { return len(h) }
-func (h delayHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h delayHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *delayHeap) Push(x any) {
-	kq := x.(*keyQueue)
-	kq.index = len(*h)
-	*h = append(*h, kq)
-}
-func (h *delayHeap) Pop() any {
-	old := *h
-	kq := old[len(old)-1]
-	old[len(old)-1] = nil
-	kq.index = -1
-	*h = old[:len(old)-1]
-	return kq
-}
-
-// attemptWrite sends one queued write to its secondary through the breaker.
-func (p *Proxy) attemptWrite(e *entry) answer {
-	ctx, cancel := p.secondaryContext(e.side)
-	defer cancel()
-	req := p.secondaryRequest(ctx, e.method, p.targets[e.side], e.url, e.header, e.body)
-	a := p.fetchSecondary(req, e.route, e.side)
-	if a.err != nil {
-		if a.reason == stats.ReasonTooLarge {
-			// The write landed; only its answer is too large to compare.
-			a.err, a.reason = nil, ""
-		} else {
-			return a
-		}
-	}
-	route := p.rules.Current().Route(e.route)
-	if route == nil {
-		route = p.rules.Current().Default
-	}
-	if !route.WriteSucceeded(a.resp.Status) {
-		a.err = fmt.Errorf("secondary answered %d", a.resp.Status)
-		a.reason = stats.ReasonSecondaryFailed
-	}
-	return a
-}
-
-// emitWrite records one secondary write outcome.
-func (p *Proxy) emitWrite(e *entry, outcome stats.WriteOutcome, reason string) {
-	p.metrics.secondaryWrites.WithLabelValues(e.route, string(outcome)).Inc()
-	p.stats.Write(stats.WriteEvent{Route: e.route, Override: e.override, Outcome: outcome, Reason: reason, At: p.now()})
-	switch outcome {
-	case stats.WriteFailed:
-		p.log.Warn("secondary write failed; queued for retry", slog.String(keyRoute, e.route), slog.String(keyBackend, e.side.String()), slog.String("error", e.lastErr))
-	case stats.WriteGaveUp:
-		p.log.Error("secondary write given up", slog.String(keyRoute, e.route), slog.String(keyBackend, e.side.String()),
-			slog.String("method", e.method), slog.String("target", p.rules.Current().RedactTarget(e.url.RequestURI())), slog.Int("attempts", e.attempts), slog.String("error", e.lastErr))
-	}
 }

@@ -171,7 +171,15 @@ func (p *Proxy) settle(ex *exchange, prim, sec answer) {
 		case res.Outcome == compare.Match:
 			p.recordRead(ex, stats.Match, "", cmp)
 		case res.Outcome == compare.Mismatch:
-			p.recordRead(ex, stats.Mismatch, "", cmp)
+			if ex.read && p.queue.touchedSince(ex.key, ex.start) {
+				// A write to the resource moved while the read was under
+				// way: the backends may disagree only for the moment.
+				p.recordRead(ex, stats.Pending, "", nil)
+				return
+			}
+			if !p.recheck(ex, cmp) {
+				p.recordRead(ex, stats.Mismatch, "", cmp)
+			}
 		default:
 			p.recordRead(ex, stats.Error, res.Reason, cmp)
 		}

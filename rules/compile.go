@@ -23,6 +23,10 @@ const (
 	DefaultShadowWorkers     = 512
 	DefaultMarkerHeader      = "X-Cutover-Shadow"
 	DefaultIdempotencyHeader = "Idempotency-Key"
+	// DefaultBreakerOpenFor is how long a tripped breaker refuses before it
+	// lets a probe through: short, because a healthy secondary should be
+	// compared again soon, and the queue waits for it.
+	DefaultBreakerOpenFor    = 10 * time.Second
 	DefaultQueueMaxAttempts  = 20
 	DefaultQueueMaxAge       = 24 * time.Hour
 	DefaultQueueBaseBackoff  = 200 * time.Millisecond
@@ -206,6 +210,7 @@ func (c *compiler) shadow(sc ShadowConfig) Shadow {
 		MarkerHeader:      or(sc.MarkerHeader, DefaultMarkerHeader),
 		IdempotencyHeader: or(sc.IdempotencyHeader, DefaultIdempotencyHeader),
 		WriteBuffer:       c.size("$.shadow.write_buffer", &sc.WriteBuffer, DefaultMaxRequestBody),
+		BreakerOpenFor:    c.duration("$.shadow.breaker_open_for", &sc.BreakerOpenFor, DefaultBreakerOpenFor),
 	}
 	if s.Workers == 0 {
 		s.Workers = DefaultShadowWorkers

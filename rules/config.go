@@ -59,6 +59,9 @@ type ShadowConfig struct {
 	// secondary; a larger write reaches the primary and is recorded as needing
 	// repair.
 	WriteBuffer ByteSize `yaml:"write_buffer"`
+	// BreakerOpenFor is how long the secondary's tripped circuit breaker
+	// refuses before it lets one probe through (default 10s).
+	BreakerOpenFor Duration `yaml:"breaker_open_for"`
 }
 
 // BackendsConfig names the two sides of the migration.

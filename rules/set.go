@@ -77,6 +77,7 @@ type Shadow struct {
 	MarkerHeader      string
 	IdempotencyHeader string
 	WriteBuffer       int64
+	BreakerOpenFor    time.Duration
 }
 
 // Backends are the upstreams; Noise is nil unless configured.

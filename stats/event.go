@@ -18,6 +18,10 @@ const (
 	Skipped  Outcome = "skipped"
 	Error    Outcome = "error"
 	Pending  Outcome = "pending"
+	// Transient is a mismatch that went away: re-read from both backends
+	// after queue.recheck_after, the answers agreed. The new backend was
+	// behind, not wrong.
+	Transient Outcome = "transient"
 )
 
 // Reasons for Skipped and Error. The set is fixed: reasons are metric label

@@ -28,6 +28,7 @@ type Point struct {
 	Skipped      int64     `json:"skipped"`
 	Errors       int64     `json:"errors"`
 	Pending      int64     `json:"pending"`
+	Transient    int64     `json:"transient"`
 	WritesOK     int64     `json:"writes_ok"`
 	WritesFailed int64     `json:"writes_failed"`
 	RetriedOK    int64     `json:"retried_ok"`
@@ -147,7 +148,7 @@ func history(s *series, now time.Time, span, retention time.Duration) HistoryVie
 		start := first + i*per
 		c := rg.sum(start+per-1, int(per))
 		p := Point{T: time.Unix(start*int64(slotLen/time.Second), 0).UTC(),
-			Matched: c[cMatched], Mismatched: c[cMismatched], Skipped: c[cSkipped], Errors: c[cErrors], Pending: c[cPending],
+			Matched: c[cMatched], Mismatched: c[cMismatched], Skipped: c[cSkipped], Errors: c[cErrors], Pending: c[cPending], Transient: c[cTransient],
 			WritesOK: c[cWriteOK], WritesFailed: c[cWriteFailed], RetriedOK: c[cWriteRetriedOK], GaveUp: c[cWriteGaveUp]}
 		p.Compared = p.Matched + p.Mismatched
 		p.MatchRate = ratio(p.Matched, p.Compared)

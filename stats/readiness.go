@@ -202,7 +202,7 @@ func judge(ev evidence, th rules.Readiness) Ready {
 	if c.Pass {
 		c.Detail = fmt.Sprintf("%d unresolved secondary writes (limit %d)", ev.unresolved, th.UnresolvedRetries)
 	} else {
-		c.Detail = fmt.Sprintf("%d secondary writes queued or given up (limit %d)", ev.unresolved, th.UnresolvedRetries)
+		c.Detail = fmt.Sprintf("%d secondary writes queued, given up or to verify (limit %d)", ev.unresolved, th.UnresolvedRetries)
 	}
 	fail(c)
 

@@ -16,12 +16,13 @@ const (
 	cWriteFailed
 	cWriteRetriedOK
 	cWriteGaveUp
+	cTransient
 	numCounters
 )
 
 // counterNames name the bucket counters. Persisted buckets store the counts
 // as an array in this order, so the list may only grow at its end.
-var counterNames = [numCounters]string{"matched", "mismatched", "skipped", "errors", "pending", "write_ok", "write_failed", "write_retried_ok", "write_gave_up"}
+var counterNames = [numCounters]string{"matched", "mismatched", "skipped", "errors", "pending", "write_ok", "write_failed", "write_retried_ok", "write_gave_up", "transient"}
 
 // bucket holds the counts of one time slot, stamped with the slot number
 // (minutes or hours since the epoch) it currently holds.

@@ -27,7 +27,6 @@ var knownReasons = [...]struct {
 	{Error, "invalid_utf8"},
 	{Error, "too_deep"},
 	{Error, "panic"},
-	{Match, "transient"},
 	{Match, ReasonNoise},
 }
 
@@ -54,6 +53,8 @@ func outcomeCounter(o Outcome) int {
 		return cSkipped
 	case Pending:
 		return cPending
+	case Transient:
+		return cTransient
 	default:
 		return cErrors
 	}

@@ -82,6 +82,8 @@ type QueueState struct {
 	// kept for inspection.
 	Pending int64 `json:"pending"`
 	GivenUp int64 `json:"given_up"`
+	// Verify writes are held because the primary's outcome is unknown.
+	Verify int64 `json:"verify"`
 	// Oldest is when the oldest pending write was queued (zero: none).
 	Oldest time.Time `json:"oldest,omitzero"`
 }

@@ -60,13 +60,14 @@ type Window struct {
 	Skipped    int64    `json:"skipped"`
 	Errors     int64    `json:"errors"`
 	Pending    int64    `json:"pending"`
+	Transient  int64    `json:"transient"`
 	Total      int64    `json:"total"`
 	MatchRate  *float64 `json:"match_rate"`
 }
 
 // Reads is the read part of a route's view. Every read that entered the
-// gateway is in exactly one of matched, mismatched, skipped, errors and
-// pending, so they add up to total; compared is matched + mismatched and
+// gateway is in exactly one of matched, mismatched, skipped, errors,
+// pending and transient, so they add up to total; compared is matched + mismatched and
 // match_rate is matched / compared (null before the first comparison).
 type Reads struct {
 	Window
@@ -92,10 +93,15 @@ type Writes struct {
 	// (the gave_up count, unless the queue reports its own).
 	PendingRetries int64 `json:"pending_retries"`
 	GivenUp        int64 `json:"given_up"`
+	// ToVerify are writes whose primary outcome is unknown (a timeout or
+	// reset after the request was sent, or the gateway stopping): the
+	// secondary was not written and reconciliation must check them.
+	ToVerify int64 `json:"to_verify"`
 	// OldestPending is when the oldest queued write was queued, and its age.
 	OldestPending           *time.Time `json:"oldest_pending"`
 	OldestPendingAgeSeconds *float64   `json:"oldest_pending_age_seconds"`
-	// Unresolved is pending_retries + given_up, judged by unresolved_retries.
+	// Unresolved is pending_retries + given_up + to_verify, judged by
+	// unresolved_retries.
 	Unresolved int64 `json:"unresolved"`
 }
 
@@ -190,9 +196,9 @@ var windows = []struct {
 }{{"5m", 5}, {"1h", 60}, {"24h", minutesKept}}
 
 func window(c [numCounters]int64) Window {
-	w := Window{Matched: c[cMatched], Mismatched: c[cMismatched], Skipped: c[cSkipped], Errors: c[cErrors], Pending: c[cPending]}
+	w := Window{Matched: c[cMatched], Mismatched: c[cMismatched], Skipped: c[cSkipped], Errors: c[cErrors], Pending: c[cPending], Transient: c[cTransient]}
 	w.Compared = w.Matched + w.Mismatched
-	w.Total = w.Compared + w.Skipped + w.Errors + w.Pending
+	w.Total = w.Compared + w.Skipped + w.Errors + w.Pending + w.Transient
 	w.MatchRate = ratio(w.Matched, w.Compared)
 	return w
 }
@@ -277,7 +283,8 @@ func seriesView(s *series, now time.Time, q QueueState, queueKnown bool, th rule
 		age := now.Sub(t).Seconds()
 		w.OldestPending, w.OldestPendingAgeSeconds = &t, &age
 	}
-	w.Unresolved = w.PendingRetries + w.GivenUp
+	w.ToVerify = q.Verify
+	w.Unresolved = w.PendingRetries + w.GivenUp + w.ToVerify
 
 	for i, side := range []*LatencySide{&v.Latency.Old, &v.Latency.New} {
 		h := &s.lat[i]

@@ -49,6 +49,7 @@ type fixture struct {
 	store *stats.Store
 	clock *clock
 	srv   *httptest.Server
+	held  *heldStub
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -61,14 +62,16 @@ func newFixture(t *testing.T) *fixture {
 	view := stats.View{Store: s, Config: func() []stats.RouteInfo { return routeInfos }}
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(stats.NewCollector(view, stats.BuildInfo{Version: "test", Revision: "r1"}))
+	held := &heldStub{}
 	h := web.New(web.Options{
+		Held:    held,
 		Stats:   view,
 		Rules:   rulesStub{web.RulesStatus{Version: "abc123", Source: "cutover.yaml", Reloads: map[string]int64{"ok": 1}}},
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &fixture{store: s, clock: c, srv: srv}
+	return &fixture{store: s, clock: c, srv: srv, held: held}
 }
 
 func matchEvent() stats.ReadEvent {

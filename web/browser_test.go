@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cutover/cutover/internal/browsertest"
+	"github.com/cutover/cutover/web"
 )
 
 const (
@@ -106,4 +107,22 @@ func TestDashboardInABrowser(t *testing.T) {
 	browsertest.Navigate(t, ctx, f.srv.URL+"/#/rules")
 	browsertest.WaitFor(t, ctx, "the rules version", `document.querySelector('#rules-version .v')?.textContent === 'abc123'`)
 	browsertest.Screenshot(t, ctx, "rules")
+
+	// Held writes: listed as text, replayed with a click.
+	f.held.add(web.HeldWrite{ID: 7, Kind: "verify", Route: "user", Method: "PUT", Target: "/users/7?x=" + scriptPayload,
+		Resource: "user|7", Reason: "timeout", Status: 504, Replayable: true})
+	browsertest.Navigate(t, ctx, f.srv.URL+"/#/held")
+	browsertest.WaitFor(t, ctx, "the held write", `!!document.querySelector('#held tr[data-id="7"] button[data-action="replay"]')`)
+	if text := browsertest.Eval[string](t, ctx, `document.querySelector('#held tr[data-id="7"]').innerText`); !strings.Contains(text, scriptPayload) || !strings.Contains(text, "to verify") {
+		t.Errorf("held row = %q", text)
+	}
+	browsertest.Screenshot(t, ctx, "held")
+	browsertest.Eval[bool](t, ctx, `(window.confirm = () => true, document.querySelector('#held tr[data-id="7"] button[data-action="replay"]').click(), true)`)
+	browsertest.WaitFor(t, ctx, "the list without it", `!!document.querySelector('main .empty')`)
+	if got := strings.Join(f.held.actions, ","); got != "replay" {
+		t.Errorf("actions carried out: %q, want replay", got)
+	}
+	if x := browsertest.Eval[bool](t, ctx, `window.__xss === undefined`); !x {
+		t.Error("payload ran")
+	}
 }

@@ -3,7 +3,8 @@
 // /api/v1, /metrics, /healthz and /readyz, as one http.Handler.
 //
 // It reads a small view of the statistics ([StatsSource]) and of the rules
-// ([RulesSource]) and changes nothing: it knows nothing of proxying, and
-// never imports the gateway. Authentication and listeners belong to the
-// caller, which wraps the handler.
+// ([RulesSource]). The only things it changes are held secondary writes
+// ([HeldWrites]: re-drive, discard), and every such action passes one
+// middleware, the place for authentication. It knows nothing of proxying,
+// and never imports the gateway. Listeners belong to the caller.
 package web

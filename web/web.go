@@ -82,6 +82,9 @@ type Options struct {
 	// Metrics serves /metrics (nil: 404). Pass promhttp.HandlerFor of the
 	// gateway's own registry.
 	Metrics http.Handler
+	// Held lists held secondary writes and acts on them (nil: an empty
+	// list, and actions answer 404).
+	Held HeldWrites
 	// Healthy answers /healthz and Ready /readyz (nil: always true).
 	Healthy, Ready func() bool
 	Logger         *slog.Logger // slog.Default()
@@ -129,6 +132,8 @@ func New(o Options) http.Handler {
 		if o.ResetRoute != nil {
 			r.Post("/routes/{name}/reset", h.operator("reset_route", h.resetRoute))
 		}
+		r.Post("/held/{id}/replay", h.operator("replay_write", h.heldAction(true)))
+		r.Post("/held/{id}/discard", h.operator("discard_write", h.heldAction(false)))
 		r.Group(func(r chi.Router) {
 			r.Use(h.requireRole(RoleViewer))
 			r.Get("/routes", h.routes)
@@ -136,6 +141,7 @@ func New(o Options) http.Handler {
 			r.Get("/fields", h.fields)
 			r.Get("/history", h.history)
 			r.Get("/rules", h.rules)
+			r.Get("/held", h.held)
 		})
 	})
 	r.Group(func(r chi.Router) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cutover/cutover/fleet"
+	"github.com/cutover/cutover/gateway"
 	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
 	"github.com/cutover/cutover/web"
@@ -39,11 +41,40 @@ func (in *instance) adminHandler(view stats.View, auth rules.Auth, audit io.Writ
 		ProbesOpen: auth.ProbesOpen,
 		Audit:      audit,
 		ResetRoute: func(route string) error { in.store.Reset(route); return nil },
+		Held:       heldWrites{in.proxy},
 	}
 	if creds != nil {
 		o.Auth = creds
 	}
 	return web.New(o), nil
+}
+
+// heldWrites adapts the gateway's held writes to the admin surface.
+type heldWrites struct{ p *gateway.Proxy }
+
+func (h heldWrites) HeldWrites(kind, route string, after uint64, limit int) ([]web.HeldWrite, error) {
+	ws, err := h.p.HeldWrites(kind, route, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.HeldWrite, len(ws))
+	for i, w := range ws {
+		out[i] = web.HeldWrite(w)
+	}
+	return out, nil
+}
+
+func (h heldWrites) Redrive(id uint64) error { return heldError(h.p.Redrive(id)) }
+func (h heldWrites) Discard(id uint64) error { return heldError(h.p.Discard(id)) }
+
+func heldError(err error) error {
+	switch {
+	case errors.Is(err, gateway.ErrNoSuchWrite):
+		return web.ErrNoSuchWrite
+	case errors.Is(err, gateway.ErrNotReplayable):
+		return web.ErrNotReplayable
+	}
+	return err
 }
 
 // reloadCounts counts rule reloads by outcome for the rules page.

@@ -23,6 +23,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	latency := fs.Bool("latency", true, "also measure latency at a fixed rate of half the baseline's capacity")
 	overload := fs.Duration("overload", 60*time.Second, "length of the run against a hanging new backend; 0 skips it")
 	nginx := fs.Bool("nginx", true, "also measure nginx with mirror when it is installed")
+	queue := fs.Bool("queue", true, "also measure the durable secondary-write queue against an in-memory one")
+	queueOutage := fs.Duration("queue-outage", 60*time.Second, "length of the run with the new backend down under write load (queue on disk); 0 skips it")
+	onlyQueue := fs.Bool("only-queue", false, "measure only the secondary-write queue")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -41,7 +44,13 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	b := &bench{self: self, dir: dir, rounds: *rounds, duration: *duration, conns: *conns, out: stdout, nginx: *nginx}
 	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s, %s\n\n", b.rounds, b.duration, b.conns, gomaxprocs(), readBuildInfo())
+	if *onlyQueue {
+		*sizes = ""
+	}
 	for _, s := range strings.Split(*sizes, ",") {
+		if s == "" {
+			continue
+		}
 		size, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || size < 200 {
 			fmt.Fprintf(stderr, "bad size %q\n", s)
@@ -52,6 +61,12 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		*overload = 0 // once is enough: it is about memory, not size
+	}
+	if *queue || *onlyQueue {
+		if err := b.queue(ctx, *queueOutage); err != nil {
+			fmt.Fprintln(stderr, "cutover bench:", err)
+			return 1
+		}
 	}
 	return 0
 }

@@ -199,11 +199,12 @@ defaults: {phase: shadow-read}
 // TestBenchRuns runs a short `cutover bench` so the command anyone reruns
 // for the README's table keeps working. Its numbers mean nothing here.
 func TestBenchRuns(t *testing.T) {
-	out, err := exec.Command(cutoverBinary(t), "bench", "--rounds", "1", "--duration", "300ms", "--sizes", "1024", "--overload", "0").CombinedOutput()
+	out, err := exec.Command(cutoverBinary(t), "bench", "--rounds", "1", "--duration", "300ms", "--sizes", "1024", "--overload", "0", "--queue-outage", "2s").CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
-	for _, want := range []string{"| plain Go proxy, GET |", "| cutover shadow-read, GET |", "| cutover dual-write async, PUT |", "half the plain proxy's capacity", "new +100 ms"} {
+	for _, want := range []string{"| plain Go proxy, GET |", "| cutover shadow-read, GET |", "| cutover dual-write async, PUT |", "half the plain proxy's capacity", "new +100 ms",
+		"| on disk (DATA_DIR/queue.db", "| queued at the end (on disk) |"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
 		}

@@ -159,6 +159,7 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 		Stats:      in.store,
 		Registerer: in.registry,
 		Logger:     in.log,
+		DataDir:    dataDir,
 	})
 	if err != nil {
 		store.Close(context.Background())

@@ -74,6 +74,7 @@
     const h = location.hash.replace(/^#\/?/, '');
     if (h.startsWith('route/')) return { page: 'route', name: decodeURIComponent(h.slice(6)) };
     if (h === 'rules') return { page: 'rules' };
+    if (h === 'held') return { page: 'held' };
     return { page: 'overview' };
   }
 
@@ -82,10 +83,12 @@
     const r = route();
     document.getElementById('nav-overview').classList.toggle('active', r.page === 'overview');
     document.getElementById('nav-rules').classList.toggle('active', r.page === 'rules');
+    document.getElementById('nav-held').classList.toggle('active', r.page === 'held');
     try {
       let view;
       if (r.page === 'route') view = await routePage(r.name);
       else if (r.page === 'rules') view = await rulesPage();
+      else if (r.page === 'held') view = await heldPage();
       else view = await overviewPage();
       if (seq !== renderSeq) return; // a newer render started meanwhile
       const scroll = window.scrollY;
@@ -120,10 +123,11 @@
     const [routes, rules] = await Promise.all([getJSON('api/v1/routes'), getJSON('api/v1/rules')]);
     routes.sort(worstFirst);
     const count = s => routes.filter(r => r.ready.status === s).length;
-    let pending = 0, givenUp = 0, oldest = null;
+    let pending = 0, givenUp = 0, toVerify = 0, oldest = null;
     for (const r of routes) {
       pending += r.writes.pending_retries;
       givenUp += r.writes.given_up;
+      toVerify += r.writes.to_verify || 0;
       const age = r.writes.oldest_pending_age_seconds;
       if (age != null && (oldest == null || age > oldest)) oldest = age;
     }
@@ -134,7 +138,8 @@
       tile('insufficient data', num(count('insufficient_data')), { id: 'sum-insufficient' }),
       tile('retry queue', num(pending), { id: 'sum-queue' }),
       tile('oldest queued', ago(oldest), { id: 'sum-oldest' }),
-      tile('given up', num(givenUp), { id: 'sum-given-up' }),
+      tile('given up', el('a', { href: '#/held' }, num(givenUp)), { id: 'sum-given-up' }),
+      tile('to verify', el('a', { href: '#/held' }, num(toVerify)), { id: 'sum-to-verify' }),
       tile('rules', rules.version || '–', { id: 'sum-rules' }));
     const parts = [el('h1', {}, 'Routes'), summary];
     // Whose numbers these are: the fleet's (Prometheus, dashboard.prometheus_url)
@@ -456,6 +461,51 @@
     walk(tree, '$', 0, null, false, null);
     if (lines > MAX_LINES) pre.appendChild(el('span', { class: 'muted' }, '… cut at ' + MAX_LINES + ' lines'));
     return pre;
+  }
+
+  // ---- held writes -----------------------------------------------------
+
+  // act posts an operator action on a held write, then redraws.
+  async function act(id, action) {
+    try {
+      const res = await fetch('api/v1/held/' + encodeURIComponent(id) + '/' + action, { method: 'POST', cache: 'no-store' });
+      if (!res.ok) {
+        let msg = res.status + ' ' + res.statusText;
+        try { msg = (await res.json()).error || msg; } catch (e) { /* keep the status */ }
+        throw new Error(msg);
+      }
+      setStatus(action + ' of write ' + id + ' done');
+    } catch (e) {
+      setStatus(action + ' of write ' + id + ' failed: ' + e.message, true);
+    }
+    render();
+  }
+
+  function actionButton(w, action, label) {
+    const b = el('button', { type: 'button', class: 'act', 'data-id': w.id, 'data-action': action }, label);
+    b.addEventListener('click', () => {
+      if (window.confirm(label + ' write ' + w.id + ' (' + w.method + ' ' + w.target + ')?')) act(w.id, action);
+    });
+    return b;
+  }
+
+  async function heldPage() {
+    const page = await getJSON('api/v1/held?limit=500');
+    const parts = [el('h1', {}, 'Held writes'), el('p', { class: 'muted' },
+      'Writes the secondary did not get and no retry will deliver: given up after their retries, or held to verify because ' +
+      'the primary\'s outcome is unknown (timeout, reset, client gone, gateway stopped). Replay queues one again behind the ' +
+      'writes queued for its resource, with its idempotency key; discard forgets it once repaired by hand.')];
+    parts.push(page.writes.length ? el('table', { id: 'held' },
+      el('thead', {}, el('tr', {}, ['Id', 'Kind', 'Route', 'Request', 'Resource', 'Held', 'Attempts', 'Why', ''].map(h => el('th', {}, h)))),
+      el('tbody', {}, page.writes.map(w => el('tr', { 'data-id': w.id },
+        el('td', { class: 'num' }, w.id), el('td', {}, w.kind === 'verify' ? 'to verify' : 'given up'),
+        el('td', {}, w.route), el('td', { class: 'json' }, w.method + ' ' + w.target), el('td', { class: 'json' }, w.resource),
+        el('td', {}, when(w.held)), el('td', { class: 'num' }, num(w.attempts)),
+        el('td', {}, [w.reason, w.status ? 'client got ' + w.status : null, w.last_error].filter(Boolean).join('; ')),
+        el('td', {}, w.replayable ? actionButton(w, 'replay', 'Replay') : null, ' ', actionButton(w, 'discard', 'Discard')))))) :
+      el('p', { class: 'empty' }, 'No held writes.'));
+    if (page.next) parts.push(el('p', { class: 'muted' }, 'More in api/v1/held?after=' + page.next));
+    return { node: el('div', {}, parts) };
   }
 
   // ---- rules page ------------------------------------------------------

@@ -1,0 +1,244 @@
+package gateway_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/cutover/cutover/gateway"
+)
+
+// durableConfig routes /items/{id} in dual-write with the given queue
+// settings.
+func durableConfig(old, new, queue string) string {
+	return fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 1s}
+  new: {url: %q, timeout: 1s}
+shadow:
+  breaker_open_for: 50ms
+queue:
+%s
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+`, old, new, queue)
+}
+
+func put(t *testing.T, g *gw, path string, i int) {
+	t.Helper()
+	res, _ := g.do("PUT", path, fmt.Sprintf(`{"v": %d}`, i))
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("PUT %s: %d", path, res.StatusCode)
+	}
+}
+
+func TestQueueSurvivesARestart(t *testing.T) {
+	primary := &faulty{k: newKV()}
+	secondary := &faulty{k: newKV(), fault: storm}
+	old, new := newServer(t, primary), newServer(t, secondary)
+	dir := t.TempDir()
+	// Retries wait an hour: whatever is queued is still queued at Close.
+	cfg := durableConfig(old.url(), new.url(), "  base_backoff: 1h\n  max_backoff: 1h")
+	g := startProxy(t, cfg, dir)
+	for i := range 8 {
+		put(t, g, fmt.Sprintf("/items/k%d", i%2), i)
+	}
+	// Only each resource's first write is attempted; the others wait
+	// behind it.
+	eventually(t, "the first attempts", func() bool { return g.route("items").Writes.SecondaryFailed == 2 })
+	if v := g.route("items").Writes; v.PendingRetries != 8 || v.OldestPending == nil {
+		t.Errorf("before the restart: %+v", v)
+	}
+	g.close()
+	if _, err := os.Stat(filepath.Join(dir, "queue.db")); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next run finds them and delivers them, in order per resource.
+	secondary.healed.Store(true)
+	g2 := startProxy(t, cfg, dir)
+	eventually(t, "the replayed queue to drain", func() bool { return g2.proxy.QueueDepth() == 0 })
+	if diff := secondary.k.sameAs(primary.k); diff != "" {
+		t.Errorf("after the restart the secondary differs: %s", diff)
+	}
+	// The two heads had failed once (their attempts are on disk too); the
+	// others get their first attempt now.
+	eventually(t, "the writes to be counted", func() bool {
+		w := g2.route("items").Writes
+		return w.RetriedOK == 2 && w.SecondarySucceeded == 6
+	})
+}
+
+func TestGivenUpWriteIsKeptAndRedriven(t *testing.T) {
+	primary := &faulty{k: newKV()}
+	secondary := &faulty{k: newKV(), fault: func(k *kv, w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "schema mismatch", http.StatusUnprocessableEntity)
+	}}
+	old, new := newServer(t, primary), newServer(t, secondary)
+	dir := t.TempDir()
+	cfg := durableConfig(old.url(), new.url(), "  max_attempts: 2\n  base_backoff: 5ms\n  max_backoff: 10ms")
+	g := startProxy(t, cfg, dir)
+	put(t, g, "/items/a", 1)
+	eventually(t, "the write to be given up", func() bool { return g.route("items").Writes.GaveUp == 1 })
+	v := g.route("items").Writes
+	if v.GivenUp != 1 || v.PendingRetries != 0 || v.Unresolved != 1 {
+		t.Errorf("after giving up: %+v", v)
+	}
+	g.close()
+
+	// Kept across a restart, with what an operator needs to judge it.
+	g2 := startProxy(t, cfg, dir)
+	held, err := g2.proxy.HeldWrites("gave_up", "items", 0, 10)
+	if err != nil || len(held) != 1 {
+		t.Fatalf("held writes after the restart: %+v, %v", held, err)
+	}
+	h := held[0]
+	if h.Method != "PUT" || h.Target != "/items/a" || h.Attempts != 2 || h.Resource != "items|a" || !h.Replayable ||
+		h.IdempotencyKey == "" || h.IdempotencyKey != primary.k.log()["/items/a"][0] {
+		t.Errorf("held write %+v", h)
+	}
+	if v := g2.route("items").Writes; v.GivenUp != 1 {
+		t.Errorf("the restarted gateway shows %d given up, want 1", v.GivenUp)
+	}
+
+	// Re-driven once the secondary is fixed: it lands with the same key.
+	secondary.healed.Store(true)
+	if err := g2.proxy.Redrive(h.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the re-driven write to land", func() bool { return g2.proxy.QueueDepth() == 0 && len(secondary.k.log()["/items/a"]) == 1 })
+	if diff := secondary.k.sameAs(primary.k); diff != "" {
+		t.Error(diff)
+	}
+	if err := g2.proxy.Redrive(h.ID); !errors.Is(err, gateway.ErrNoSuchWrite) {
+		t.Errorf("a second re-drive: %v, want ErrNoSuchWrite", err)
+	}
+	if v := g2.route("items").Writes; v.GivenUp != 0 || v.Unresolved != 0 {
+		t.Errorf("after the re-drive: %+v", v)
+	}
+}
+
+func TestWriteToVerifyCanBeReplayedOrDiscarded(t *testing.T) {
+	hanging := &faulty{k: newKV(), fault: hang}
+	secondary := &faulty{k: newKV()}
+	old, new := newServer(t, hanging), newServer(t, secondary)
+	cfg := fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 100ms}
+  new: {url: %q, timeout: 1s}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+`, old.url(), new.url())
+	g := startProxy(t, cfg, t.TempDir())
+	for _, p := range []string{"/items/a", "/items/b"} {
+		if res, _ := g.do("PUT", p, `{"v": 1}`); res.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("PUT %s: %d, want 504", p, res.StatusCode)
+		}
+	}
+	if v := g.route("items").Writes; v.ToVerify != 2 {
+		t.Errorf("to verify: %d, want 2", v.ToVerify)
+	}
+	var held []gateway.HeldWrite
+	eventually(t, "the verify records on disk", func() bool {
+		held, _ = g.proxy.HeldWrites("verify", "", 0, 10)
+		return len(held) == 2
+	})
+	if n := len(secondary.k.log()); n != 0 {
+		t.Fatalf("the secondary was written: %v", secondary.k.log())
+	}
+	// Reconciliation found that the primary applied the first: replay it.
+	if err := g.proxy.Redrive(held[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	// And that the second never happened: discard it.
+	if err := g.proxy.Discard(held[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replayed write", func() bool { return len(secondary.k.log()["/items/a"]) == 1 })
+	if got := secondary.k.log()["/items/a"][0]; got != held[0].IdempotencyKey {
+		t.Errorf("replayed with idempotency key %q, want %q", got, held[0].IdempotencyKey)
+	}
+	if left, _ := g.proxy.HeldWrites("", "", 0, 10); len(left) != 0 {
+		t.Errorf("still held: %+v", left)
+	}
+	if v := g.route("items").Writes; v.ToVerify != 0 {
+		t.Errorf("to verify: %d, want 0", v.ToVerify)
+	}
+}
+
+// TestWritesKeepTheirOrderPerResource writes to a few hot resources from
+// many clients while the secondary fails now and then (refusing some
+// writes, resetting after applying others). Each resource is written by
+// one client at a time, so the primary's order is well defined; both
+// backends must end with the same writes in the same order.
+func TestWritesKeepTheirOrderPerResource(t *testing.T) {
+	primary := &faulty{k: newKV()}
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(1, 2))
+	secondary := &faulty{k: newKV(), fault: func(k *kv, w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		roll := rng.IntN(10)
+		mu.Unlock()
+		switch {
+		case roll < 2:
+			storm(k, w, r)
+		case roll < 3:
+			resetMidBody(k, w, r)
+		default:
+			k.ServeHTTP(w, r)
+		}
+	}}
+	old, new := newServer(t, primary), newServer(t, secondary)
+	g := startProxy(t, durableConfig(old.url(), new.url(), "  base_backoff: 2ms\n  max_backoff: 20ms"), t.TempDir())
+
+	const keys, clients, writes = 4, 8, 25
+	var locks [keys]sync.Mutex
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range writes {
+				k := (c + i) % keys
+				locks[k].Lock()
+				res, _ := send(t, g.srv.URL, "PUT", fmt.Sprintf("/items/hot%d", k), fmt.Sprintf(`{"client": %d, "n": %d}`, c, i))
+				locks[k].Unlock()
+				if res.StatusCode != http.StatusOK {
+					t.Errorf("PUT: %d", res.StatusCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	secondary.healed.Store(true)
+	eventually(t, "the queue to drain", func() bool { return g.proxy.QueueDepth() == 0 })
+	if diff := secondary.k.sameAs(primary.k); diff != "" {
+		t.Errorf("order differs: %s", diff)
+	}
+	for k := range keys {
+		p := fmt.Sprintf("/items/hot%d", k)
+		_, a := primary.k.apply(mustGet(t, p))
+		_, b := secondary.k.apply(mustGet(t, p))
+		if a != b {
+			t.Errorf("%s: primary %s, secondary %s", p, a, b)
+		}
+	}
+	if v := g.route("items").Writes; v.SecondaryFailed == 0 {
+		t.Errorf("the secondary never failed: the test proved nothing (%+v)", v)
+	}
+}
+
+func mustGet(t *testing.T, path string) *http.Request {
+	req, err := http.NewRequest("GET", "http://x"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}

@@ -1,0 +1,169 @@
+package gateway
+
+import (
+	"errors"
+	"log/slog"
+	"sort"
+	"time"
+)
+
+// HeldWrite is a secondary write that no retry will deliver: one given up
+// after its retries, or one whose primary outcome is unknown and must be
+// verified. It stays until an operator re-drives or discards it.
+type HeldWrite struct {
+	ID uint64
+	// Kind is "gave_up" or "verify".
+	Kind     string
+	Route    string
+	Override string
+	// Resource is the resource key: the route and its path parameters, or
+	// the route's resource_key.
+	Resource       string
+	Backend        string // the backend that did not get it: old or new
+	Method         string
+	Target         string // path and query as the client sent them
+	IdempotencyKey string
+	Recorded       time.Time // when the write entered the gateway
+	Held           time.Time // when it was given up or set aside
+	Attempts       int
+	LastError      string
+	// Reason is why: the last failure's reason for a given-up write; for a
+	// write to verify, timeout, reset, client_gone or gateway_stopped.
+	Reason string
+	// Status is what the client got, for a write to verify.
+	Status int
+	// Replayable is false for a write whose body was too large to keep.
+	Replayable bool
+}
+
+// Errors of the operator actions on held writes.
+var (
+	ErrNoSuchWrite   = errors.New("no such held write")
+	ErrNotReplayable = errors.New("the write's body was not kept; it cannot be replayed")
+)
+
+// HeldWrites lists held writes in ID order after the given ID: of one kind
+// ("gave_up", "verify", or "" for both) and one route ("" for all).
+func (p *Proxy) HeldWrites(kind, route string, after uint64, limit int) ([]HeldWrite, error) {
+	recs, err := p.queue.listHeld(recordState(kind), route, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]HeldWrite, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, HeldWrite{
+			ID: r.ID, Kind: string(r.State), Route: r.Route, Override: r.Override, Resource: r.Key,
+			Backend: r.Side.String(), Method: r.Method, Target: p.rules.Current().RedactTarget(r.Target),
+			IdempotencyKey: r.Header.Get(p.shadowCfg.IdempotencyHeader),
+			Recorded:       r.Recorded, Held: r.Held, Attempts: r.Attempts, LastError: r.LastErr,
+			Reason: r.Reason, Status: r.Status, Replayable: !r.NoBody,
+		})
+	}
+	return out, nil
+}
+
+// Redrive puts a held write back in the queue, behind whatever is queued
+// for its resource now, with its idempotency key and a fresh count of
+// attempts. It returns once that is on disk.
+func (p *Proxy) Redrive(id uint64) error { return p.queue.redrive(id) }
+
+// Discard forgets a held write (after it was repaired by hand, or found not
+// to matter).
+func (p *Proxy) Discard(id uint64) error { return p.queue.discard(id) }
+
+func (q *queue) listHeld(state recordState, route string, after uint64, limit int) ([]*record, error) {
+	if q.box != nil {
+		return q.box.listHeld(state, route, after, limit)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*record
+	for _, r := range q.memHeld {
+		if r.ID > after && (state == "" || r.State == state) && (route == "" || r.Route == route) {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// heldRecord reads one held write with its body.
+func (q *queue) heldRecord(id uint64) (*record, error) {
+	if q.box != nil {
+		r, err := q.box.heldRecord(id)
+		if errors.Is(err, errNotFound) {
+			return nil, ErrNoSuchWrite
+		}
+		return r, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	r := q.memHeld[id]
+	if r == nil {
+		return nil, ErrNoSuchWrite
+	}
+	c := *r
+	return &c, nil
+}
+
+// unheld updates the counts once a held write left the held set; q.mu is
+// held.
+func (q *queue) unheld(r *record) {
+	rq := q.route(r.Route)
+	if r.State == stateVerify {
+		rq.verify--
+	} else {
+		rq.givenUp--
+	}
+	delete(q.memHeld, r.ID)
+}
+
+func (q *queue) redrive(id uint64) error {
+	q.adminMu.Lock()
+	defer q.adminMu.Unlock()
+	r, err := q.heldRecord(id)
+	if err != nil {
+		return err
+	}
+	if r.NoBody {
+		return ErrNotReplayable
+	}
+	q.mu.Lock()
+	q.unheld(r)
+	state := r.State
+	r.Attempts, r.LastErr, r.Held, r.Reason, r.Status = 0, "", time.Time{}, "", 0
+	x := q.enqueue(r, nil, opRequeue)
+	q.mu.Unlock()
+	q.p.log.Info("held write re-driven", slog.String(keyRoute, r.Route), slog.Uint64("id", id), slog.String("was", string(state)),
+		slog.String("method", r.Method), slog.String("target", q.p.rules.Current().RedactTarget(r.Target)))
+	if x == nil {
+		return nil
+	}
+	if err := x.wait(); err != nil {
+		return err
+	}
+	q.onDisk(r)
+	return nil
+}
+
+func (q *queue) discard(id uint64) error {
+	q.adminMu.Lock()
+	defer q.adminMu.Unlock()
+	r, err := q.heldRecord(id)
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.unheld(r)
+	q.publish(r.Route)
+	q.mu.Unlock()
+	q.p.log.Info("held write discarded", slog.String(keyRoute, r.Route), slog.Uint64("id", id), slog.String("was", string(r.State)),
+		slog.String("method", r.Method), slog.String("target", q.p.rules.Current().RedactTarget(r.Target)))
+	if q.box == nil {
+		return nil
+	}
+	return q.box.submit(&op{kind: opDiscard, id: id}).wait()
+}

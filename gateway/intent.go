@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"hash/maphash"
+	"time"
+)
+
+// The life of a write before it is queued: recorded as an intent before the
+// primary is sent it, then dropped (refused, or never sent), held to verify
+// (outcome unknown) or accepted (queue.go).
+
+// touch notes that a write to key moved (sent, accepted, landed), in two
+// slots chosen by two hashes.
+func (q *queue) touch(key string) {
+	now := q.p.now().UnixNano()
+	for _, seed := range q.seeds {
+		q.touched[maphash.String(seed, key)%uint64(len(q.touched))].Store(now)
+	}
+}
+
+// touchedSince reports whether a write to key may have moved since t: both
+// of its slots were touched since. Another key shares both slots rarely
+// (about (n/4096)² with n keys written meanwhile), and then a read is
+// pending that could have been compared, never the reverse.
+func (q *queue) touchedSince(key string, t time.Time) bool {
+	for _, seed := range q.seeds {
+		if q.touched[maphash.String(seed, key)%uint64(len(q.touched))].Load() < t.UnixNano() {
+			return false
+		}
+	}
+	return true
+}
+
+// intend records a write before the primary is sent it: if the gateway
+// dies while the primary has it, the restart finds the intent and holds it
+// to verify. Wait on the op (nil in memory mode) before sending.
+func (q *queue) intend(r *record) *op {
+	r.ID = q.seq.Add(1)
+	r.State = stateIntent
+	q.touch(r.Key)
+	q.mu.Lock()
+	q.inflight[r.Key]++
+	q.mu.Unlock()
+	if q.box == nil {
+		return nil
+	}
+	return q.box.submitRecord(opIntent, r)
+}
+
+// settled ends a write's flight to the primary; q.mu is held.
+func (q *queue) settled(key string) {
+	if n := q.inflight[key]; n <= 1 {
+		delete(q.inflight, key)
+	} else {
+		q.inflight[key] = n - 1
+	}
+}
+
+// drop forgets a write the primary refused or never received.
+func (q *queue) drop(r *record) {
+	q.mu.Lock()
+	q.settled(r.Key)
+	q.mu.Unlock()
+	if q.box != nil {
+		q.box.submit(&op{kind: opDrop, id: r.ID})
+	}
+}
+
+// verify holds a write whose primary outcome is unknown.
+func (q *queue) verify(r *record, reason string, status int, cause error) {
+	r.State, r.Held, r.Reason, r.Status = stateVerify, q.p.now(), reason, status
+	if cause != nil {
+		r.LastErr = cause.Error()
+	}
+	q.touch(r.Key)
+	q.mu.Lock()
+	q.settled(r.Key)
+	q.route(r.Route).verify++
+	q.publish(r.Route)
+	if q.box == nil {
+		q.holdInMemory(r)
+	}
+	q.mu.Unlock()
+	if q.box != nil {
+		q.box.submit(&op{kind: opVerify, id: r.ID, rec: &record{Held: r.Held, Reason: r.Reason, Status: r.Status, LastErr: r.LastErr}})
+	}
+}
+
+// hold keeps a write that can never be delivered (its body was too large to
+// keep) as given up.
+func (q *queue) hold(r *record) {
+	r.ID = q.seq.Add(1)
+	q.mu.Lock()
+	q.route(r.Route).givenUp++
+	q.publish(r.Route)
+	if q.box == nil {
+		q.holdInMemory(r)
+	}
+	q.mu.Unlock()
+	if q.box != nil {
+		q.box.submitRecord(opHold, r)
+	}
+}
+
+// holdInMemory keeps a held write without a data directory, dropping the
+// oldest past the bound; q.mu is held.
+func (q *queue) holdInMemory(r *record) {
+	q.memHeld[r.ID] = r
+	if len(q.memHeld) > maxHeldInMemory {
+		var oldest uint64
+		for id := range q.memHeld {
+			if oldest == 0 || id < oldest {
+				oldest = id
+			}
+		}
+		delete(q.memHeld, oldest)
+	}
+}

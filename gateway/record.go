@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/cutover/cutover/rules"
+)
+
+// recordState says where a secondary write stands.
+type recordState string
+
+const (
+	// stateIntent: the primary is being sent the write; nobody knows yet
+	// whether it will accept it.
+	stateIntent recordState = "intent"
+	// stateQueued: the primary accepted it; the secondary must get it.
+	stateQueued recordState = "queued"
+	// stateGaveUp: retries stopped; kept for inspection and re-drive.
+	stateGaveUp recordState = "gave_up"
+	// stateVerify: the primary's outcome is unknown (a timeout or reset after
+	// the request was sent, the client leaving, the gateway stopping); the
+	// secondary was not written and reconciliation must check the resource.
+	stateVerify recordState = "verify"
+)
+
+// record is one secondary write as the outbox keeps it. Everything but the
+// body is its JSON metadata; the body follows it raw.
+type record struct {
+	// ID is given when the write is first recorded and never changes; the
+	// admin API names held writes by it.
+	ID uint64 `json:"id"`
+	// Order is the acceptance order: writes with one resource key reach the
+	// secondary in Order. Zero until the primary accepted the write.
+	Order    uint64      `json:"order,omitempty"`
+	State    recordState `json:"state"`
+	Key      string      `json:"key"`
+	Route    string      `json:"route"`
+	Override string      `json:"override,omitempty"`
+	Side     rules.Side  `json:"side"` // the backend that must get it
+	Method   string      `json:"method"`
+	URL      string      `json:"url"`    // the primary's outbound URL; re-aimed at Side
+	Target   string      `json:"target"` // the request URI as the client sent it
+	Header   http.Header `json:"header"` // the primary's outbound header, idempotency key included
+	// Recorded is when the write entered the gateway; First when it entered
+	// the queue (the age that gives up); Held when it was given up or set
+	// aside for verification.
+	Recorded time.Time `json:"recorded"`
+	First    time.Time `json:"first,omitzero"`
+	Held     time.Time `json:"held,omitzero"`
+	Attempts int       `json:"attempts,omitempty"`
+	LastErr  string    `json:"last_error,omitempty"`
+	// Reason says why a held write is held (a stats reason, or the
+	// ambiguity of a verify record); Status is what the client got.
+	Reason string `json:"reason,omitempty"`
+	Status int    `json:"status,omitempty"`
+	// NoBody marks a write whose body was too large to keep: it cannot be
+	// replayed.
+	NoBody bool `json:"no_body,omitempty"`
+
+	body []byte
+}
+
+// recordVersion leads every encoded record so the format can change.
+const recordVersion = 1
+
+// encode lays out a record as: version, uvarint length of the metadata,
+// the metadata as JSON, the body. JSON keeps the file readable with bbolt's
+// own tools and lets fields be added; the body stays raw (no base64).
+func (r *record) encode() []byte {
+	meta, err := json.Marshal(r)
+	if err != nil {
+		// Only unsupported types fail json.Marshal; record has none.
+		panic(err)
+	}
+	out := make([]byte, 0, 1+binary.MaxVarintLen64+len(meta)+len(r.body))
+	out = append(out, recordVersion)
+	out = binary.AppendUvarint(out, uint64(len(meta)))
+	out = append(out, meta...)
+	return append(out, r.body...)
+}
+
+var errCorruptRecord = errors.New("corrupt queue record")
+
+// decodeRecord reads an encoded record; withBody copies the body too (the
+// input is bbolt memory, valid only inside its transaction).
+func decodeRecord(b []byte, withBody bool) (*record, error) {
+	if len(b) < 2 || b[0] != recordVersion {
+		return nil, errCorruptRecord
+	}
+	n, w := binary.Uvarint(b[1:])
+	if w <= 0 || uint64(len(b)-1-w) < n {
+		return nil, errCorruptRecord
+	}
+	meta := b[1+w : 1+w+int(n)]
+	r := &record{}
+	if err := json.Unmarshal(meta, r); err != nil {
+		return nil, errors.Join(errCorruptRecord, err)
+	}
+	if withBody {
+		if rest := b[1+w+int(n):]; len(rest) > 0 {
+			r.body = append([]byte(nil), rest...)
+		}
+	}
+	return r, nil
+}
+
+// u64 is the big-endian form of a sequence number: bbolt keeps keys in byte
+// order, so this is numeric order.
+func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+// keyIndex is the key of a write in the per-resource index: the resource
+// key (length-prefixed, so no key is a prefix of another) and the order.
+func keyIndex(key string, order uint64) []byte {
+	b := keyPrefix(key)
+	return binary.BigEndian.AppendUint64(b, order)
+}
+
+func keyPrefix(key string) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(key)+8), uint64(len(key)))
+	return append(b, key...)
+}
+
+// indexValue is what the per-resource index keeps of a write, so a restart
+// rebuilds the queue's counts without decoding any record: when it entered
+// the queue and its route.
+func indexValue(first time.Time, route string) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(route)), uint64(first.UnixNano()))
+	return append(b, route...)
+}
+
+func parseIndex(k, v []byte) (key string, order uint64, first time.Time, route string, ok bool) {
+	n, w := binary.Uvarint(k)
+	if w <= 0 || uint64(len(k)-w) != n+8 || len(v) < 8 {
+		return "", 0, time.Time{}, "", false
+	}
+	key = string(k[w : w+int(n)])
+	order = binary.BigEndian.Uint64(k[w+int(n):])
+	first = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+	return key, order, first, string(v[8:]), true
+}

@@ -1,0 +1,110 @@
+package web_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cutover/cutover/web"
+)
+
+// heldStub stands for the gateway's held writes (web never imports the
+// gateway): a list, and the actions taken on it.
+type heldStub struct {
+	mu      sync.Mutex
+	writes  []web.HeldWrite
+	actions []string
+}
+
+func (s *heldStub) HeldWrites(kind, route string, after uint64, limit int) ([]web.HeldWrite, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []web.HeldWrite
+	for _, w := range s.writes {
+		if w.ID > after && (kind == "" || w.Kind == kind) && (route == "" || w.Route == route) && len(out) < limit {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+func (s *heldStub) act(id uint64, what string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, w := range s.writes {
+		if w.ID == id {
+			if what == "replay" && !w.Replayable {
+				return web.ErrNotReplayable
+			}
+			s.writes = append(s.writes[:i], s.writes[i+1:]...)
+			s.actions = append(s.actions, what)
+			return nil
+		}
+	}
+	return web.ErrNoSuchWrite
+}
+
+func (s *heldStub) Redrive(id uint64) error { return s.act(id, "replay") }
+func (s *heldStub) Discard(id uint64) error { return s.act(id, "discard") }
+
+func (s *heldStub) add(ws ...web.HeldWrite) {
+	s.mu.Lock()
+	s.writes = append(s.writes, ws...)
+	s.mu.Unlock()
+}
+
+func TestHeldWritesAPI(t *testing.T) {
+	f := newFixture(t)
+	f.held.add(web.HeldWrite{ID: 3, Kind: "gave_up", Route: "user", Method: "PUT", Target: "/users/1", Replayable: true},
+		web.HeldWrite{ID: 4, Kind: "verify", Route: "user", Method: "PUT", Target: "/users/2", Reason: "timeout", Status: 504, Replayable: true},
+		web.HeldWrite{ID: 5, Kind: "gave_up", Route: "orders", Method: "POST", Target: "/orders", Reason: "too_large"})
+	get := func(q string) (int, map[string]any) {
+		res, err := http.Get(f.srv.URL + "/api/v1/held" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var v map[string]any
+		json.NewDecoder(res.Body).Decode(&v)
+		return res.StatusCode, v
+	}
+	if code, v := get("?kind=verify"); code != 200 || len(v["writes"].([]any)) != 1 {
+		t.Errorf("kind=verify: %d %v", code, v)
+	}
+	if code, v := get("?limit=2"); code != 200 || v["next"] != "4" {
+		t.Errorf("a page of 2: %d %v, want next 4", code, v)
+	}
+	if code, _ := get("?kind=lost"); code != http.StatusBadRequest {
+		t.Errorf("a bad kind: %d", code)
+	}
+	post := func(path string) int {
+		res, err := http.Post(f.srv.URL+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"/api/v1/held/3/replay", http.StatusAccepted},
+		{"/api/v1/held/3/replay", http.StatusNotFound},
+		{"/api/v1/held/5/replay", http.StatusConflict},
+		{"/api/v1/held/5/discard", http.StatusOK},
+		{"/api/v1/held/x/discard", http.StatusBadRequest},
+	} {
+		if got := post(c.path); got != c.want {
+			t.Errorf("POST %s: %d, want %d", c.path, got, c.want)
+		}
+	}
+	if res, _ := http.Get(f.srv.URL + "/api/v1/held/4/replay"); res.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET of an action: %d, want 405", res.StatusCode)
+	}
+	if got := strings.Join(f.held.actions, ","); got != "replay,discard" {
+		t.Errorf("actions carried out: %s", got)
+	}
+}
