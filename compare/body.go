@@ -80,7 +80,14 @@ func classify(h http.Header, body []byte) class {
 	if len(body) == 0 {
 		return classEmpty
 	}
-	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err == nil {
+	ct := h.Get("Content-Type")
+	// The common cases without ParseMediaType, which allocates a map per
+	// call (measured at 1.6 % of a shadow read's allocations).
+	switch strings.ToLower(ct) {
+	case "application/json", "application/json; charset=utf-8", "application/json;charset=utf-8":
+		return classJSON
+	}
+	if mt, _, err := mime.ParseMediaType(ct); err == nil {
 		switch {
 		case mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json"):
 			return classJSON

@@ -191,25 +191,24 @@ func readBounded(r io.Reader, limit int64, sizeHint int64) ([]byte, bool, error)
 	if n < 0 || n > limit {
 		n = min(limit, 64<<10)
 	}
+	// One byte more than the limit tells a body of exactly limit bytes from
+	// a longer one.
 	buf := make([]byte, 0, n+1)
-	lr := &io.LimitedReader{R: r, N: limit + 1}
-	for {
+	for int64(len(buf)) <= limit {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		m, err := lr.Read(buf[len(buf):cap(buf)])
+		room := min(int64(cap(buf)), limit+1)
+		m, err := r.Read(buf[len(buf):room])
 		buf = buf[:len(buf)+m]
 		if err == io.EOF {
-			break
+			return buf, false, nil
 		}
 		if err != nil {
 			return buf, false, err
 		}
 	}
-	if int64(len(buf)) > limit {
-		return buf[:limit], true, nil
-	}
-	return buf, false, nil
+	return buf[:limit], true, nil
 }
 
 // errorStatus is the one place a primary failure becomes a status: 504 when

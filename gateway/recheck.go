@@ -90,7 +90,7 @@ func (p *Proxy) agreeNow(ex *exchange) bool {
 // its breaker (the breaker guards that backend as a secondary).
 func (p *Proxy) fetchDirect(req *http.Request) answer {
 	side := p.sideOf(req)
-	res, err := p.secondary[side].Do(req)
+	res, err := p.secondary[side].RoundTrip(req)
 	if err != nil {
 		return answer{err: err, reason: stats.ReasonPrimaryFailed}
 	}

@@ -87,12 +87,7 @@ func (p *Proxy) startShadow(ex *exchange) {
 // client's: the client may leave as soon as it has the primary's answer
 // (STYLE.md 6). Close cuts it when its own deadline ends.
 func (p *Proxy) secondaryContext(side rules.Side) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeouts[side])
-	stop := context.AfterFunc(p.stop, cancel)
-	return ctx, func() {
-		stop()
-		cancel()
-	}
+	return context.WithTimeout(p.stop, p.timeouts[side])
 }
 
 // errServerError marks a 5xx from the secondary as a failure for its breaker;
@@ -107,7 +102,7 @@ func (p *Proxy) fetchSecondary(req *http.Request, route string, side rules.Side)
 	req = req.WithContext(timer.context(req.Context()))
 	var a answer
 	_, err := p.breakers[side].cb.Execute(func() (struct{}, error) {
-		res, err := p.secondary[side].Do(req)
+		res, err := p.secondary[side].RoundTrip(req)
 		if err != nil {
 			return struct{}{}, err
 		}

@@ -33,6 +33,9 @@ func (t *legTimer) context(ctx context.Context) context.Context {
 // latency returns the backend's time, or fallback when the answer never
 // came (or the request was never fully written).
 func (t *legTimer) latency(fallback time.Duration) time.Duration {
+	if t == nil {
+		return fallback
+	}
 	w, f := t.wrote.Load(), t.first.Load()
 	if w == 0 || f == 0 || f < w {
 		return fallback

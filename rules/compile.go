@@ -70,7 +70,7 @@ func compile(cfg *Config, loc *locator) (*Set, error) {
 		config:    cfg,
 		secrets:   secrets,
 		Listen:    or(cfg.Listen, DefaultListen),
-		Admin:     Admin{Listen: or(cfg.Admin.Listen, DefaultAdminListen), Auth: c.auth(cfg.Admin.Auth)},
+		Admin:     Admin{Listen: or(cfg.Admin.Listen, DefaultAdminListen), Auth: c.auth(cfg.Admin.Auth), Pprof: cfg.Admin.Pprof},
 		Readiness: c.readiness(cfg.Readiness),
 	}
 	s.Server = c.server(cfg.Server)

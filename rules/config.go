@@ -24,6 +24,9 @@ type Config struct {
 type AdminConfig struct {
 	Listen string     `yaml:"listen"`
 	Auth   AuthConfig `yaml:"auth"`
+	// Pprof serves Go's profiler at /debug/pprof/ (operators only when auth
+	// is set): for finding where the CPU goes under real traffic.
+	Pprof bool `yaml:"pprof"`
 }
 
 // ServerConfig bounds what a client can make the proxy listener hold.

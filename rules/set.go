@@ -46,6 +46,7 @@ type Set struct {
 type Admin struct {
 	Listen string
 	Auth   Auth
+	Pprof  bool
 }
 
 // Dashboard is the compiled dashboard section. It is read on every view,

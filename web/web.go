@@ -93,6 +93,8 @@ type Options struct {
 	// too unless ProbesOpen). Nil serves everyone: only for loopback.
 	Auth       Authenticator
 	ProbesOpen bool
+	// Debug serves /debug/pprof/ (nil: not served).
+	Debug http.Handler
 	// Audit receives one JSON line per operator action (nil: only the log).
 	Audit io.Writer
 	// ResetRoute forgets a route's evidence (POST /api/v1/routes/{name}/reset);
@@ -152,6 +154,10 @@ func New(o Options) http.Handler {
 			r.Mount("/metrics", o.Metrics)
 		}
 	})
+	if o.Debug != nil {
+		// A CPU profile costs the proxy while it runs: operators only.
+		r.With(h.requireRole(RoleOperator)).Mount("/debug/pprof", o.Debug)
+	}
 	return r
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -45,6 +46,9 @@ func (in *instance) adminHandler(view stats.View, auth rules.Auth, audit io.Writ
 	}
 	if creds != nil {
 		o.Auth = creds
+	}
+	if in.live.Current().Admin.Pprof {
+		o.Debug = pprofHandler()
 	}
 	return web.New(o), nil
 }
@@ -123,6 +127,17 @@ func ruleRoute(rt *rules.Route) web.RuleRoute {
 		rr.Overrides = append(rr.Overrides, web.RuleOverride{Name: o.Name, Phase: o.Phase.String()})
 	}
 	return rr
+}
+
+// pprofHandler serves net/http/pprof's pages under /debug/pprof.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // credentials reads the admin tokens named by the configuration. A token
