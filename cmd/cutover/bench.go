@@ -107,15 +107,17 @@ func (b *bench) measure(ctx context.Context, p *benchProcess, req []byte, open f
 	} else {
 		l = closedLoop(ctx, p.addr, b.conns, req, b.duration)
 	}
-	cpu := p.cpu() - cpu0
 	peak, _ := p.memory()
+	// Work left over after the load (queued secondary writes, comparisons)
+	// belongs to this run: wait for the machine to go quiet, so it neither
+	// steals from the next system measured nor escapes this one's CPU count.
+	waitQuiet(30 * time.Second)
+	cpu := p.cpu() - cpu0
 	s := sample{rate: l.rate(), p50: l.hist.quantile(0.5), p99: l.hist.quantile(0.99), peakRSS: peak}
 	if l.requests > 0 {
 		s.cpuPerReq = cpu / time.Duration(l.requests)
 		s.errorShare = float64(l.errors) / float64(l.requests+l.errors)
 	}
-	// Comparisons finish off the request path: give them a moment to land.
-	time.Sleep(200 * time.Millisecond)
 	if c1, t1 := comparedShare(p.admin); t1 > t0 {
 		s.compared = float64(c1-c0) / float64(t1-t0)
 	}

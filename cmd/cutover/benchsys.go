@@ -442,3 +442,36 @@ func comparedShare(admin string) (compared, total int64) {
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
+
+// waitQuiet waits until the machine's CPUs are at least 90 % idle over a
+// quarter of a second, or max has passed.
+func waitQuiet(max time.Duration) {
+	deadline := time.Now().Add(max)
+	busy0, total0 := cpuTimes()
+	for time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+		busy1, total1 := cpuTimes()
+		if total1 > total0 && float64(busy1-busy0) < 0.1*float64(total1-total0) {
+			return
+		}
+		busy0, total0 = busy1, total1
+	}
+}
+
+// cpuTimes reads the machine's busy and total CPU ticks from /proc/stat.
+func cpuTimes() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i := 1; i < len(f); i++ {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		total += v
+		if i != 4 && i != 5 { // idle and iowait
+			busy += v
+		}
+	}
+	return busy, total
+}

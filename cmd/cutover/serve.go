@@ -30,6 +30,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "./cutover-data", "directory for the retry queue and the statistics (CUTOVER_DATA_DIR)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error (CUTOVER_LOG_LEVEL)")
 	logFormat := fs.String("log-format", "auto", "auto (colour on a terminal, JSON otherwise), text or json (CUTOVER_LOG_FORMAT)")
+	gcPercent := fs.Int("gc-percent", defaultGCPercent, "the garbage collector's GOGC; the GOGC variable wins when set (CUTOVER_GC_PERCENT)")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -42,6 +43,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cutover serve:", err)
 		return 2
 	}
+	tuneGC(*gcPercent, log)
 	inst := &instance{log: log}
 	live, err := rules.NewLive(*config, log, inst.reloaded)
 	if err != nil {
