@@ -1,0 +1,131 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/cutover/cutover/rules"
+	"github.com/cutover/cutover/stats"
+)
+
+// What the gateway checks before any backend sees a request: the body can be
+// read whole and within bounds, the target can be forwarded byte for byte.
+// A request that fails gets a 4xx from the gateway itself.
+
+// errBodyTooLarge and errBodyRead are the reasons a request is refused
+// before any backend sees it.
+var (
+	errBodyTooLarge     = errors.New("request body too large")
+	errBodyRead         = errors.New("request body could not be read")
+	errAmbiguousFraming = errors.New("ambiguous request framing (bare LF, or Content-Length with Transfer-Encoding)")
+	errBadTarget        = errors.New("the request path has characters that must be percent-encoded (RFC 3986 section 3.3)")
+)
+
+// targetKeptAsSent reports whether the path can be forwarded byte for byte.
+// net/url re-escapes a path holding characters RFC 3986 does not allow raw
+// (", <, |, spaces, raw UTF-8...), so the backends would get another path
+// than the client sent; such a request is refused instead.
+func targetKeptAsSent(r *http.Request) bool {
+	raw := r.RequestURI
+	if raw == "*" {
+		// asterisk-form is for OPTIONS only (RFC 9112 section 3.2.4); forwarded,
+		// it would become "/%2A".
+		return false
+	}
+	if raw == "" {
+		return true
+	}
+	if i := strings.Index(raw, "://"); i >= 0 && !strings.HasPrefix(raw, "/") {
+		// absolute-form: the path starts after the authority
+		rest := raw[i+3:]
+		j := strings.IndexAny(rest, "/?")
+		if j < 0 {
+			return true
+		}
+		raw = rest[j:]
+	}
+	path, _, _ := strings.Cut(raw, "?")
+	return path == "" || path == r.URL.EscapedPath()
+}
+
+// bufferBody reads the body of in (a shallow copy of the client's request)
+// so it can be sent to both backends, and replaces it with the buffer. A
+// body that cannot be read whole is refused before any backend sees it: a
+// backend must never get a truncated body it would take for a whole one.
+func (p *Proxy) bufferBody(w http.ResponseWriter, in *http.Request, ex *exchange, set *rules.Set) (int, error) {
+	if in.Body == nil || in.Body == http.NoBody || in.ContentLength == 0 {
+		return 0, nil
+	}
+	limit := set.Server.MaxRequestBody
+	if in.ContentLength > limit {
+		return http.StatusRequestEntityTooLarge, errBodyTooLarge
+	}
+	keep := min(limit, set.Shadow.WriteBuffer)
+	body, more, err := readBounded(in.Body, keep, in.ContentLength)
+	if err != nil {
+		return http.StatusBadRequest, fmt.Errorf("%w: %v", errBodyRead, err)
+	}
+	rest := in.Body
+	in.TransferEncoding = nil
+	if !more {
+		ex.body = body
+		in.ContentLength = int64(len(body))
+		in.Body = io.NopCloser(bytes.NewReader(body))
+		return 0, nil
+	}
+	if keep >= limit {
+		return http.StatusRequestEntityTooLarge, errBodyTooLarge
+	}
+	// Larger than the replay buffer but allowed: it streams to the primary
+	// and the secondary cannot get it.
+	ex.bodyPartial = true
+	in.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), http.MaxBytesReader(w, rest, limit-keep)))
+	return 0, nil
+}
+
+// reject answers a request that no backend will see.
+func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, ex *exchange, status int, err error) {
+	p.log.Info("request refused", slog.String(keyRoute, ex.route.Name), slog.String("client", clientIP(r)),
+		slog.Int("status", status), slog.String("error", err.Error()))
+	p.metrics.refused.WithLabelValues(ex.route.Name, refusedReason(err)).Inc()
+	if ex.read {
+		// A read that reached no backend is still a read that entered the
+		// gateway: it ends as an error so the counts add up.
+		p.recordRead(ex, stats.Error, stats.ReasonPrimaryFailed, nil)
+	}
+	w.Header().Set("Connection", "close")
+	http.Error(w, http.StatusText(status), status)
+}
+
+func refusedReason(err error) string {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return "body_too_large"
+	case errors.Is(err, errAmbiguousFraming):
+		return "ambiguous_framing"
+	case errors.Is(err, errBadTarget):
+		return "bad_target"
+	}
+	return "body_unreadable"
+}
+
+// clientIP is the client's address for logs: the one chi's middleware
+// found behind trusted proxies, or the peer's.
+func clientIP(r *http.Request) string {
+	if ip := middleware.GetClientIP(r.Context()); ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
