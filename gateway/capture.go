@@ -16,8 +16,8 @@ type capture struct {
 	err  error // a read error other than EOF: the primary broke mid-body
 }
 
-func newCapture(rc io.ReadCloser, max int64) *capture {
-	return &capture{rc: rc, max: max}
+func newCapture(rc io.ReadCloser, max int64, buf []byte) *capture {
+	return &capture{rc: rc, max: max, buf: buf}
 }
 
 func (c *capture) Read(p []byte) (int, error) {

@@ -187,13 +187,21 @@ func singleJoin(a, b string) string {
 // readBounded reads at most limit bytes of r. It reports whether r held more
 // (the rest is left unread), and passes read errors through.
 func readBounded(r io.Reader, limit int64, sizeHint int64) ([]byte, bool, error) {
+	return readBoundedInto(nil, r, limit, sizeHint)
+}
+
+// readBoundedInto is readBounded reading into buf when it has room (a
+// pooled buffer), growing it when it does not.
+func readBoundedInto(buf []byte, r io.Reader, limit int64, sizeHint int64) ([]byte, bool, error) {
 	n := sizeHint
 	if n < 0 || n > limit {
 		n = min(limit, 64<<10)
 	}
 	// One byte more than the limit tells a body of exactly limit bytes from
 	// a longer one.
-	buf := make([]byte, 0, n+1)
+	if int64(cap(buf)) < n+1 {
+		buf = make([]byte, 0, n+1)
+	}
 	for int64(len(buf)) <= limit {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]

@@ -24,8 +24,6 @@ type metrics struct {
 	secondaryWrites  *prometheus.CounterVec
 	duration         *prometheus.HistogramVec
 	queueDepth       prometheus.Gauge
-	givenUp          prometheus.Gauge
-	toVerify         prometheus.Gauge
 	storeErrors      prometheus.Counter
 	commits          prometheus.Histogram
 	commitBatch      prometheus.Histogram
@@ -52,20 +50,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"route", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "cutover_upstream_request_duration_seconds",
-			Help:    "Time from sending a request to a backend to its response headers.",
+			Help:    "A backend's time to answer: from the request written to the first byte of the answer when its answer is compared, to the response headers otherwise.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "backend", "role"}),
 		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cutover_retry_queue_depth",
 			Help: "Secondary writes queued or waiting for a retry.",
-		}),
-		givenUp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "cutover_retry_given_up",
-			Help: "Secondary writes given up and kept for inspection or re-drive.",
-		}),
-		toVerify: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "cutover_writes_to_verify",
-			Help: "Writes whose primary outcome is unknown (timeout, reset, client gone, gateway stopped); the secondary was not written.",
 		}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cutover_queue_store_errors_total",
@@ -107,7 +97,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.hits = newRuleHits()
 	if reg != nil {
 		reg.MustRegister(m.hits)
-		reg.MustRegister(m.comparisons, m.writeComparisons, m.secondaryWrites, m.duration, m.queueDepth, m.givenUp, m.toVerify, m.storeErrors,
+		reg.MustRegister(m.comparisons, m.writeComparisons, m.secondaryWrites, m.duration, m.queueDepth, m.storeErrors,
 			m.commits, m.commitBatch, m.circuitOpen, m.refused, m.reloads, m.lastReloadOK)
 	}
 	return m

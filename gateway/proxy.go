@@ -68,6 +68,7 @@ type Proxy struct {
 	timeouts  [2]time.Duration
 	secondary [2]*http.Transport // by the side that is secondary
 	noise     *noise             // nil unless backends.noise is set
+	buffers   bodyBuffers        // answers kept for comparison
 	breakers  [2]*breaker
 	rp        *httputil.ReverseProxy
 	slots     chan struct{} // shadow work in flight; a full channel means busy
@@ -124,7 +125,10 @@ func New(cfg Config) (*Proxy, error) {
 		p.timeouts[side] = b.Timeout
 		// The transport, not an http.Client: redirects are answers to
 		// compare, and the secondary's deadline is in its context.
-		p.secondary[side] = newTransport(b.Timeout, 256)
+		// As many idle connections as shadow workers: a slow secondary keeps
+		// many requests in flight, and closing their connections after each
+		// would dial anew for every shadowed read.
+		p.secondary[side] = newTransport(b.Timeout, max(256, set.Shadow.Workers))
 		p.breakers[side] = newBreaker(side, set.Shadow.BreakerOpenFor, p.metrics, p.log)
 	}
 	p.noise = newNoise(set.Backends.Noise)
@@ -312,7 +316,11 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	ex.header = res.Header
 	p.metrics.upstream(ex.route.Name, ex.primary, true, ex.primaryTime)
 	if ex.shadow != nil || ex.write != nil {
-		ex.capture = newCapture(res.Body, p.shadowCfg.MaxBody)
+		var buf []byte
+		if res.ContentLength >= 0 && res.ContentLength <= p.shadowCfg.MaxBody {
+			buf = p.buffers.get(res.ContentLength)
+		}
+		ex.capture = newCapture(res.Body, p.shadowCfg.MaxBody, buf)
 		res.Body = ex.capture
 	}
 	if ex.write != nil {
@@ -432,6 +440,14 @@ func (p *Proxy) recordRead(ex *exchange, outcome stats.Outcome, reason string, c
 	}
 	p.metrics.comparison(ex.route.Name, !ex.read, outcome, reason)
 	p.stats.Read(ev)
+	// The statistics keep what they need of the answers (copies, redacted):
+	// their buffers can serve the next read.
+	if cmp != nil {
+		for _, b := range cmp.buffers {
+			p.buffers.put(b)
+		}
+		cmp.buffers = nil
+	}
 }
 
 // Close stops the gateway's background work: shadow comparisons finish or

@@ -200,14 +200,9 @@ func (q *queue) publish(name string) {
 	if rq.pending == 0 {
 		rq.oldest = time.Time{}
 	}
+	// The per-route gauges (pending, given up, to verify, oldest) are
+	// exported by the statistics' collector from this state.
 	q.p.stats.SetQueue(name, stats.QueueState{Pending: rq.pending, GivenUp: rq.givenUp, Verify: rq.verify, Oldest: rq.oldest})
-	var given, verify int64
-	for _, r := range q.routes {
-		given += r.givenUp
-		verify += r.verify
-	}
-	q.p.metrics.givenUp.Set(float64(given))
-	q.p.metrics.toVerify.Set(float64(verify))
 }
 
 // pending reports whether a write to the resource is queued, in flight, or

@@ -108,7 +108,11 @@ func (p *Proxy) fetchSecondary(req *http.Request, route string, side rules.Side)
 		}
 		defer res.Body.Close()
 		a.latency = timer.latency(p.now().Sub(start))
-		body, over, err := readBounded(res.Body, p.shadowCfg.MaxBody, res.ContentLength)
+		var buf []byte
+		if res.ContentLength >= 0 && res.ContentLength <= p.shadowCfg.MaxBody {
+			buf = p.buffers.get(res.ContentLength)
+		}
+		body, over, err := readBoundedInto(buf, res.Body, p.shadowCfg.MaxBody, res.ContentLength)
 		if err != nil {
 			return struct{}{}, err
 		}
@@ -155,6 +159,7 @@ func (p *Proxy) settle(ex *exchange, prim, sec answer) {
 		res := ex.route.Compare.Compare(old.resp, new.resp)
 		p.metrics.hits.add(ex.route.Name, ex.route.Compare, res.Hits)
 		cmp.result, cmp.old, cmp.new = &res, &old.resp, &new.resp
+		cmp.buffers = [][]byte{old.resp.Body, new.resp.Body}
 		allNoise := false
 		if ex.shadow != nil && ex.shadow.hasNoise {
 			cmp.noise, allNoise = cancelNoise(ex.route, &res, old, ex.shadow.noise)
@@ -198,6 +203,8 @@ type comparison struct {
 	result                 *compare.Result
 	old, new               *compare.Response
 	noise                  *compare.Result // old vs noise, when a noise backend answered
+	// buffers go back to the pool once the outcome is recorded.
+	buffers [][]byte
 }
 
 func (c *comparison) fill(ev *stats.ReadEvent) {

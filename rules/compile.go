@@ -20,7 +20,7 @@ const (
 	DefaultMaxRequestBody    = 16 << 20
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultShadowMaxBody     = 1 << 20
-	DefaultShadowWorkers     = 512
+	DefaultShadowWorkers     = 1024
 	DefaultMarkerHeader      = "X-Cutover-Shadow"
 	DefaultIdempotencyHeader = "Idempotency-Key"
 	// DefaultBreakerOpenFor is how long a tripped breaker refuses before it

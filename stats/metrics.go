@@ -20,6 +20,7 @@ type BuildInfo struct {
 //	cutover_retry_queue_oldest_age_seconds{route}       age of the oldest queued write, 0 when none
 //	cutover_retry_queue_pending{route}                  secondary writes queued for retry now
 //	cutover_retry_queue_given_up{route}                 secondary writes given up and kept now
+//	cutover_retry_queue_to_verify{route}                writes whose primary outcome is unknown, held to verify
 //	cutover_readiness_threshold{criterion}              the readiness: thresholds in force
 //	cutover_build_info{version,revision,goversion}     1
 //
@@ -36,6 +37,7 @@ type Collector struct {
 	oldest    *prometheus.Desc
 	pending   *prometheus.Desc
 	givenUp   *prometheus.Desc
+	toVerify  *prometheus.Desc
 	threshold *prometheus.Desc
 	build     prometheus.Metric
 }
@@ -63,6 +65,9 @@ func NewCollector(v View, b BuildInfo) *Collector {
 		givenUp: prometheus.NewDesc("cutover_retry_queue_given_up",
 			"Secondary writes of the route given up and kept for inspection now.",
 			[]string{"route"}, nil),
+		toVerify: prometheus.NewDesc("cutover_retry_queue_to_verify",
+			"Writes of the route whose primary outcome is unknown (timeout, reset, client gone, gateway stopped), held to verify; the secondary was not written.",
+			[]string{"route"}, nil),
 		threshold: prometheus.NewDesc("cutover_readiness_threshold",
 			"The readiness thresholds in force (readiness: in the configuration), by criterion.",
 			[]string{"criterion"}, nil),
@@ -78,6 +83,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.oldest
 	ch <- c.pending
 	ch <- c.givenUp
+	ch <- c.toVerify
 	ch <- c.threshold
 	ch <- c.build.Desc()
 }
@@ -98,6 +104,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age, r.Name)
 		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(r.Writes.PendingRetries), r.Name)
 		ch <- prometheus.MustNewConstMetric(c.givenUp, prometheus.GaugeValue, float64(r.Writes.GivenUp), r.Name)
+		ch <- prometheus.MustNewConstMetric(c.toVerify, prometheus.GaugeValue, float64(r.Writes.ToVerify), r.Name)
 	}
 	th := rules.DefaultReadiness()
 	// Every route carries the same readiness: section; the catch-all route
