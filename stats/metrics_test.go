@@ -43,6 +43,10 @@ cutover_retry_queue_oldest_age_seconds{route="user"} 0
 # TYPE cutover_retry_queue_pending gauge
 cutover_retry_queue_pending{route="orders"} 0
 cutover_retry_queue_pending{route="user"} 0
+# HELP cutover_retry_queue_to_verify Writes of the route whose primary outcome is unknown (timeout, reset, client gone, gateway stopped), held to verify; the secondary was not written.
+# TYPE cutover_retry_queue_to_verify gauge
+cutover_retry_queue_to_verify{route="orders"} 0
+cutover_retry_queue_to_verify{route="user"} 0
 # HELP cutover_route_ready Whether the route's new backend meets every readiness threshold (1) or not (0), judged on 95% Wilson lower bounds.
 # TYPE cutover_route_ready gauge
 cutover_route_ready{route="orders"} 0
