@@ -190,8 +190,13 @@ func hasPrefixFold(b []byte, p string) bool {
 // closedLoop keeps conns requests in flight for d: as fast as the system
 // answers.
 func closedLoop(ctx context.Context, addr string, conns int, req []byte, d time.Duration) load {
+	return closedLoopMany(ctx, addr, conns, [][]byte{req}, d)
+}
+
+// closedLoopMany is closedLoop over several requests, taken in turn.
+func closedLoopMany(ctx context.Context, addr string, conns int, reqs [][]byte, d time.Duration) load {
 	h := &histogram{}
-	var n, errs atomic.Int64
+	var n, errs, next atomic.Int64
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	start := time.Now()
@@ -203,6 +208,7 @@ func closedLoop(ctx context.Context, addr string, conns int, req []byte, d time.
 			c := &rawClient{addr: addr}
 			defer c.close()
 			for ctx.Err() == nil {
+				req := reqs[int(next.Add(1))%len(reqs)]
 				t := time.Now()
 				if err := c.do(req, t.Add(10*time.Second)); err != nil {
 					errs.Add(1)

@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -177,36 +175,6 @@ routes:
 		return nil, err
 	}
 	return startProcess(name, exec.Command(self, "serve", "--config", path, "--data-dir", dataDir, "--log-level", "error", "--log-format", "json"))
-}
-
-// closedLoopMany is closedLoop over several requests, taken in turn.
-func closedLoopMany(ctx context.Context, addr string, conns int, reqs [][]byte, d time.Duration) load {
-	h := &histogram{}
-	var n, errs, next atomic.Int64
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &rawClient{addr: addr}
-			defer c.close()
-			for ctx.Err() == nil {
-				req := reqs[int(next.Add(1))%len(reqs)]
-				t := time.Now()
-				if err := c.do(req, t.Add(10*time.Second)); err != nil {
-					errs.Add(1)
-					continue
-				}
-				h.record(time.Since(t))
-				n.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	return load{requests: n.Load(), errors: errs.Load(), elapsed: time.Since(start), hist: h}
 }
 
 func medianLoad(ls []load) load {
