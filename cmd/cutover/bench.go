@@ -302,22 +302,7 @@ func (b *bench) overload(ctx context.Context, p *benchProcess, new *benchBackend
 	fmt.Fprintf(b.out, "\n### New backend hanging, shadow-read at full load for %s\n\n", d)
 	p.resetPeak()
 	_, rss0 := p.memory()
-	var samples []int64
-	done := make(chan load, 1)
-	go func() { done <- closedLoop(ctx, p.addr, b.conns, req, d) }()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	var l load
-wait:
-	for {
-		select {
-		case l = <-done:
-			break wait
-		case <-tick.C:
-			_, now := p.memory()
-			samples = append(samples, now)
-		}
-	}
+	l, samples, _ := loadWithMemory(p, func() load { return closedLoop(ctx, p.addr, b.conns, req, d) })
 	if len(samples) < 12 {
 		return fmt.Errorf("overload run too short to judge memory: use --overload 15s or more")
 	}
@@ -331,4 +316,23 @@ wait:
 	fmt.Fprintf(b.out, "| client req/s, new hanging | %.0f |\n", l.rate())
 	fmt.Fprintf(b.out, "| ratio to the healthy shadow-read run | %.2f× |\n", l.rate()/healthy)
 	return nil
+}
+
+// loadWithMemory runs a load while sampling the process's resident set
+// (and its anonymous part: heap and stacks, not mapped files) every second.
+func loadWithMemory(p *benchProcess, run func() load) (l load, rss, anon []int64) {
+	done := make(chan load, 1)
+	go func() { done <- run() }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case l = <-done:
+			return l, rss, anon
+		case <-tick.C:
+			_, now := p.memory()
+			rss = append(rss, now)
+			anon = append(anon, anonRSS(p))
+		}
+	}
 }

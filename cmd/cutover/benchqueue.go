@@ -105,23 +105,7 @@ func (b *bench) outage(ctx context.Context, p *benchProcess, new *benchBackend, 
 	p.resetPeak()
 	_, rss0 := p.memory()
 	anon0 := anonRSS(p)
-	var samples, anon []int64
-	done := make(chan load, 1)
-	go func() { done <- closedLoopMany(ctx, p.addr, conns, reqs, d) }()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	var l load
-wait:
-	for {
-		select {
-		case l = <-done:
-			break wait
-		case <-tick.C:
-			_, now := p.memory()
-			samples = append(samples, now)
-			anon = append(anon, anonRSS(p))
-		}
-	}
+	l, samples, anon := loadWithMemory(p, func() load { return closedLoopMany(ctx, p.addr, conns, reqs, d) })
 	peak, _ := p.memory()
 	queued, err := pendingWrites(p.admin)
 	if err != nil {
