@@ -44,9 +44,13 @@ func TestClientCancellationsDoNotTripTheBreaker(t *testing.T) {
 	if open := gauge(t, gwy, "cutover_circuit_open", "new"); open != 0 {
 		t.Fatalf("cutover_circuit_open{backend=new} = %v after clients left", open)
 	}
+	// The last client to leave may race the gate's release: its primary
+	// can answer in full before the cancellation arrives, and that read is
+	// then compared like any other. Judge the next read by the difference.
+	before := gwy.route("users").Reads.Matched
 	gwy.do("GET", "/users/7", "")
 	eventually(t, "the next read", func() bool { return total(gwy.route("users")) == leaving+1 })
-	if v := gwy.route("users"); v.Reads.Matched != 1 || v.Reads.Reasons["skipped/breaker_open"] != 0 {
+	if v := gwy.route("users"); v.Reads.Matched != before+1 || v.Reads.Reasons["skipped/breaker_open"] != 0 {
 		t.Errorf("after %d clients left, a read is not compared: %+v", leaving, v.Reads)
 	}
 }
