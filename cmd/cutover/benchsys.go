@@ -101,18 +101,7 @@ func runBenchBackend(args []string, stdout, stderr io.Writer) int {
 		io.Copy(io.Discard, r.Body)
 		w.Write(ok)
 	})}
-	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
-	ctx, stop := signalContext()
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	return 0
+	return serveUntilSignal(srv, ln, stdout, stderr)
 }
 
 // benchDocument is a JSON document of about size bytes, shaped like a REST
@@ -296,18 +285,7 @@ func runBenchBaseline(args []string, stdout, stderr io.Writer) int {
 		ErrorLog:  nil,
 	}
 	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
-	ctx, stop := signalContext()
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	return 0
+	return serveUntilSignal(srv, ln, stdout, stderr)
 }
 
 // startCutover runs `cutover serve` in phase for the two backends.
@@ -474,4 +452,21 @@ func cpuTimes() (busy, total int64) {
 		}
 	}
 	return busy, total
+}
+
+// serveUntilSignal prints the address (the bench reads it from the first
+// line) and serves until SIGINT or SIGTERM.
+func serveUntilSignal(srv *http.Server, ln net.Listener, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
+	ctx, stop := signalContext()
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
 }
