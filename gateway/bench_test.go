@@ -78,7 +78,7 @@ func BenchmarkShadowRead(b *testing.B) {
 	g := benchGateway(b, "shadow-read")
 	drive(b, g.srv.URL+"/items/1", "GET", "")
 	b.StopTimer()
-	waitSettled(b, g)
+	waitSettled(b, g, b.N)
 	if v := g.route("items"); v.Reads.Compared < v.Reads.Total*95/100 {
 		b.Logf("only %d of %d reads compared", v.Reads.Compared, v.Reads.Total)
 	}
@@ -88,13 +88,17 @@ func BenchmarkDualWrite(b *testing.B) {
 	g := benchGateway(b, "dual-write")
 	drive(b, g.srv.URL+"/items/1", "PUT", `{"name": "item", "price": 12.5}`)
 	b.StopTimer()
-	waitSettled(b, g)
+	waitSettled(b, g, 0)
 }
 
-// waitSettled waits for the secondary writes and comparisons of a run.
-func waitSettled(b *testing.B, g *gw) {
+// waitSettled waits for the secondary writes of a run and for its reads'
+// outcomes (reads, when the run sent some).
+func waitSettled(b *testing.B, g *gw, reads int) {
 	deadline := time.Now().Add(30 * time.Second)
-	for g.proxy.QueueDepth() > 0 && time.Now().Before(deadline) {
+	for g.proxy.QueueDepth() > 0 || total(g.route("items")) < int64(reads) {
+		if time.Now().After(deadline) {
+			b.Fatalf("not settled after 30 s: %d writes queued, %d of %d reads recorded", g.proxy.QueueDepth(), total(g.route("items")), reads)
+		}
 		time.Sleep(time.Millisecond)
 	}
 }

@@ -12,8 +12,9 @@ import (
 )
 
 // breaker cuts off a secondary that keeps failing (DESIGN.md guarantee 4):
-// while it is open, shadow reads are skipped and secondary writes wait in the
-// queue instead of being tried.
+// while it is open, shadow reads are skipped and secondary writes are not
+// sent: they wait in the queue (a first attempt the breaker refuses counts
+// as a failed attempt; later refusals do not count towards giving up).
 type breaker struct {
 	cb *gobreaker.CircuitBreaker[struct{}]
 }

@@ -35,3 +35,13 @@ func (b *bodyBuffers) put(buf []byte) {
 	}
 	b.pool.Put(&buf)
 }
+
+// forBody returns a pooled buffer for an answer of declared length cl, or nil
+// when the length is unknown or larger than max (the reader then grows its
+// own).
+func (b *bodyBuffers) forBody(cl, max int64) []byte {
+	if cl < 0 || cl > max {
+		return nil
+	}
+	return b.get(cl)
+}

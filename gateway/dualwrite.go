@@ -44,18 +44,8 @@ func (p *Proxy) recordWrite(req *http.Request, ex *exchange) *http.Request {
 	if job == nil || ex.bodyPartial {
 		return req
 	}
-	job.rec = &record{
-		Key:      ex.key,
-		Route:    ex.route.Name,
-		Override: ex.override,
-		Side:     ex.primary.Other(),
-		Method:   ex.method,
-		URL:      ex.outURL.String(),
-		Target:   ex.requestURI,
-		Header:   ex.outHeader.Clone(),
-		Recorded: ex.start,
-		body:     ex.body,
-	}
+	job.rec = newRecord(ex)
+	job.rec.body = ex.body
 	if x := p.queue.intend(job.rec); x != nil {
 		// Not bounded by the client's context: once begun, the record must
 		// say what became of the write.
@@ -118,16 +108,29 @@ func (p *Proxy) primaryAccepted(ex *exchange, res *http.Response) {
 	}
 }
 
+// newRecord describes the write of ex as the secondary must get it: the
+// primary's outbound request, aimed at the other side.
+func newRecord(ex *exchange) *record {
+	return &record{
+		Key:      ex.key,
+		Route:    ex.route.Name,
+		Override: ex.override,
+		Side:     ex.primary.Other(),
+		Method:   ex.method,
+		URL:      ex.outURL.String(),
+		Target:   ex.requestURI,
+		Header:   ex.outHeader.Clone(),
+		Recorded: ex.start,
+	}
+}
+
 // tooLargeToRepeat holds a write whose body was too large to keep: the
 // secondary cannot get the same write. It is counted as given up and kept
 // for inspection; it needs repair by hand.
 func (p *Proxy) tooLargeToRepeat(ex *exchange) {
-	r := &record{
-		Key: ex.key, Route: ex.route.Name, Override: ex.override, Side: ex.primary.Other(), Method: ex.method,
-		URL: ex.outURL.String(), Target: ex.requestURI, Header: ex.outHeader.Clone(), Recorded: ex.start,
-		State: stateGaveUp, Held: p.now(), Reason: stats.ReasonTooLarge, NoBody: true,
-		LastErr: "request body larger than shadow.write_buffer",
-	}
+	r := newRecord(ex)
+	r.State, r.Held, r.Reason, r.NoBody = stateGaveUp, p.now(), stats.ReasonTooLarge, true
+	r.LastErr = "request body larger than shadow.write_buffer"
 	p.queue.hold(r)
 	p.emitWrite(r, stats.WriteFailed, stats.ReasonTooLarge)
 	p.emitWrite(r, stats.WriteGaveUp, stats.ReasonTooLarge)
@@ -195,17 +198,23 @@ func (j *writeJob) primaryDone(p *Proxy, ex *exchange) {
 	j.prim = &a
 	both := j.sec != nil
 	j.mu.Unlock()
-	if !both {
-		return
+	if both {
+		p.settleOffPath(ex, *j.prim, *j.sec)
 	}
-	// The handler must not compare: hand it to a shadow slot, or skip.
+}
+
+// settleOffPath compares a write's two answers on a shadow slot, or records
+// the comparison skipped as busy when every slot is taken. Neither the
+// handler nor a queue worker (which other resources' writes wait for) runs
+// the comparison itself (DESIGN.md guarantee 5).
+func (p *Proxy) settleOffPath(ex *exchange, prim, sec answer) {
 	if !p.tryAcquire() {
 		p.recordRead(ex, stats.Skipped, stats.ReasonBusy, nil)
 		return
 	}
 	go func() {
 		defer p.release()
-		p.settle(ex, *j.prim, *j.sec)
+		p.settle(ex, prim, sec)
 	}()
 }
 
@@ -223,6 +232,6 @@ func (j *writeJob) secondaryDone(p *Proxy, ex *exchange, a answer) {
 	both := j.prim != nil
 	j.mu.Unlock()
 	if both {
-		p.settle(ex, *j.prim, a)
+		p.settleOffPath(ex, *j.prim, a)
 	}
 }

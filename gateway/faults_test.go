@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/gateway"
 	"github.com/cutover/cutover/stats"
 )
 
@@ -287,11 +288,17 @@ func TestFaultModes(t *testing.T) {
 			if tt.failedWrites != (w.SecondaryFailed > 0) {
 				t.Errorf("first attempts failed: %d, want failures: %v", w.SecondaryFailed, tt.failedWrites)
 			}
-			held, err := g.proxy.HeldWrites("verify", "", 0, 100)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if wantHeld := map[bool]int{true: faultRounds}[tt.verify]; len(held) != wantHeld || int(w.ToVerify) != wantHeld {
+			// Verify records are committed off the request path: wait for
+			// them as the durability tests do.
+			wantHeld := map[bool]int{true: faultRounds}[tt.verify]
+			var held []gateway.HeldWrite
+			eventually(t, "the writes held to verify", func() bool {
+				var err error
+				held, err = g.proxy.HeldWrites("verify", "", 0, 100)
+				return err == nil && len(held) >= wantHeld
+			})
+			w = g.route("items").Writes
+			if len(held) != wantHeld || int(w.ToVerify) != wantHeld {
 				t.Errorf("%d writes held to verify (view %d), want %d", len(held), w.ToVerify, wantHeld)
 			}
 			for _, h := range held {

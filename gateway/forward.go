@@ -38,13 +38,6 @@ func newTransport(headerTimeout time.Duration, idlePerHost int) *http.Transport 
 	}
 }
 
-// hopHeaders are removed from both copies of a request (RFC 9110 section 7.6.1), as
-// httputil.ReverseProxy does for the primary.
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
 // stripH2CUpgrade removes an "Upgrade: h2c" request: ReverseProxy would
 // forward it, and a backend that accepts it would switch protocols under the
 // proxy (REFERENCE.md).

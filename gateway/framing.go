@@ -249,27 +249,25 @@ func (c *framingConn) endHead() {
 	switch {
 	case c.sawTE && c.chunked:
 		c.state = stChunkSize
-		c.remainingVerdict()
 	case c.sawTE:
 		// Not chunked: net/http refuses it; nothing after it can be framed.
-		c.remainingVerdict()
 		c.state = stOff
 	case c.sawCL && c.cl > 0:
 		c.remain, c.state = c.cl, stBody
-		c.remainingVerdict()
 	default:
-		c.remainingVerdict()
 		c.state = stHead
 	}
 	c.started, c.sawCL, c.cl, c.sawTE, c.chunked = false, false, 0, false, false
+	c.queueVerdict()
 }
 
-// remainingVerdict queues the head's verdict now: the handler may run before
-// the body has been read.
-func (c *framingConn) remainingVerdict() {
+// queueVerdict queues the head's verdict now: the handler may run before
+// the body has been read. Past maxVerdicts the scanner stops for good.
+func (c *framingConn) queueVerdict() {
 	if len(c.verdicts) >= maxVerdicts {
 		c.verdicts[len(c.verdicts)-1].confused = true
 		c.state = stOff
+		c.cur = framingVerdict{}
 		return
 	}
 	c.verdicts = append(c.verdicts, c.cur)

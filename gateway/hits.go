@@ -16,7 +16,7 @@ import (
 // names come from the configuration, so the labels are bounded by it.
 type ruleHits struct {
 	counts sync.Map // hitKey → *atomic.Int64
-	names  sync.Map // *compare.Options → []string, each rule's description
+	names  sync.Map // route → *ruleNames of its compare options in force
 	desc   *prometheus.Desc
 }
 
@@ -33,7 +33,7 @@ func (h *ruleHits) add(route string, o *compare.Options, hits []compare.Hit) {
 	if len(hits) == 0 || o == nil {
 		return
 	}
-	names := h.ruleNames(o)
+	names := h.ruleNames(route, o)
 	for _, hit := range hits {
 		if hit.Rule < 0 || hit.Rule >= len(names) {
 			continue
@@ -47,17 +47,25 @@ func (h *ruleHits) add(route string, o *compare.Options, hits []compare.Hit) {
 	}
 }
 
-func (h *ruleHits) ruleNames(o *compare.Options) []string {
-	if n, ok := h.names.Load(o); ok {
-		return n.([]string)
+// ruleNames is each rule's description in o, computed once per route and
+// rule set: a reload brings new options and replaces the route's entry, so
+// old rule sets are not kept.
+type ruleNames struct {
+	opts  *compare.Options
+	names []string
+}
+
+func (h *ruleHits) ruleNames(route string, o *compare.Options) []string {
+	if v, ok := h.names.Load(route); ok && v.(*ruleNames).opts == o {
+		return v.(*ruleNames).names
 	}
 	rules := o.Rules()
-	names := make([]string, len(rules))
+	rn := &ruleNames{opts: o, names: make([]string, len(rules))}
 	for i, r := range rules {
-		names[i] = r.String()
+		rn.names[i] = r.String()
 	}
-	h.names.Store(o, names)
-	return names
+	h.names.Store(route, rn)
+	return rn.names
 }
 
 // RuleHit is one rule's count on one route.

@@ -20,8 +20,7 @@ import (
 // read whole and within bounds, the target can be forwarded byte for byte.
 // A request that fails gets a 4xx from the gateway itself.
 
-// errBodyTooLarge and errBodyRead are the reasons a request is refused
-// before any backend sees it.
+// The reasons a request is refused before any backend sees it.
 var (
 	errBodyTooLarge     = errors.New("request body too large")
 	errBodyRead         = errors.New("request body could not be read")
@@ -93,7 +92,9 @@ func (p *Proxy) bufferBody(w http.ResponseWriter, in *http.Request, ex *exchange
 
 // reject answers a request that no backend will see.
 func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, ex *exchange, status int, err error) {
-	p.log.Info("request refused", slog.String(keyRoute, ex.route.Name), slog.String("client", clientIP(r)),
+	// Debug, not Info: whoever sends bad requests would otherwise choose
+	// the log's volume; cutover_requests_refused_total counts them all.
+	p.log.Debug("request refused", slog.String(keyRoute, ex.route.Name), slog.String("client", clientIP(r)),
 		slog.Int("status", status), slog.String("error", err.Error()))
 	p.metrics.refused.WithLabelValues(ex.route.Name, refusedReason(err)).Inc()
 	if ex.read {

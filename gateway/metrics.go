@@ -13,7 +13,6 @@ import (
 const (
 	keyRoute   = "route"
 	keyBackend = "backend"
-	keyOutcome = "outcome"
 )
 
 // metrics are the gateway's Prometheus series (DESIGN.md, "Metrics"). Label
@@ -104,7 +103,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // commit observes one group commit of the queue store.
-func (m *metrics) commit(n int, d time.Duration, err error) {
+func (m *metrics) commit(n int, d time.Duration, err error, failedChanges int) {
+	m.storeErrors.Add(float64(failedChanges))
 	if err != nil {
 		m.storeErrors.Inc()
 		return

@@ -18,9 +18,9 @@ import (
 // migration made: Diffy's idea. Only shadowed reads are sent to it; a write
 // would change old's twin behind old's back.
 type noise struct {
-	target  *url.URL
-	client  *http.Client
-	timeout time.Duration
+	target    *url.URL
+	transport *http.Transport // the deadline is in each request's context
+	timeout   time.Duration
 }
 
 func newNoise(b *rules.Backend) *noise {
@@ -28,13 +28,9 @@ func newNoise(b *rules.Backend) *noise {
 		return nil
 	}
 	return &noise{
-		target:  backendTarget(*b),
-		timeout: b.Timeout,
-		client: &http.Client{
-			Transport:     newTransport(b.Timeout, 256),
-			Timeout:       b.Timeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		target:    backendTarget(*b),
+		timeout:   b.Timeout,
+		transport: newTransport(b.Timeout, 256),
 	}
 }
 
@@ -44,17 +40,23 @@ func (p *Proxy) fetchNoise(ex *exchange) answer {
 	ctx, cancel := context.WithTimeout(p.stop, p.noise.timeout)
 	defer cancel()
 	req := p.secondaryRequest(ctx, ex.method, p.noise.target, ex.outURL, ex.outHeader, ex.body)
-	res, err := p.noise.client.Do(req)
+	return fetchAnswer(p.noise.transport, req, p.shadowCfg.MaxBody, stats.ReasonSecondaryFailed)
+}
+
+// fetchAnswer sends req on rt and reads the whole answer, bounded by max.
+// Failures carry failReason; an answer over max is too_large.
+func fetchAnswer(rt http.RoundTripper, req *http.Request, max int64, failReason string) answer {
+	res, err := rt.RoundTrip(req)
 	if err != nil {
-		return answer{err: err, reason: stats.ReasonSecondaryFailed}
+		return answer{err: err, reason: failReason}
 	}
 	defer res.Body.Close()
-	body, over, err := readBounded(res.Body, p.shadowCfg.MaxBody, res.ContentLength)
+	body, over, err := readBounded(res.Body, max, res.ContentLength)
 	switch {
 	case err != nil:
-		return answer{err: err, reason: stats.ReasonSecondaryFailed}
+		return answer{err: err, reason: failReason}
 	case over:
-		return answer{err: errors.New("noise answer larger than shadow.max_body"), reason: stats.ReasonTooLarge}
+		return answer{err: errors.New("answer larger than shadow.max_body"), reason: stats.ReasonTooLarge}
 	}
 	return answer{resp: compare.Response{Status: res.StatusCode, Header: res.Header, Body: body}}
 }

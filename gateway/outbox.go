@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -25,8 +26,11 @@ import (
 // meanwhile, so requests never queue behind one fsync each.
 type outbox struct {
 	db *bolt.DB
-	// observe reports each commit: how many changes, how long, and the error.
-	observe func(n int, d time.Duration, err error)
+	// observe reports each commit: how many changes, how long, the error of
+	// the whole transaction, and the changes that failed alone (most are
+	// submitted without anyone waiting for them, so this is where they are
+	// seen).
+	observe func(n int, d time.Duration, err error, failed []*op)
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -45,6 +49,15 @@ var (
 )
 
 type opKind uint8
+
+var opNames = [...]string{"intent", "accept", "drop", "verify", "ack", "attempted", "give_up", "requeue", "discard", "hold"}
+
+func (k opKind) String() string {
+	if int(k) < len(opNames) {
+		return opNames[k]
+	}
+	return "op(" + strconv.Itoa(int(k)) + ")"
+}
 
 const (
 	opIntent    opKind = iota // record an intent
@@ -90,7 +103,7 @@ var (
 )
 
 // openOutbox opens DIR/queue.db.
-func openOutbox(dir string, observe func(int, time.Duration, error)) (*outbox, error) {
+func openOutbox(dir string, observe func(int, time.Duration, error, []*op)) (*outbox, error) {
 	path := filepath.Join(dir, "queue.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		// A second gateway on the same directory fails instead of hanging on
@@ -118,7 +131,7 @@ func openOutbox(dir string, observe func(int, time.Duration, error)) (*outbox, e
 		return nil, fmt.Errorf("open queue %s: %w", path, err)
 	}
 	if observe == nil {
-		observe = func(int, time.Duration, error) {}
+		observe = func(int, time.Duration, error, []*op) {}
 	}
 	o := &outbox{db: db, observe: observe, stopped: make(chan struct{})}
 	o.cond = sync.NewCond(&o.mu)
@@ -131,7 +144,7 @@ func openOutbox(dir string, observe func(int, time.Duration, error)) (*outbox, e
 func (o *outbox) submitRecord(kind opKind, r *record) *op {
 	c := *r
 	c.body = nil
-	return o.submit(&op{kind: kind, rec: &c, enc: r.encode()})
+	return o.submit(&op{kind: kind, id: r.ID, order: r.Order, rec: &c, enc: r.encode()})
 }
 
 // submit hands a change to the committer; wait on the op for it to land.
@@ -167,13 +180,20 @@ func (o *outbox) commit() {
 			return
 		}
 		start := time.Now()
+		var failed []*op
 		err := o.db.Update(func(tx *bolt.Tx) error {
+			failed = failed[:0]
 			for _, x := range batch {
 				x.err = apply(tx, x)
+				// A write that is gone already (replayed, discarded) is the
+				// caller's answer, not a fault of the store.
+				if x.err != nil && !errors.Is(x.err, errNotFound) {
+					failed = append(failed, x)
+				}
 			}
 			return nil
 		})
-		o.observe(len(batch), time.Since(start), err)
+		o.observe(len(batch), time.Since(start), err, failed)
 		for _, x := range batch {
 			if err != nil {
 				x.err = err

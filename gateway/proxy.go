@@ -149,10 +149,13 @@ func New(cfg Config) (*Proxy, error) {
 	var box *outbox
 	if cfg.DataDir != "" {
 		var err error
-		observe := func(n int, d time.Duration, err error) {
-			p.metrics.commit(n, d, err)
+		observe := func(n int, d time.Duration, err error, failed []*op) {
+			p.metrics.commit(n, d, err, len(failed))
 			if err != nil {
 				p.log.Error("queue store commit failed", slog.Int("changes", n), slog.String("error", err.Error()))
+			}
+			for _, x := range failed {
+				p.log.Error("queue store change failed", slog.String("change", x.kind.String()), slog.Uint64("id", x.id), slog.Uint64("order", x.order), slog.String("error", x.err.Error()))
 			}
 		}
 		if box, err = openOutbox(cfg.DataDir, observe); err != nil {
@@ -207,6 +210,7 @@ type exchange struct {
 	primary    rules.Side
 	target     *url.URL
 	read       bool
+	upgrade    bool // the request asks to switch protocols (WebSocket)
 	method     string
 	requestURI string // as the client sent it
 	key        string // resource key
@@ -275,7 +279,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.reject(w, r, ex, http.StatusBadRequest, errBadTarget)
 		return
 	}
-	if isUpgrade(r.Header) {
+	if ex.upgrade = isUpgrade(r.Header); ex.upgrade {
 		stopFraming(r.Context())
 	}
 	in := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
@@ -316,11 +320,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	ex.header = res.Header
 	p.metrics.upstream(ex.route.Name, ex.primary, true, ex.primaryTime)
 	if ex.shadow != nil || ex.write != nil {
-		var buf []byte
-		if res.ContentLength >= 0 && res.ContentLength <= p.shadowCfg.MaxBody {
-			buf = p.buffers.get(res.ContentLength)
-		}
-		ex.capture = newCapture(res.Body, p.shadowCfg.MaxBody, buf)
+		ex.capture = newCapture(res.Body, p.shadowCfg.MaxBody, p.buffers.forBody(res.ContentLength, p.shadowCfg.MaxBody))
 		res.Body = ex.capture
 	}
 	if ex.write != nil {
@@ -368,7 +368,7 @@ func (p *Proxy) planRead(ex *exchange, r *http.Request) {
 	switch {
 	case !ex.phase.ComparesReads():
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonPhase
-	case isUpgrade(r.Header):
+	case ex.upgrade:
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonUpgrade
 	case ex.bodyPartial:
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonTooLarge

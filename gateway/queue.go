@@ -55,7 +55,6 @@ type keyQueue struct {
 	last  uint64
 	first time.Time // when the oldest pending write entered the queue
 	due   time.Time // when it waits in the delay heap
-	index int       // in the delay heap; -1 when not there
 }
 
 func (kq *keyQueue) empty() bool {
@@ -147,7 +146,7 @@ func (q *queue) replay() error {
 	rec, err := q.box.recover(now, func(key string, order uint64, first time.Time, route string) {
 		kq := q.keys[key]
 		if kq == nil {
-			kq = &keyQueue{key: key, route: route, first: first, index: -1}
+			kq = &keyQueue{key: key, route: route, first: first}
 			q.keys[key] = kq
 			q.ready = append(q.ready, kq)
 		}
@@ -192,6 +191,15 @@ func (q *queue) route(name string) *routeQueue {
 		q.routes[name] = rq
 	}
 	return rq
+}
+
+// addPending moves the count of queued writes, overall and for the route,
+// and publishes both; q.mu is held.
+func (q *queue) addPending(route string, n int) {
+	q.depth += n
+	q.route(route).pending += int64(n)
+	q.p.metrics.queueDepth.Set(float64(q.depth))
+	q.publish(route)
 }
 
 // publish reports a route's queue to the statistics; q.mu is held.
@@ -243,7 +251,7 @@ func (q *queue) enqueue(r *record, onFirst func(answer), kind opKind) *op {
 	}
 	kq := q.keys[r.Key]
 	if kq == nil {
-		kq = &keyQueue{key: r.Key, route: r.Route, first: r.First, index: -1}
+		kq = &keyQueue{key: r.Key, route: r.Route, first: r.First}
 		q.keys[r.Key] = kq
 		q.ready = append(q.ready, kq)
 		q.cond.Signal()
@@ -254,14 +262,10 @@ func (q *queue) enqueue(r *record, onFirst func(answer), kind opKind) *op {
 	} else {
 		kq.tail = append(kq.tail, e)
 	}
-	q.depth++
-	rq := q.route(r.Route)
-	rq.pending++
-	if rq.oldest.IsZero() {
+	if rq := q.route(r.Route); rq.oldest.IsZero() {
 		rq.oldest = r.First
 	}
-	q.p.metrics.queueDepth.Set(float64(q.depth))
-	q.publish(r.Route)
+	q.addPending(r.Route, 1)
 	return e.accepted
 }
 
@@ -335,13 +339,9 @@ func (q *queue) head(kq *keyQueue) (*entry, []byte, error) {
 	defer func() { tellQueued(told) }()
 	q.mu.Lock()
 	if len(kq.entries) == 0 && kq.onDisk == 0 {
+		// With nothing in memory or on disk, trim moves the tail's first
+		// write (if any) into entries.
 		told = q.trim(kq, told)
-		if len(kq.entries) == 0 && len(kq.tail) > 0 {
-			kq.entries = append(kq.entries, kq.tail[0])
-			kq.last = kq.tail[0].rec.Order
-			kq.tail[0] = nil
-			kq.tail = kq.tail[1:]
-		}
 	}
 	if len(kq.entries) == 0 && kq.onDisk > 0 {
 		after, n := kq.last, min(kq.onDisk, memoryPerKey)
@@ -355,8 +355,7 @@ func (q *queue) head(kq *keyQueue) (*entry, []byte, error) {
 			// Counted on disk but not there: a write whose acceptance
 			// failed to commit (logged when it happened).
 			q.p.log.Error("queued writes missing from the queue store", slog.String(keyRoute, kq.route), slog.Int("count", kq.onDisk))
-			q.depth -= kq.onDisk
-			q.route(kq.route).pending -= int64(kq.onDisk)
+			q.addPending(kq.route, -kq.onDisk)
 			kq.onDisk = 0
 			told = q.trim(kq, told)
 		}
@@ -483,15 +482,12 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 	if leaves {
 		kq.entries[0] = nil
 		kq.entries = kq.entries[1:]
-		q.depth--
-		q.route(r.Route).pending--
 		if len(kq.entries) > 0 {
 			kq.first = kq.entries[0].rec.First
 		}
 		q.touch(r.Key)
 		q.release(kq)
-		q.p.metrics.queueDepth.Set(float64(q.depth))
-		q.publish(r.Route)
+		q.addPending(r.Route, -1)
 	}
 	onFirst := e.onFirst
 	e.onFirst = nil
@@ -505,7 +501,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 	}
 }
 
-// closeQueue lets the workers attempt what is ready until ctx ends, then
+// close lets the workers attempt what is ready until ctx ends, then
 // stops them. What is still queued stays on disk for the next start.
 func (q *queue) close(ctx context.Context) error {
 	q.mu.Lock()

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"errors"
-	"net/http"
 	"sync"
 	"time"
 
@@ -69,7 +67,9 @@ func (p *Proxy) agreeNow(ex *exchange) bool {
 			defer cancel()
 			req := p.secondaryRequest(ctx, ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
 			if i == 0 {
-				got[i] = p.fetchDirect(req)
+				// The primary's backend, outside its breaker (the breaker
+				// guards that backend as a secondary).
+				got[i] = fetchAnswer(p.secondary[side], req, p.shadowCfg.MaxBody, stats.ReasonPrimaryFailed)
 			} else {
 				got[i] = p.fetchSecondary(req, ex.route.Name, side)
 			}
@@ -84,28 +84,4 @@ func (p *Proxy) agreeNow(ex *exchange) bool {
 		old, new = new, old
 	}
 	return ex.route.Compare.Compare(old, new).Outcome == compare.Match
-}
-
-// fetchDirect reads a request's answer from the primary's backend, outside
-// its breaker (the breaker guards that backend as a secondary).
-func (p *Proxy) fetchDirect(req *http.Request) answer {
-	side := p.sideOf(req)
-	res, err := p.secondary[side].RoundTrip(req)
-	if err != nil {
-		return answer{err: err, reason: stats.ReasonPrimaryFailed}
-	}
-	defer res.Body.Close()
-	body, over, err := readBounded(res.Body, p.shadowCfg.MaxBody, res.ContentLength)
-	if err != nil || over {
-		return answer{err: errors.New("re-read failed or too large"), reason: stats.ReasonPrimaryFailed}
-	}
-	return answer{resp: compare.Response{Status: res.StatusCode, Header: res.Header, Body: body}}
-}
-
-// sideOf says which backend a request is aimed at.
-func (p *Proxy) sideOf(req *http.Request) rules.Side {
-	if req.URL.Host == p.targets[rules.New].Host {
-		return rules.New
-	}
-	return rules.Old
 }

@@ -105,20 +105,12 @@ type delayHeap []*keyQueue
 
 func (h delayHeap) Len() int           { return len(h) }
 func (h delayHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h delayHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *delayHeap) Push(x any) {
-	kq := x.(*keyQueue)
-	kq.index = len(*h)
-	*h = append(*h, kq)
-}
+func (h delayHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *delayHeap) Push(x any)        { *h = append(*h, x.(*keyQueue)) }
 func (h *delayHeap) Pop() any {
 	old := *h
 	kq := old[len(old)-1]
 	old[len(old)-1] = nil
-	kq.index = -1
 	*h = old[:len(old)-1]
 	return kq
 }

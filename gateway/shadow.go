@@ -44,10 +44,10 @@ func primaryAnswer(ex *exchange) answer {
 		a.err, a.reason = errors.New("no answer captured"), stats.ReasonPrimaryFailed
 	case ex.capture.err != nil:
 		a.err, a.reason = ex.capture.err, stats.ReasonPrimaryFailed
-	case !ex.capture.eof && ex.capture.err == nil && !ex.capture.over:
-		a.err, a.reason = errors.New("the client left before the answer was read"), stats.ReasonClientGone
 	case ex.capture.over:
 		a.err, a.reason = errors.New("answer larger than shadow.max_body"), stats.ReasonTooLarge
+	case !ex.capture.eof:
+		a.err, a.reason = errors.New("the client left before the answer was read"), stats.ReasonClientGone
 	default:
 		a.resp = compare.Response{Status: ex.status, Header: ex.header, Body: ex.capture.buf}
 	}
@@ -108,10 +108,7 @@ func (p *Proxy) fetchSecondary(req *http.Request, route string, side rules.Side)
 		}
 		defer res.Body.Close()
 		a.latency = timer.latency(p.now().Sub(start))
-		var buf []byte
-		if res.ContentLength >= 0 && res.ContentLength <= p.shadowCfg.MaxBody {
-			buf = p.buffers.get(res.ContentLength)
-		}
+		buf := p.buffers.forBody(res.ContentLength, p.shadowCfg.MaxBody)
 		body, over, err := readBoundedInto(buf, res.Body, p.shadowCfg.MaxBody, res.ContentLength)
 		if err != nil {
 			return struct{}{}, err
@@ -173,8 +170,10 @@ func (p *Proxy) settle(ex *exchange, prim, sec answer) {
 		case res.Outcome == compare.Mismatch:
 			if ex.read && p.queue.touchedSince(ex.key, ex.start) {
 				// A write to the resource moved while the read was under
-				// way: the backends may disagree only for the moment.
-				p.recordRead(ex, stats.Pending, "", nil)
+				// way: the backends may disagree only for the moment. The
+				// latencies still count; the answers are not a mismatch.
+				cmp.result, cmp.old, cmp.new = nil, nil, nil
+				p.recordRead(ex, stats.Pending, "", cmp)
 				return
 			}
 			if !p.recheck(ex, cmp) {
