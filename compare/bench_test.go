@@ -13,13 +13,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// The speed contract (issue 3): comparing two equal documents under a
+// The speed contract: comparing two equal documents under a
 // realistic rule set costs at most 3× one encoding/json decode of one of
 // them, and at least 20× less than decoding both and calling cmp.Equal.
 // `go test -run TestSpeedRatios -ratios ./compare/` measures all three in
 // one run and prints the ratios.
 
-var ratios = flag.Bool("ratios", false, "measure and check the speed ratios of issue 3")
+var ratios = flag.Bool("ratios", false, "measure and check the speed ratios (at most 3× a decode, at least 20× faster than decode + cmp.Equal)")
 
 // realisticRules are what a migration of a list API typically needs.
 func realisticRules() *Options {

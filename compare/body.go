@@ -117,7 +117,12 @@ func (c *comparison) describe(k class, body []byte) string {
 	case classText:
 		s := body
 		if len(s) > c.lim.MaxValueBytes {
-			s = s[:c.lim.MaxValueBytes]
+			// At a character boundary, as truncate cuts.
+			cut := c.lim.MaxValueBytes
+			for cut > 0 && !utf8.RuneStart(s[cut]) {
+				cut--
+			}
+			s = s[:cut]
 		}
 		text := appendJSONString(nil, string(s))
 		if len(s) < len(body) {

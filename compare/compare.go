@@ -104,15 +104,14 @@ type session struct {
 
 // comparison collects a Result.
 type comparison struct {
-	o      *Options
-	lim    Limits
-	diffs  []Difference
-	more   int
-	hits   hits
-	fail   *failure
-	side   string
-	slow   bool
-	bodyOK bool
+	o     *Options
+	lim   Limits
+	diffs []Difference
+	more  int
+	hits  hits
+	fail  *failure
+	side  string
+	slow  bool
 
 	slowOnly bool
 }
@@ -157,7 +156,7 @@ func (o *Options) compare(old, new Response, slowOnly bool) (res Result) {
 	o.compareHeaders(c, old.Header, new.Header)
 	o.compareBodies(c, old, new)
 
-	res = Result{Diffs: c.diffs, MoreDiffs: c.more, Fast: c.bodyOK && !c.slow}
+	res = Result{Diffs: c.diffs, MoreDiffs: c.more, Fast: c.fail == nil && !c.slow}
 	for r, n := range c.hits {
 		if n > 0 {
 			res.Hits = append(res.Hits, Hit{Rule: r, Count: int(n)})
@@ -179,15 +178,7 @@ func (o *Options) compare(old, new Response, slowOnly bool) (res Result) {
 func (o *Options) compareBodies(c *comparison, old, new Response) {
 	a, fa := decodeBody(old.Header, old.Body, c.lim.MaxBodyBytes)
 	b, fb := decodeBody(new.Header, new.Body, c.lim.MaxBodyBytes)
-	switch {
-	case fa != nil && fb != nil:
-		c.failed("both", fa)
-		return
-	case fa != nil:
-		c.failed("old", fa)
-		return
-	case fb != nil:
-		c.failed("new", fb)
+	if c.failedEither(fa, fb) {
 		return
 	}
 	ca, cb := classify(old.Header, a), classify(new.Header, b)
@@ -205,7 +196,6 @@ func (o *Options) compareBodies(c *comparison, old, new Response) {
 	case !bytes.Equal(a, b):
 		c.add(Difference{Path: "$", Kind: Changed, Old: c.describe(ca, a), New: c.describe(cb, b)})
 	}
-	c.bodyOK = c.fail == nil
 }
 
 func (o *Options) compareJSON(c *comparison, a, b []byte) {
@@ -224,15 +214,7 @@ func (o *Options) compareJSON(c *comparison, a, b []byte) {
 	}
 	fa := s.a.parse(a, c.lim.MaxDepth)
 	fb := s.b.parse(b, c.lim.MaxDepth)
-	switch {
-	case fa != nil && fb != nil:
-		c.failed("both", fa)
-		return
-	case fa != nil:
-		c.failed("old", fa)
-		return
-	case fb != nil:
-		c.failed("new", fb)
+	if c.failedEither(fa, fb) {
 		return
 	}
 	da := &s.a
@@ -269,4 +251,20 @@ func (o *Options) compareJSON(c *comparison, a, b []byte) {
 	}
 	c.more += r.more
 	c.hits.merge(o, r.hits)
+}
+
+// failedEither records the failure of the old body, the new one or both,
+// and reports whether there was one.
+func (c *comparison) failedEither(fa, fb *failure) bool {
+	switch {
+	case fa != nil && fb != nil:
+		c.failed("both", fa)
+	case fa != nil:
+		c.failed("old", fa)
+	case fb != nil:
+		c.failed("new", fb)
+	default:
+		return false
+	}
+	return true
 }

@@ -9,19 +9,13 @@ import "encoding/json"
 // (path, next segment) carried from a node to its children: the cost per
 // node is the number of live states, whatever the number of rules.
 type matcher struct {
-	paths   []*Path
-	rule    []int32
-	filters bool // some selector needs the child's value
+	paths []*Path
+	rule  []int32
 }
 
-func (m *matcher) add(p *Path, rule int32, _ RuleKind) {
+func (m *matcher) add(p *Path, rule int32) {
 	m.paths = append(m.paths, p)
 	m.rule = append(m.rule, rule)
-	for _, s := range p.Segments {
-		for _, sel := range s.Selectors {
-			m.filters = m.filters || sel.Kind == SelectFilter
-		}
-	}
 }
 
 type state struct{ path, seg int32 }
@@ -279,7 +273,7 @@ func (p *Path) Select(doc []byte) ([]string, error) {
 		return nil, f
 	}
 	m := matcher{}
-	m.add(p, 0, RuleIgnore)
+	m.add(p, 0)
 	var t tracker
 	t.reset(&m)
 	var out []string

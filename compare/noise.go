@@ -1,10 +1,10 @@
 package compare
 
-// Noise cancellation (issue 3, item 8). A third backend, a second instance
+// Noise cancellation. A third backend, a second instance
 // of old, answers the same shadowed reads; what differs between old and
 // that instance is noise (timestamps, random ids, replica lag), not a
 // migration difference. This file holds the decisions; the gateway asks the
-// noise backend and the stats package counts per path (see DESIGN.md).
+// noise backend and the stats package counts per path (README, "`noise`: when a difference is real").
 
 // Diffy's thresholds: a path's difference rate must beat its noise rate by
 // more than 20 % of it and by more than 0.03 percentage points.

@@ -153,12 +153,7 @@ func (r *Rule) String() string {
 	return b.String()
 }
 
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+func shorten(s string, n int) string { return truncate([]byte(s), n) }
 
 // Limits bound the work of one comparison. Zero fields take the defaults.
 type Limits struct {
@@ -331,7 +326,7 @@ func (o *Options) add(i int32, r *Rule) error {
 			}
 		}
 	}
-	o.m.add(p, i, r.Kind)
+	o.m.add(p, i)
 	return nil
 }
 

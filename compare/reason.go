@@ -16,8 +16,8 @@ const (
 	ReasonInconsistent = "inconsistent"
 )
 
-// Reasons returns every reason a [Result] can carry, for metrics that are
-// registered up front.
+// Reasons returns every reason a [Result] can carry: the fixed set that
+// statistics count without a map and metrics use as label values.
 func Reasons() []string {
 	return []string{
 		ReasonInvalidJSON, ReasonDuplicateKey, ReasonInvalidUTF8, ReasonTrailingData,

@@ -364,12 +364,7 @@ func (rc ruleCompiler) regexp(at, pattern string) (*regexp.Regexp, bool) {
 	}
 	re, err := regexp.Compile(pattern)
 	if err != nil {
-		msg := err.Error()
-		if se := (*syntax.Error)(nil); errors.As(err, &se) {
-			// The regexp error repeats the whole pattern; quote a little.
-			msg = fmt.Sprintf("%s: %q", se.Code, shortText(se.Expr, 40))
-		}
-		rc.fail(at, "Go regular expressions are RE2: https://golang.org/s/re2syntax", "bad pattern %q: %s", shortText(pattern, 60), msg)
+		rc.fail(at, "Go regular expressions are RE2: https://golang.org/s/re2syntax", "bad pattern %q: %s", shortText(pattern, 60), regexpReason(err))
 		return nil, false
 	}
 	return re, true
@@ -400,4 +395,13 @@ func (rc ruleCompiler) rename(at string, rn RenameRule) (compare.Rule, bool) {
 		r.To = rn.To
 	}
 	return r, ok
+}
+
+// regexpReason says why a regexp does not compile without echoing the whole
+// pattern, which Go's error does.
+func regexpReason(err error) string {
+	if se := (*syntax.Error)(nil); errors.As(err, &se) {
+		return fmt.Sprintf("%s: %q", se.Code, shortText(se.Expr, 40))
+	}
+	return err.Error()
 }

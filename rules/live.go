@@ -122,7 +122,8 @@ func restartOnly(old, new *Set) []string {
 	check("server", old.Server, new.Server)
 	check("shadow", old.Shadow, new.Shadow)
 	check("queue", old.Queue, new.Queue)
-	check("backends", fmt.Sprint(old.Backends.Old, old.Backends.New, old.Backends.Noise), fmt.Sprint(new.Backends.Old, new.Backends.New, new.Backends.Noise))
+	check("redact", old.Redact, new.Redact)
+	check("backends", old.Backends, new.Backends)
 	return out
 }
 
@@ -175,7 +176,7 @@ func (l *Live) Watch(ctx context.Context) error {
 			l.log.Warn("rules watch error", slog.String("error", err.Error()))
 		case <-fire:
 			fire = nil
-			_ = l.Reload() // logged and counted by Reload
+			_ = l.Reload() // logged by Reload, counted by the onReload hook
 		}
 	}
 }

@@ -1,8 +1,9 @@
 package rules_test
 
 import (
+	"errors"
+	"io/fs"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 
@@ -141,17 +142,7 @@ func TestEveryProblemReported(t *testing.T) {
 
 func TestLoadFileMissing(t *testing.T) {
 	_, err := rules.LoadFile("testdata/does-not-exist.yaml")
-	if err == nil || !os.IsNotExist(unwrapAll(err)) {
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("err = %v", err)
-	}
-}
-
-func unwrapAll(err error) error {
-	for {
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return err
-		}
-		err = u.Unwrap()
 	}
 }

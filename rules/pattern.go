@@ -57,7 +57,7 @@ func parsePattern(text string) (*pattern, error) {
 				}
 				re, err := regexp.Compile("^(?:" + expr + ")$")
 				if err != nil {
-					return nil, fmt.Errorf("path pattern %q: the regexp of {%s} does not compile", text, name)
+					return nil, fmt.Errorf("path pattern %q: the regexp of {%s} does not compile: %s", text, name, regexpReason(err))
 				}
 				seg.re = re
 			}

@@ -30,9 +30,6 @@ func (d *Duration) UnmarshalYAML(b []byte) error {
 // MarshalYAML writes the duration back as text.
 func (d Duration) MarshalYAML() (any, error) { return d.raw, nil }
 
-// IsSet reports whether the YAML named a value.
-func (d Duration) IsSet() bool { return d.set }
-
 func (d *Duration) parse() error {
 	if !d.set {
 		return nil
@@ -51,11 +48,6 @@ func (d Duration) Or(def time.Duration) time.Duration {
 		return def
 	}
 	return d.d
-}
-
-// NewDuration returns a set Duration, for configs built in code.
-func NewDuration(v time.Duration) Duration {
-	return Duration{raw: v.String(), set: true, d: v}
 }
 
 // ByteSize is a size in bytes, written as a number or with a unit
@@ -114,11 +106,6 @@ func (s ByteSize) Or(def int64) int64 {
 		return def
 	}
 	return s.n
-}
-
-// NewByteSize returns a set ByteSize, for configs built in code.
-func NewByteSize(n int64) ByteSize {
-	return ByteSize{raw: strconv.FormatInt(n, 10), set: true, n: n}
 }
 
 // StatusRange is a set of HTTP status codes: 201, "2xx" or "200-299".

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cutover/cutover/compare"
 )
 
 // Reasons with a fixed counter each, so counting them needs no map and no
@@ -22,11 +24,17 @@ var knownReasons = [...]struct {
 	{Skipped, ReasonShutdown},
 	{Error, ReasonPrimaryFailed},
 	{Error, ReasonSecondaryFailed},
-	{Error, "invalid_json"},
-	{Error, "duplicate_key"},
-	{Error, "invalid_utf8"},
-	{Error, "too_deep"},
-	{Error, "panic"},
+	// Every reason of compare.Reasons (a test holds the two lists together).
+	{Error, compare.ReasonInvalidJSON},
+	{Error, compare.ReasonDuplicateKey},
+	{Error, compare.ReasonInvalidUTF8},
+	{Error, compare.ReasonTrailingData},
+	{Error, compare.ReasonTooDeep},
+	{Error, compare.ReasonTooLarge},
+	{Error, compare.ReasonBadEncoding},
+	{Error, compare.ReasonPanic},
+	{Error, compare.ReasonInconsistent},
+	{Skipped, ReasonUpgrade},
 	{Match, ReasonNoise},
 }
 

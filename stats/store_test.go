@@ -297,3 +297,17 @@ func TestRecordingDoesNotAllocate(t *testing.T) {
 		t.Errorf("recording allocates %v times per round", n)
 	}
 }
+
+// Every reason the compare engine can give has a counter of its own.
+func TestEveryCompareReasonIsKnown(t *testing.T) {
+	s := stats.New()
+	for _, reason := range compare.Reasons() {
+		s.Read(stats.ReadEvent{Route: "r", Outcome: stats.Error, Reason: reason})
+	}
+	v := s.Routes([]stats.RouteInfo{{Name: "r"}})[0]
+	for _, reason := range compare.Reasons() {
+		if v.Reads.Reasons["error/"+reason] != 1 {
+			t.Errorf("reason %s counted %d times: %v", reason, v.Reads.Reasons["error/"+reason], v.Reads.Reasons)
+		}
+	}
+}
