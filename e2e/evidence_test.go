@@ -172,8 +172,11 @@ func waitOutcomes(t *testing.T, admin string, n int64) routeJSON {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r := userRoute(t, admin)
-		if r.Reads.Total >= n || time.Now().After(deadline) {
+		if r.Reads.Total >= n {
 			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d read outcomes after 30 s", r.Reads.Total, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

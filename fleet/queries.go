@@ -95,6 +95,9 @@ func query(ctx context.Context, c *client, sel string, now time.Time) (*snapshot
 	instant(fmt.Sprintf("sum by (route) (%s)", selector("cutover_retry_queue_given_up", sel)), func(s sample) {
 		snap.totals(s.labels["route"]).GivenUp = stats.RoundCount(s.value)
 	})
+	instant(fmt.Sprintf("sum by (route) (%s)", selector("cutover_retry_queue_to_verify", sel)), func(s sample) {
+		snap.totals(s.labels["route"]).ToVerify = stats.RoundCount(s.value)
+	})
 	instant(fmt.Sprintf("max by (route) (%s)", selector("cutover_retry_queue_oldest_age_seconds", sel)), func(s sample) {
 		if v := s.value; !math.IsNaN(v) && v > 0 {
 			snap.totals(s.labels["route"]).OldestPendingAgeSeconds = &v

@@ -115,6 +115,9 @@ func openOutbox(dir string, observe func(int, time.Duration, error, []*op)) (*ou
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%s is locked by another cutover (one gateway per data directory): stop it, or pass another --data-dir", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", path, err)
 	}

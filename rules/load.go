@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -23,6 +24,9 @@ const MaxConfigBytes = 4 << 20
 // LoadFile reads, validates and compiles the configuration at path.
 func LoadFile(path string) (*Set, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read config: %w (pass --config FILE or set CUTOVER_CONFIG; README.md has an example)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}

@@ -34,9 +34,9 @@ type Totals struct {
 	WriteComparisons map[Outcome]int64
 	// Writes counts secondary writes by outcome.
 	Writes map[WriteOutcome]int64
-	// PendingRetries and GivenUp are the writes queued and kept now, summed
+	// PendingRetries, GivenUp and ToVerify are the writes queued and held now, summed
 	// over replicas; OldestPendingAgeSeconds is the oldest over replicas.
-	PendingRetries, GivenUp int64
+	PendingRetries, GivenUp, ToVerify int64
 	OldestPendingAgeSeconds *float64
 	// Latency is read from the upstream duration histograms, by backend.
 	Latency Latency
@@ -84,11 +84,11 @@ func FleetRouteView(ri RouteInfo, t Totals, scope Scope) RouteView {
 	w.RetriedOK, w.GaveUp = t.Writes[WriteRetriedOK], t.Writes[WriteGaveUp]
 	w.FirstAttemptRate = ratio(w.SecondarySucceeded, w.SecondaryAttempted)
 	w.EventualRate = ratio(w.SecondarySucceeded+w.RetriedOK, w.SecondaryAttempted)
-	w.PendingRetries, w.GivenUp = t.PendingRetries, t.GivenUp
+	w.PendingRetries, w.GivenUp, w.ToVerify = t.PendingRetries, t.GivenUp, t.ToVerify
 	if w.PendingRetries > 0 {
 		w.OldestPendingAgeSeconds = t.OldestPendingAgeSeconds
 	}
-	w.Unresolved = w.PendingRetries + w.GivenUp
+	w.Unresolved = w.PendingRetries + w.GivenUp + w.ToVerify
 
 	v.Latency = t.Latency
 	v.Latency.P99Increase = nil
@@ -114,12 +114,13 @@ func FleetRouteView(ri RouteInfo, t Totals, scope Scope) RouteView {
 }
 
 // windowOf turns counts by outcome into a Window.
+// Same counters, same arithmetic as a replica's own view.
 func windowOf(c map[Outcome]int64) Window {
-	w := Window{Matched: c[Match], Mismatched: c[Mismatch], Skipped: c[Skipped], Errors: c[Error], Pending: c[Pending]}
-	w.Compared = w.Matched + w.Mismatched
-	w.Total = w.Compared + w.Skipped + w.Errors + w.Pending
-	w.MatchRate = ratio(w.Matched, w.Compared)
-	return w
+	var counts [numCounters]int64
+	for o, n := range c {
+		counts[outcomeCounter(o)] += n
+	}
+	return window(counts)
 }
 
 // RoundCount turns a Prometheus sample into a count: sums of counters are

@@ -120,6 +120,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		{"match_rate", th.MatchRate},
 		{"secondary_write_success", th.SecondaryWriteSuccess},
 		{"p99_latency_increase", th.P99LatencyIncrease},
+		{"p99_latency_slack_seconds", th.P99LatencySlack.Seconds()},
 		{"unresolved_retries", float64(th.UnresolvedRetries)},
 	} {
 		ch <- prometheus.MustNewConstMetric(c.threshold, prometheus.GaugeValue, t.value, t.criterion)

@@ -29,6 +29,7 @@ cutover_build_info{goversion="` + runtime.Version() + `",revision="abc",version=
 cutover_readiness_threshold{criterion="match_rate"} 0.5
 cutover_readiness_threshold{criterion="min_samples"} 1
 cutover_readiness_threshold{criterion="p99_latency_increase"} 1
+cutover_readiness_threshold{criterion="p99_latency_slack_seconds"} 0
 cutover_readiness_threshold{criterion="secondary_write_success"} 0.5
 cutover_readiness_threshold{criterion="unresolved_retries"} 0
 # HELP cutover_retry_queue_given_up Secondary writes of the route given up and kept for inspection now.

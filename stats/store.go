@@ -129,6 +129,9 @@ func Open(opts Options) (*Store, error) {
 	// The timeout turns a second gateway on the same directory into an error
 	// instead of a hang on the file lock.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%s is locked by another cutover (one gateway per data directory): stop it, or pass another --data-dir", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open statistics %s: %w", path, err)
 	}
@@ -282,18 +285,6 @@ func (s *Store) Write(ev WriteEvent) {
 			o.write(&ev, at)
 		}
 	}
-}
-
-// SetPending sets the number of queued secondary writes of a route.
-func (s *Store) SetPending(routeName string, n int) {
-	r := s.route(routeName)
-	r.mu.Lock()
-	r.queue.Pending = int64(n)
-	if n == 0 {
-		r.queue.Oldest = time.Time{}
-	}
-	r.mu.Unlock()
-	r.dirty.Store(true)
 }
 
 // SetQueue sets the retry queue state of a route. Once called, GivenUp is

@@ -250,7 +250,7 @@ func TestVerdictFlips(t *testing.T) {
 	// A failing secondary write, a queued retry and a slow new backend: every
 	// reason is listed.
 	s.Write(stats.WriteEvent{Route: "user", Outcome: stats.WriteFailed})
-	s.SetPending("user", 1)
+	s.SetQueue("user", stats.QueueState{Pending: 1})
 	for range 100 {
 		ev := match("user")
 		ev.NewLatency = time.Second

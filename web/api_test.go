@@ -177,7 +177,7 @@ func TestRoutesAPIExactNumbers(t *testing.T) {
 		f.store.Write(stats.WriteEvent{Route: "orders", Outcome: stats.WriteOK})
 	}
 	f.store.Write(stats.WriteEvent{Route: "orders", Outcome: stats.WriteFailed})
-	f.store.SetPending("orders", 1)
+	f.store.SetQueue("orders", stats.QueueState{Pending: 1})
 
 	rs := routesByName(t, f.srv.URL)
 	u := rs["user"]

@@ -99,9 +99,7 @@ func (h *handler) operator(name string, act action) http.HandlerFunc {
 		if err != nil {
 			e.Error = err.Error()
 		}
-		if aerr := h.audit(r, e); aerr != nil {
-			h.o.Logger.Error("audit log write failed", "error", aerr.Error())
-		}
+		h.audit(r, e)
 		if err != nil {
 			h.error(w, r, status, err.Error())
 			return
@@ -110,9 +108,13 @@ func (h *handler) operator(name string, act action) http.HandlerFunc {
 	}
 }
 
-func (h *handler) audit(r *http.Request, e auditEntry) error {
+// audit records one attempt, refused or not, in the log and the audit log;
+// a failed audit write is logged as an error with the entry it lost.
+func (h *handler) audit(r *http.Request, e auditEntry) {
 	e.Time = time.Now().UTC()
 	e.Remote, _, _ = net.SplitHostPort(r.RemoteAddr)
 	h.o.Logger.Info("operator action", "who", e.Who, "action", e.Action, "target", e.Target, "status", e.Status, "remote", e.Remote)
-	return h.auditLog.write(e)
+	if err := h.auditLog.write(e); err != nil {
+		h.o.Logger.Error("audit log write failed: the action above is in this log only", "action", e.Action, "error", err.Error())
+	}
 }

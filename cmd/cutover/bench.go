@@ -26,7 +26,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	queue := fs.Bool("queue", true, "also measure the durable secondary-write queue against an in-memory one")
 	queueOutage := fs.Duration("queue-outage", 60*time.Second, "length of the run with the new backend down under write load (queue on disk); 0 skips it")
 	onlyQueue := fs.Bool("only-queue", false, "measure only the secondary-write queue")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
 	self, err := os.Executable()

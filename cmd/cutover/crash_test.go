@@ -140,7 +140,9 @@ routes:
 		}()
 	}
 
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("kill timing seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 7))
 	const crashes = 5
 	for i := range crashes {
 		p := startServe(t, config, dataDir)

@@ -12,10 +12,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/cutover/cutover/rules"
@@ -42,7 +40,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cutover demo:", err)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := signalContext()
 	defer stop()
 	if *duration > 0 {
 		var cancel context.CancelFunc
@@ -168,7 +166,7 @@ func demoTraffic(ctx context.Context, base string, rate float64, log *slog.Logge
 	defer client.CloseIdleConnections()
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
-	names := []string{"ada", "grace", "linus", "ken", "barbara", "edsger", "margaret", "dennis", "frances", "john"}
+	names := demoNames
 	for {
 		select {
 		case <-ctx.Done():

@@ -50,9 +50,12 @@ type demoOrder struct {
 	Updated  time.Time
 }
 
+// demoNames are the demo's users, by id - 1; the traffic writes them too.
+var demoNames = []string{"ada", "grace", "linus", "ken", "barbara", "edsger", "margaret", "dennis", "frances", "john"}
+
 // demoSeed is the data both backends start with, as after a backfill.
 func demoSeed() (map[int]*demoUser, map[int]*demoOrder) {
-	names := []string{"ada", "grace", "linus", "ken", "barbara", "edsger", "margaret", "dennis", "frances", "john"}
+	names := demoNames
 	roleSets := [][]string{{"admin", "dev"}, {"dev"}, {"billing", "dev", "ops"}, {"ops"}}
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	users := map[int]*demoUser{}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 )
 
 // newFlagSet returns a flag set whose usage goes to stderr and whose errors
@@ -41,4 +44,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 
 func envName(flagName string) string {
 	return "CUTOVER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// signalContext ends on SIGINT or SIGTERM: how every command is stopped.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }

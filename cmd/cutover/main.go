@@ -19,8 +19,8 @@ const usage = `cutover: a migration proxy (dual write, shadow read, JSON diff, r
 Usage:
   cutover serve --config cutover.yaml [--data-dir DIR]   run the gateway
   cutover demo                                          sample backends, gateway, dashboard and traffic
-  cutover check cutover.yaml                            validate a configuration
-  cutover diff [--config F] [--route NAME] [--json] old.json new.json
+  cutover check [--print] cutover.yaml                  validate (and print) a configuration
+  cutover diff [--config F] [--route NAME] [--json] [--max-diffs N] old.json new.json
                                                         compare two answers under the rules
   cutover bench [--rounds 3] [--duration 5s] [--sizes 1024,16384]
                                                         measure against a plain Go proxy (and nginx)

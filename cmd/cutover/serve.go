@@ -59,7 +59,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := signalContext()
 	defer stop()
 
 	var wg sync.WaitGroup
@@ -121,11 +121,17 @@ type instance struct {
 	serving            sync.WaitGroup
 }
 
-// start binds both listeners and serves on them.
-func (in *instance) start(live *rules.Live, dataDir string) error {
+// start binds both listeners and serves on them. On failure it closes
+// whatever it had opened (listeners given by the demo included).
+func (in *instance) start(live *rules.Live, dataDir string) (err error) {
 	set := live.Current()
 	in.live = live
 	in.failed = make(chan error, 2)
+	defer func() {
+		if err != nil {
+			in.closeOpened()
+		}
+	}()
 	if err := checkAdminExposure(set); err != nil {
 		return err
 	}
@@ -145,7 +151,7 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 	}
 	store, err := stats.Open(stats.Options{Dir: dataDir, Logger: in.log, Redact: redact})
 	if err != nil {
-		return fmt.Errorf("statistics in %s: %w", dataDir, err)
+		return fmt.Errorf("statistics: %w", err)
 	}
 	in.store = store
 	view := stats.View{Store: store, Config: func() []stats.RouteInfo { return stats.RouteInfos(live.Current()) }}
@@ -164,7 +170,6 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 		DataDir:    dataDir,
 	})
 	if err != nil {
-		store.Close(context.Background())
 		return err
 	}
 	in.proxy = proxy
@@ -172,14 +177,11 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 	// The demo binds its own listeners (falling back to free ports).
 	if in.proxyLn == nil {
 		if in.proxyLn, err = net.Listen("tcp", set.Listen); err != nil {
-			proxy.Close(context.Background())
 			return fmt.Errorf("proxy listener: %w", err)
 		}
 	}
 	if in.adminLn == nil {
 		if in.adminLn, err = net.Listen("tcp", set.Admin.Listen); err != nil {
-			in.proxyLn.Close()
-			proxy.Close(context.Background())
 			return fmt.Errorf("admin listener: %w", err)
 		}
 	}
@@ -191,10 +193,6 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 	}
 	admin, err := in.adminHandler(view, set.Admin.Auth, audit)
 	if err != nil {
-		in.proxyLn.Close()
-		in.adminLn.Close()
-		proxy.Close(context.Background())
-		store.Close(context.Background())
 		return err
 	}
 	in.adminSrv = &http.Server{
@@ -219,6 +217,24 @@ func (in *instance) start(live *rules.Live, dataDir string) error {
 	in.log.Info("cutover started", slog.String("proxy", in.proxyAddr()), slog.String("admin", in.adminAddr()),
 		slog.String("rules", set.Version), slog.Int("routes", len(set.Routes)))
 	return nil
+}
+
+// closeOpened closes what a failed start had opened, in reverse order.
+func (in *instance) closeOpened() {
+	for _, ln := range []net.Listener{in.adminLn, in.proxyLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if in.proxy != nil {
+		in.proxy.Close(context.Background())
+	}
+	if in.store != nil {
+		in.store.Close(context.Background())
+	}
+	if in.audit != nil {
+		in.audit.Close()
+	}
 }
 
 func (in *instance) proxyAddr() string { return in.proxyLn.Addr().String() }
