@@ -275,13 +275,7 @@ func TestSIGHUPReloadsAndABadFileKeepsTheRules(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	pollUntil(t, 20*time.Second, what, func() (bool, string) { return cond(), "" })
 }
 
 func grepLines(text, substr string) string {
