@@ -37,7 +37,7 @@ type Totals struct {
 	// PendingRetries, GivenUp and ToVerify are the writes queued and held now, summed
 	// over replicas; OldestPendingAgeSeconds is the oldest over replicas.
 	PendingRetries, GivenUp, ToVerify int64
-	OldestPendingAgeSeconds *float64
+	OldestPendingAgeSeconds           *float64
 	// Latency is read from the upstream duration histograms, by backend.
 	Latency Latency
 	// Sparkline is the match rate of each of the last 60 minutes, oldest
