@@ -450,13 +450,16 @@ func (p *Proxy) recordRead(ex *exchange, outcome stats.Outcome, reason string, c
 	}
 }
 
-// Close stops the gateway's background work: shadow comparisons finish or
-// are cut when ctx ends, and queued secondary writes are flushed while ctx
-// allows. Call it after the server stopped sending requests.
+// Close stops the gateway's background work: queued secondary writes are
+// flushed while ctx allows, then shadow comparisons finish or are cut when
+// ctx ends. Call it after the server stopped sending requests.
 func (p *Proxy) Close(ctx context.Context) error {
 	var err error
 	p.closed.Do(func() {
 		close(p.closing)
+		// The queue first: its workers hand write comparisons to shadow
+		// slots, which must not begin while the slots are waited for.
+		err = p.queue.close(ctx)
 		done := make(chan struct{})
 		go func() {
 			p.shadowWG.Wait()
@@ -468,10 +471,9 @@ func (p *Proxy) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			p.cancel()
 			<-done
-			err = ctx.Err()
-		}
-		if qerr := p.queue.close(ctx); qerr != nil && err == nil {
-			err = qerr
+			if err == nil {
+				err = ctx.Err()
+			}
 		}
 		p.cancel()
 	})
