@@ -45,3 +45,27 @@ func (b *bodyBuffers) forBody(cl, max int64) []byte {
 	}
 	return b.get(cl)
 }
+
+// copyBuffers lends ReverseProxy the buffer it copies each answer through.
+// Without a pool it allocates 32 KB per request, which at a few thousand
+// requests a second was most of the garbage the collector had to chase.
+type copyBuffers struct{ pool sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+// Get implements httputil.BufferPool. The pool holds array pointers, so
+// neither Get nor Put allocates.
+func (c *copyBuffers) Get() []byte {
+	if p, ok := c.pool.Get().(*[copyBufferSize]byte); ok {
+		return p[:]
+	}
+	return make([]byte, copyBufferSize)
+}
+
+// Put implements httputil.BufferPool.
+func (c *copyBuffers) Put(buf []byte) {
+	if cap(buf) < copyBufferSize {
+		return
+	}
+	c.pool.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
+}
