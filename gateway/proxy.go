@@ -66,7 +66,7 @@ type Proxy struct {
 
 	targets   [2]*url.URL // by rules.Side
 	timeouts  [2]time.Duration
-	secondary [2]*http.Transport // by the side that is secondary
+	secondary [2]secondaryClient // by the side that is secondary
 	noise     *noise             // nil unless backends.noise is set
 	buffers   bodyBuffers        // answers kept for comparison
 	breakers  [2]*breaker
@@ -123,12 +123,12 @@ func New(cfg Config) (*Proxy, error) {
 		b := set.Backends.Get(side)
 		p.targets[side] = backendTarget(b)
 		p.timeouts[side] = b.Timeout
-		// The transport, not an http.Client: redirects are answers to
+		// A round tripper, not an http.Client: redirects are answers to
 		// compare, and the secondary's deadline is in its context.
 		// As many idle connections as shadow workers: a slow secondary keeps
 		// many requests in flight, and closing their connections after each
 		// would dial anew for every shadowed read.
-		p.secondary[side] = newTransport(b.Timeout, max(256, set.Shadow.Workers))
+		p.secondary[side] = newSecondaryClient(p.targets[side], b.Timeout, max(256, set.Shadow.Workers))
 		p.breakers[side] = newBreaker(side, set.Shadow.BreakerOpenFor, p.metrics, p.log)
 	}
 	p.noise = newNoise(set.Backends.Noise)
@@ -140,6 +140,7 @@ func New(cfg Config) (*Proxy, error) {
 		Transport:      primary,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.primaryError,
+		BufferPool:     &copyBuffers{},
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 		// FlushInterval stays 0: ReverseProxy then flushes at once for
 		// answers of unknown length and for text/event-stream, so streams
@@ -476,6 +477,9 @@ func (p *Proxy) Close(ctx context.Context) error {
 			}
 		}
 		p.cancel()
+		for _, c := range p.secondary {
+			c.CloseIdleConnections()
+		}
 	})
 	return err
 }

@@ -1,0 +1,24 @@
+package gateway
+
+import (
+	"errors"
+	"net/url"
+	"time"
+)
+
+// What the external tests need of the package's internals.
+
+// SecondaryClient is the client that sends the secondary its copies.
+type SecondaryClient = secondaryClient
+
+// NewSecondaryClient returns the client a Proxy would use for target.
+func NewSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int) SecondaryClient {
+	return newSecondaryClient(target, timeout, maxIdle)
+}
+
+// IsStaleConnection reports whether err says a reused connection was found
+// closed before any answer.
+func IsStaleConnection(err error) bool {
+	var s errStale
+	return errors.As(err, &s)
+}

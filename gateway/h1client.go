@@ -1,0 +1,291 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// secondaryClient sends the secondary its copies of reads.
+type secondaryClient interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// newSecondaryClient returns the client for one backend as secondary: h1Client
+// for http:// backends, net/http's Transport for https:// ones.
+func newSecondaryClient(target *url.URL, headerTimeout time.Duration, maxIdle int) secondaryClient {
+	if target.Scheme != "http" {
+		return newTransport(headerTimeout, maxIdle)
+	}
+	port := target.Port()
+	if port == "" {
+		port = "80"
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &h1Client{
+		addr:        net.JoinHostPort(target.Hostname(), port),
+		dial:        d.DialContext,
+		maxIdle:     maxIdle,
+		idleTimeout: 90 * time.Second,
+		now:         time.Now,
+	}
+}
+
+// h1Client speaks HTTP/1.1 to one plain-HTTP backend on connections it pools
+// itself, and does each exchange on the caller's goroutine. net/http's
+// Transport keeps two goroutines per connection (a reader and a writer) and
+// hands every request across both; with a slow secondary, hundreds of
+// shadowed reads in flight meant three goroutine stacks each, plus two per
+// idle connection, for the garbage collector to scan, and those long scans
+// set the client's p99 (issue 7). Here a read in flight is one goroutine and
+// an idle connection none.
+//
+// What it keeps of the Transport's behaviour: requests are written by
+// net/http (Request.Write, as the Transport does), answers parsed by
+// http.ReadResponse (framing, chunked bodies, trailers, HEAD), 1xx answers
+// skipped, a connection reused only after its answer was read to the end
+// and neither side asked to close it, a request retried once on a new
+// connection when a reused one turns out to be closed before any answer
+// (only replayable requests, as the Transport), httptrace's WroteRequest and
+// GotFirstResponseByte reported, the context's deadline and cancellation
+// applied to the connection.
+type h1Client struct {
+	addr        string
+	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
+	maxIdle     int
+	idleTimeout time.Duration
+	now         func() time.Time
+	writers     sync.Pool // *bufio.Writer, only needed while a request is written
+
+	mu   sync.Mutex
+	idle []*h1Conn // least recently used first
+}
+
+type h1Conn struct {
+	conn   net.Conn
+	br     *bufio.Reader
+	idleAt time.Time
+}
+
+// errStale marks a reused connection the backend had closed before it
+// answered: nothing of an answer was read, so a replayable request may be
+// sent again on a new connection.
+type errStale struct{ err error }
+
+func (e errStale) Error() string { return "reused connection closed by the backend: " + e.err.Error() }
+func (e errStale) Unwrap() error { return e.err }
+
+// longAgo is a deadline that makes every pending read and write fail at once.
+var longAgo = time.Unix(1, 0)
+
+// RoundTrip implements http.RoundTripper.
+func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pc, reused, err := c.get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res, err := c.exchange(ctx, pc, req, reused)
+		if err == nil {
+			return res, nil
+		}
+		pc.conn.Close()
+		var stale errStale
+		if attempt > 0 || !errors.As(err, &stale) || !replayable(req) {
+			return nil, err
+		}
+		if req.GetBody != nil {
+			body, berr := req.GetBody()
+			if berr != nil {
+				return nil, err
+			}
+			again := *req
+			again.Body = body
+			req = &again
+		}
+	}
+}
+
+// replayable says whether a request may be sent again after a connection
+// failed under it: the Transport's rule (idempotent method or an
+// idempotency key, and a body it can produce again).
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return false
+	}
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, key := req.Header["Idempotency-Key"]
+	_, xkey := req.Header["X-Idempotency-Key"]
+	return key || xkey
+}
+
+// exchange writes req on pc and reads the answer's head. The body is read by
+// the caller; closing it hands the connection back.
+func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, reused bool) (*http.Response, error) {
+	if d, ok := ctx.Deadline(); ok {
+		pc.conn.SetDeadline(d)
+	} else {
+		pc.conn.SetDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { pc.conn.SetDeadline(longAgo) })
+	fail := func(err error, stale bool) (*http.Response, error) {
+		stop()
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("%w: %v", cerr, err)
+		}
+		if d, ok := ctx.Deadline(); ok && !c.now().Before(d) {
+			// The connection's deadline fired before the context's timer.
+			return nil, fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
+		}
+		if stale && reused {
+			return nil, errStale{err}
+		}
+		return nil, err
+	}
+	bw, _ := c.writers.Get().(*bufio.Writer)
+	if bw == nil {
+		bw = bufio.NewWriterSize(pc.conn, 4<<10)
+	} else {
+		bw.Reset(pc.conn)
+	}
+	err := req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	c.writers.Put(bw)
+	if err != nil {
+		return fail(err, true)
+	}
+	trace := httptrace.ContextClientTrace(ctx)
+	if trace != nil && trace.WroteRequest != nil {
+		trace.WroteRequest(httptrace.WroteRequestInfo{})
+	}
+	if _, err := pc.br.Peek(1); err != nil {
+		return fail(err, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
+	}
+	if trace != nil && trace.GotFirstResponseByte != nil {
+		trace.GotFirstResponseByte()
+	}
+	for {
+		res, err := http.ReadResponse(pc.br, req)
+		if err != nil {
+			return fail(err, false)
+		}
+		switch {
+		case res.StatusCode == http.StatusSwitchingProtocols:
+			return fail(errors.New("the backend switched protocols on a shadowed request"), false)
+		case res.StatusCode < 200:
+			continue // 100 Continue, 103 Early Hints: the answer follows
+		}
+		res.Body = &h1Body{body: res.Body, pc: pc, c: c, stop: stop, keep: !res.Close && !req.Close}
+		return res, nil
+	}
+}
+
+// h1Body hands its connection back to the pool when it is closed after
+// being read to the end; otherwise the connection is closed, so a body left
+// unread never holds up the next request.
+type h1Body struct {
+	body   io.ReadCloser
+	pc     *h1Conn
+	c      *h1Client
+	stop   func() bool
+	keep   bool
+	eof    bool
+	closed bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, errors.New("read on a closed body")
+	}
+	n, err := b.body.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	// stop reports false when the context already cut the connection.
+	if b.stop() && b.eof && b.keep {
+		b.c.put(b.pc)
+		return nil
+	}
+	// Never the inner body's Close: for an answer read by ReadResponse it
+	// reads what is left, which may be endless.
+	return b.pc.conn.Close()
+}
+
+// get returns an idle connection that is still open, or dials one.
+func (c *h1Client) get(ctx context.Context) (*h1Conn, bool, error) {
+	now := c.now()
+	c.mu.Lock()
+	for len(c.idle) > 0 {
+		pc := c.idle[len(c.idle)-1]
+		c.idle = c.idle[:len(c.idle)-1]
+		c.mu.Unlock()
+		if now.Sub(pc.idleAt) < c.idleTimeout && open(pc.conn) {
+			return pc, true, nil
+		}
+		pc.conn.Close()
+		c.mu.Lock()
+	}
+	c.mu.Unlock()
+	conn, err := c.dial(ctx, "tcp", c.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return &h1Conn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10)}, false, nil
+}
+
+// put keeps a connection for the next request. The pool is bounded; the
+// oldest connection goes when it is full or has been idle too long.
+func (c *h1Client) put(pc *h1Conn) {
+	pc.conn.SetDeadline(time.Time{})
+	pc.idleAt = c.now()
+	var drop []*h1Conn
+	c.mu.Lock()
+	for len(c.idle) > 0 && (len(c.idle) >= c.maxIdle || pc.idleAt.Sub(c.idle[0].idleAt) >= c.idleTimeout) {
+		drop = append(drop, c.idle[0])
+		c.idle = c.idle[1:]
+	}
+	c.idle = append(c.idle, pc)
+	c.mu.Unlock()
+	for _, d := range drop {
+		d.conn.Close()
+	}
+}
+
+// CloseIdleConnections closes every pooled connection.
+func (c *h1Client) CloseIdleConnections() {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	for _, pc := range idle {
+		pc.conn.Close()
+	}
+}

@@ -1,0 +1,278 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/gateway"
+)
+
+// h1Server is a real backend that counts the connections it accepted and
+// the ones it saw close.
+type h1Server struct {
+	*httptest.Server
+	opened, closed atomic.Int64
+}
+
+func newH1Server(t *testing.T, h http.HandlerFunc) *h1Server {
+	s := &h1Server{}
+	s.Server = httptest.NewUnstartedServer(h)
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			s.opened.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			s.closed.Add(1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func newH1Client(t *testing.T, s *h1Server) gateway.SecondaryClient {
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gateway.NewSecondaryClient(u, 5*time.Second, 16)
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// fetch sends one request and reads its answer whole, as fetchSecondary does.
+func fetch(t *testing.T, c gateway.SecondaryClient, ctx context.Context, method, target, body string) (*http.Response, string, error) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.RoundTrip(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res, string(b), err
+}
+
+func TestH1ClientReusesOneConnection(t *testing.T) {
+	s := newH1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("chunked") != "" {
+			w.Write([]byte(`{"part": 1,`))
+			w.(http.Flusher).Flush()
+			w.Write([]byte(`"part2": 2}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"path": "`+r.URL.Path+`", "marker": "`+r.Header.Get("X-Test")+`"}`)
+	})
+	c := newH1Client(t, s)
+	for i := range 20 {
+		target := s.URL + "/items/1"
+		want := `{"path": "/items/1", "marker": ""}`
+		if i%2 == 1 {
+			target, want = s.URL+"/x?chunked=1", `{"part": 1,"part2": 2}`
+		}
+		res, body, err := fetch(t, c, context.Background(), http.MethodGet, target, "")
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if res.StatusCode != 200 || body != want {
+			t.Fatalf("request %d: %d %q, want 200 %q", i, res.StatusCode, body, want)
+		}
+	}
+	if n := s.opened.Load(); n != 1 {
+		t.Fatalf("20 requests in a row opened %d connections, want 1", n)
+	}
+}
+
+func TestH1ClientClosesWhatIsNotReadToTheEnd(t *testing.T) {
+	s := newH1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat("x", 64<<10))
+	})
+	c := newH1Client(t, s)
+	for range 3 {
+		req, _ := http.NewRequest(http.MethodGet, s.URL, nil)
+		res, err := c.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := res.Body.Read(make([]byte, 10)); err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	if n := s.opened.Load(); n != 3 {
+		t.Fatalf("3 answers left unread used %d connections, want 3 (one each, none reused)", n)
+	}
+	eventually(t, "the unread connections closed", func() bool { return s.closed.Load() == 3 })
+}
+
+// A backend that closes keep-alive connections while idle (Node closes them
+// after 5 s): the next request, even one that could not be replayed, goes
+// on a new connection instead of failing on the dead one.
+func TestH1ClientSkipsConnectionsTheBackendClosed(t *testing.T) {
+	s := newH1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, `{"ok": true}`)
+	})
+	s.Config.SetKeepAlivesEnabled(true)
+	c := newH1Client(t, s)
+	if _, _, err := fetch(t, c, context.Background(), http.MethodPost, s.URL, `{"a": 1}`); err != nil {
+		t.Fatal(err)
+	}
+	// Close the backend's side of the idle connection, as its idle timeout would.
+	s.CloseClientConnections()
+	eventually(t, "the backend to close the idle connection", func() bool { return s.closed.Load() == 1 })
+	res, body, err := fetch(t, c, context.Background(), http.MethodPost, s.URL, `{"a": 2}`)
+	if err != nil {
+		t.Fatalf("a POST after the backend closed the idle connection failed: %v", err)
+	}
+	if res.StatusCode != 200 || body != `{"ok": true}` {
+		t.Fatalf("got %d %q", res.StatusCode, body)
+	}
+	if n := s.opened.Load(); n != 2 {
+		t.Fatalf("opened %d connections, want 2", n)
+	}
+}
+
+// A replayable request on a reused connection that the backend drops as the
+// request arrives is sent again once on a new connection; a POST is not.
+func TestH1ClientRetriesOnlyReplayableRequests(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns atomic.Int64
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := conns.Add(1)
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if n == 1 && i == 1 {
+						return // the first connection dies under its second request
+					}
+					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+				}
+			}()
+		}
+	}()
+	u, _ := url.Parse("http://" + ln.Addr().String())
+	c := gateway.NewSecondaryClient(u, 5*time.Second, 16)
+	defer c.CloseIdleConnections()
+	get := func(method string) error {
+		req, _ := http.NewRequest(method, u.String(), nil)
+		res, err := c.RoundTrip(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, res.Body)
+		return res.Body.Close()
+	}
+	if err := get(http.MethodGet); err != nil {
+		t.Fatal(err)
+	}
+	if err := get(http.MethodGet); err != nil {
+		t.Fatalf("a GET on a connection that died under it was not sent again: %v", err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+	// Now the second connection is idle and healthy; make the next one die
+	// the same way for a POST: it must fail, not be sent twice.
+	conns.Store(0)
+	c.CloseIdleConnections()
+	if err := get(http.MethodPost); err != nil {
+		t.Fatal(err)
+	}
+	err = get(http.MethodPost)
+	if !gateway.IsStaleConnection(err) {
+		t.Fatalf("a POST on a connection that died under it: %v, want the stale-connection error and no second try", err)
+	}
+}
+
+// The context's deadline and cancellation reach a connection that is
+// waiting for an answer or a body.
+func TestH1ClientHonoursTheContext(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	s := newH1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/body" {
+			w.Header().Set("Content-Length", "100")
+			io.WriteString(w, "partial")
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	c := newH1Client(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := fetch(t, c, ctx, http.MethodGet, s.URL+"/head", ""); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("hanging head: %v, want the deadline", err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx2, http.MethodGet, s.URL+"/body", nil)
+	res, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(res.Body)
+		done <- err
+	}()
+	cancel2()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a body cut by cancellation read as whole")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelling the context did not stop a body read")
+	}
+	res.Body.Close()
+}
+
+func TestH1ClientSkipsInformationalAnswers(t *testing.T) {
+	s := newH1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "done")
+	})
+	c := newH1Client(t, s)
+	res, body, err := fetch(t, c, context.Background(), http.MethodGet, s.URL, "")
+	if err != nil || res.StatusCode != 200 || body != "done" {
+		t.Fatalf("got %v %v %q, want 200 \"done\"", res, err, body)
+	}
+}
