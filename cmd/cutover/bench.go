@@ -21,6 +21,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	conns := fs.Int("conns", 32, "connections of the closed-loop runs")
 	sizes := fs.String("sizes", "1024,16384", "answer sizes in bytes, comma separated")
 	latency := fs.Bool("latency", true, "also measure latency at a fixed rate of half the baseline's capacity")
+	closed := fs.Bool("closed", true, "measure throughput with a fixed number of connections; without it the fixed rate needs --rate")
+	rate := fs.Float64("rate", 0, "the fixed rate of the latency runs, in req/s; 0 means half the plain proxy's measured capacity")
 	overload := fs.Duration("overload", 60*time.Second, "length of the run against a hanging new backend; 0 skips it")
 	nginx := fs.Bool("nginx", true, "also measure nginx with mirror when it is installed")
 	queue := fs.Bool("queue", true, "also measure the durable secondary-write queue against an in-memory one")
@@ -42,7 +44,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	defer os.RemoveAll(dir)
 	ctx, stop := signalContext()
 	defer stop()
-	b := &bench{self: self, dir: dir, rounds: *rounds, duration: *duration, conns: *conns, out: stdout, nginx: *nginx}
+	if !*closed && *latency && *rate <= 0 {
+		fmt.Fprintln(stderr, "cutover bench: --closed=false measures no capacity to take half of: give the fixed rate with --rate")
+		return 2
+	}
+	b := &bench{self: self, dir: dir, rounds: *rounds, duration: *duration, conns: *conns, out: stdout, nginx: *nginx, closed: *closed, rate: *rate}
 	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s, %s\n\n", b.rounds, b.duration, b.conns, gomaxprocs(), readBuildInfo())
 	if *onlyQueue {
 		*sizes = ""
@@ -84,6 +90,8 @@ type bench struct {
 	duration  time.Duration
 	conns     int
 	nginx     bool
+	closed    bool    // run the closed-loop throughput measurements
+	rate      float64 // fixed rate of the latency runs; 0: half the baseline's capacity
 	out       io.Writer
 }
 
@@ -217,54 +225,78 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 	for _, s := range systems {
 		closedLoop(ctx, s.p.addr, b.conns, s.req, time.Second)
 	}
-	samples := make([][]sample, len(systems))
-	for r := range b.rounds {
-		for i, s := range systems {
-			if ctx.Err() != nil {
-				return ctx.Err()
+	var rows []row
+	if b.closed {
+		samples := make([][]sample, len(systems))
+		for r := range b.rounds {
+			for i, s := range systems {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				samples[i] = append(samples[i], b.measure(ctx, s.p, s.req, 0))
+				fmt.Fprintf(os.Stderr, "\r  %d B: round %d/%d, %-32s", size, r+1, b.rounds, s.name)
 			}
-			samples[i] = append(samples[i], b.measure(ctx, s.p, s.req, 0))
-			fmt.Fprintf(os.Stderr, "\r  %d B: round %d/%d, %-32s", size, r+1, b.rounds, s.name)
 		}
+		fmt.Fprintf(os.Stderr, "\r%80s\r", "")
+		rows = make([]row, len(systems))
+		for i, s := range systems {
+			rows[i] = row{s.name, median(samples[i])}
+		}
+		fmt.Fprintf(b.out, "### %d-byte answers, %d connections (closed loop)\n\n", size, b.conns)
+		b.table(rows, map[int]int{1: 0, 2: 0, 4: 3, 5: 0})
 	}
-	fmt.Fprintf(os.Stderr, "\r%80s\r", "")
-	rows := make([]row, len(systems))
-	for i, s := range systems {
-		rows[i] = row{s.name, median(samples[i])}
-	}
-	fmt.Fprintf(b.out, "### %d-byte answers, %d connections (closed loop)\n\n", size, b.conns)
-	b.table(rows, map[int]int{1: 0, 2: 0, 4: 3, 5: 0})
 
 	if latency {
-		rate := rows[0].s.rate / 2
-		fmt.Fprintf(b.out, "\n### %d-byte answers at a fixed %.0f req/s (half the plain proxy's capacity)\n\n", size, rate)
-		var lat []row
-		for _, s := range []system{systems[0], systems[2]} {
-			var ss []sample
-			for range b.rounds {
-				ss = append(ss, b.measure(ctx, s.p, s.req, rate))
-			}
-			lat = append(lat, row{s.name, median(ss)})
+		rate := b.rate
+		if rate <= 0 {
+			rate = rows[0].s.rate / 2
 		}
-		if err := new.set(100*time.Millisecond, false); err != nil {
+		if err := b.latency(ctx, size, rate, systems[0].p, shadow, new, get); err != nil {
 			return err
 		}
-		var ss []sample
-		for range b.rounds {
-			ss = append(ss, b.measure(ctx, shadow, get, rate))
-		}
-		if err := new.set(0, false); err != nil {
-			return err
-		}
-		lat = append(lat, row{"cutover shadow-read, new +100 ms", median(ss)})
-		b.table(lat, map[int]int{1: 0, 2: 1})
 	}
-	if overload > 0 {
+	if overload > 0 && rows != nil {
 		if err := b.overload(ctx, shadow, new, get, overload, rows[2].s.rate); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintln(b.out)
+	return nil
+}
+
+// latency measures the client's latency at a fixed rate: the plain proxy,
+// shadow-read, and shadow-read with the new backend 100 ms slower, taken in
+// turn in every round so that the machine's drift falls on all three alike.
+func (b *bench) latency(ctx context.Context, size int, rate float64, plain, shadow *benchProcess, new *benchBackend, req []byte) error {
+	fmt.Fprintf(b.out, "\n### %d-byte answers at a fixed %.0f req/s (half the plain proxy's capacity unless --rate)\n\n", size, rate)
+	names := []string{"plain Go proxy, GET", "cutover shadow-read, GET", "cutover shadow-read, new +100 ms"}
+	samples := make([][]sample, len(names))
+	defer new.set(0, false)
+	for r := range b.rounds {
+		for i, name := range names {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			p, delay := shadow, time.Duration(0)
+			switch i {
+			case 0:
+				p = plain
+			case 2:
+				delay = 100 * time.Millisecond
+			}
+			if err := new.set(delay, false); err != nil {
+				return err
+			}
+			samples[i] = append(samples[i], b.measure(ctx, p, req, rate))
+			fmt.Fprintf(os.Stderr, "\r  %d B: fixed rate, round %d/%d, %-32s", size, r+1, b.rounds, name)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "\r%80s\r", "")
+	rows := make([]row, len(names))
+	for i, name := range names {
+		rows[i] = row{name, median(samples[i])}
+	}
+	b.table(rows, map[int]int{1: 0, 2: 1})
 	return nil
 }
 

@@ -288,7 +288,7 @@ func runBenchBaseline(args []string, stdout, stderr io.Writer) int {
 // startCutover runs `cutover serve` in phase for the two backends.
 func startCutover(self, dir, name, phase, old, new string) (*benchProcess, error) {
 	cfg := fmt.Sprintf(`listen: "127.0.0.1:0"
-admin: {listen: "127.0.0.1:0"}
+admin: {listen: "127.0.0.1:0", pprof: true}
 backends:
   old: {url: "http://%s", timeout: 10s}
   new: {url: "http://%s", timeout: 2s}
@@ -303,7 +303,12 @@ routes:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	return startProcess(name, exec.Command(self, "serve", "--config", path, "--data-dir", filepath.Join(dir, name+"-data"), "--log-level", "error", "--log-format", "json"))
+	p, err := startProcess(name, exec.Command(self, "serve", "--config", path, "--data-dir", filepath.Join(dir, name+"-data"), "--log-level", "error", "--log-format", "json"))
+	if err == nil {
+		// To profile a system while it is measured.
+		fmt.Fprintf(os.Stderr, "  %s: profiles at http://%s/debug/pprof/\n", name, p.admin)
+	}
+	return p, err
 }
 
 // startNginx runs nginx with the mirror module as a second baseline: it fans
