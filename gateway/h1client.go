@@ -15,7 +15,10 @@ import (
 	"time"
 )
 
-// secondaryClient sends the secondary its copies of reads.
+// secondaryClient sends a backend, as secondary, its copies of reads and its
+// queued writes. Each exchange is bounded by the backend's own timeout (and
+// by the request context's deadline, when earlier), and an answer's body
+// reports the backend's own time (see backendTime).
 type secondaryClient interface {
 	http.RoundTripper
 	CloseIdleConnections()
@@ -23,9 +26,9 @@ type secondaryClient interface {
 
 // newSecondaryClient returns the client for one backend as secondary: h1Client
 // for http:// backends, net/http's Transport for https:// ones.
-func newSecondaryClient(target *url.URL, headerTimeout time.Duration, maxIdle int) secondaryClient {
+func newSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int) secondaryClient {
 	if target.Scheme != "http" {
-		return newTransport(headerTimeout, maxIdle)
+		return &transportClient{t: newTransport(timeout, maxIdle), timeout: timeout}
 	}
 	port := target.Port()
 	if port == "" {
@@ -35,6 +38,7 @@ func newSecondaryClient(target *url.URL, headerTimeout time.Duration, maxIdle in
 	return &h1Client{
 		addr:        net.JoinHostPort(target.Hostname(), port),
 		dial:        d.DialContext,
+		timeout:     timeout,
 		maxIdle:     maxIdle,
 		idleTimeout: 90 * time.Second,
 		now:         time.Now,
@@ -58,10 +62,12 @@ func newSecondaryClient(target *url.URL, headerTimeout time.Duration, maxIdle in
 // connection when a reused one turns out to be closed before any answer
 // (only replayable requests, as the Transport), httptrace's WroteRequest and
 // GotFirstResponseByte reported, the context's deadline and cancellation
-// applied to the connection.
+// applied to the connection. The backend's time is measured here, from the
+// request flushed to the answer's first byte, without httptrace.
 type h1Client struct {
 	addr        string
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
+	timeout     time.Duration // of one exchange, from sending to the body's end
 	maxIdle     int
 	idleTimeout time.Duration
 	now         func() time.Time
@@ -139,19 +145,18 @@ func replayable(req *http.Request) bool {
 // exchange writes req on pc and reads the answer's head. The body is read by
 // the caller; closing it hands the connection back.
 func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, reused bool) (*http.Response, error) {
-	if d, ok := ctx.Deadline(); ok {
-		pc.conn.SetDeadline(d)
-	} else {
-		pc.conn.SetDeadline(time.Time{})
+	deadline := c.now().Add(c.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
 	}
+	pc.conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { pc.conn.SetDeadline(longAgo) })
 	fail := func(err error, stale bool) (*http.Response, error) {
 		stop()
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, fmt.Errorf("%w: %v", cerr, err)
 		}
-		if d, ok := ctx.Deadline(); ok && !c.now().Before(d) {
-			// The connection's deadline fired before the context's timer.
+		if !c.now().Before(deadline) {
 			return nil, fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
 		}
 		if stale && reused {
@@ -174,6 +179,7 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 	if err != nil {
 		return fail(err, true)
 	}
+	wrote := c.now()
 	trace := httptrace.ContextClientTrace(ctx)
 	if trace != nil && trace.WroteRequest != nil {
 		trace.WroteRequest(httptrace.WroteRequestInfo{})
@@ -181,6 +187,7 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 	if _, err := pc.br.Peek(1); err != nil {
 		return fail(err, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
 	}
+	first := c.now()
 	if trace != nil && trace.GotFirstResponseByte != nil {
 		trace.GotFirstResponseByte()
 	}
@@ -195,7 +202,7 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 		case res.StatusCode < 200:
 			continue // 100 Continue, 103 Early Hints: the answer follows
 		}
-		res.Body = &h1Body{body: res.Body, pc: pc, c: c, stop: stop, keep: !res.Close && !req.Close}
+		res.Body = &h1Body{body: res.Body, pc: pc, c: c, stop: stop, keep: !res.Close && !req.Close, took: first.Sub(wrote)}
 		return res, nil
 	}
 }
@@ -211,7 +218,10 @@ type h1Body struct {
 	keep   bool
 	eof    bool
 	closed bool
+	took   time.Duration // from the request flushed to the answer's first byte
 }
+
+func (b *h1Body) backendTime() (time.Duration, bool) { return b.took, true }
 
 func (b *h1Body) Read(p []byte) (int, error) {
 	if b.closed {
@@ -288,4 +298,55 @@ func (c *h1Client) CloseIdleConnections() {
 	for _, pc := range idle {
 		pc.conn.Close()
 	}
+}
+
+// transportClient is net/http's Transport with the backend's timeout
+// applied to each exchange, for https:// backends.
+type transportClient struct {
+	t       *http.Transport
+	timeout time.Duration
+}
+
+func (c *transportClient) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), c.timeout)
+	timer := newLegTimer(time.Now)
+	res, err := c.t.RoundTrip(req.WithContext(timer.context(ctx)))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	res.Body = &timedBody{ReadCloser: res.Body, cancel: cancel, timer: timer}
+	return res, nil
+}
+
+func (c *transportClient) CloseIdleConnections() { c.t.CloseIdleConnections() }
+
+// timedBody ends its exchange's timeout when closed and reports the
+// backend's time as httptrace saw it.
+type timedBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+	timer  *legTimer
+}
+
+func (b *timedBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+func (b *timedBody) backendTime() (time.Duration, bool) {
+	d := b.timer.latency(-1)
+	return d, d >= 0
+}
+
+// backendTime returns the backend's own time for an answer from a
+// secondaryClient, from its request written to its first byte, or fallback.
+func backendTime(res *http.Response, fallback time.Duration) time.Duration {
+	if t, ok := res.Body.(interface{ backendTime() (time.Duration, bool) }); ok {
+		if d, ok := t.backendTime(); ok {
+			return d
+		}
+	}
+	return fallback
 }

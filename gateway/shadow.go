@@ -63,11 +63,9 @@ func (j *shadowJob) primaryDone(_ *Proxy, ex *exchange) {
 // so the request it copies is exactly the one the primary is about to get.
 func (p *Proxy) startShadow(ex *exchange) {
 	side := ex.primary.Other()
-	ctx, cancel := p.secondaryContext(side)
-	req := p.secondaryRequest(ctx, ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
+	req := p.secondaryRequest(p.stop, ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
 	go func() {
 		defer p.release()
-		defer cancel()
 		var noise chan answer
 		if p.noise != nil {
 			noise = make(chan answer, 1)
@@ -83,13 +81,6 @@ func (p *Proxy) startShadow(ex *exchange) {
 	}()
 }
 
-// secondaryContext bounds the secondary's work by its own deadline, not the
-// client's: the client may leave as soon as it has the primary's answer
-// (STYLE.md 6). Close cuts it when its own deadline ends.
-func (p *Proxy) secondaryContext(side rules.Side) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(p.stop, p.timeouts[side])
-}
-
 // errServerError marks a 5xx from the secondary as a failure for its breaker;
 // the answer itself is still compared.
 var errServerError = errors.New("secondary answered 5xx")
@@ -98,8 +89,6 @@ var errServerError = errors.New("secondary answered 5xx")
 // the answer, bounded by shadow.max_body.
 func (p *Proxy) fetchSecondary(req *http.Request, route string, side rules.Side) answer {
 	start := p.now()
-	timer := newLegTimer(p.now)
-	req = req.WithContext(timer.context(req.Context()))
 	var a answer
 	_, err := p.breakers[side].cb.Execute(func() (struct{}, error) {
 		res, err := p.secondary[side].RoundTrip(req)
@@ -107,7 +96,7 @@ func (p *Proxy) fetchSecondary(req *http.Request, route string, side rules.Side)
 			return struct{}{}, err
 		}
 		defer res.Body.Close()
-		a.latency = timer.latency(p.now().Sub(start))
+		a.latency = backendTime(res, p.now().Sub(start))
 		buf := p.buffers.forBody(res.ContentLength, p.shadowCfg.MaxBody)
 		body, over, err := readBoundedInto(buf, res.Body, p.shadowCfg.MaxBody, res.ContentLength)
 		if err != nil {
