@@ -265,12 +265,16 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 }
 
 // latency measures the client's latency at a fixed rate: the plain proxy,
-// shadow-read, and shadow-read with the new backend 100 ms slower, taken in
-// turn in every round so that the machine's drift falls on all three alike.
+// shadow-read, shadow-read with the new backend 100 ms slower, and the plain
+// proxy again (its ratio to the first plain row is the noise of the run),
+// taken in turn in every round so that the machine's drift falls on all
+// alike. Under the table: the median and range of the per-round p99 ratios,
+// and the new backend's own CPU per request, since it shares the cores.
 func (b *bench) latency(ctx context.Context, size int, rate float64, plain, shadow *benchProcess, new *benchBackend, req []byte) error {
 	fmt.Fprintf(b.out, "\n### %d-byte answers at a fixed %.0f req/s (half the plain proxy's capacity unless --rate)\n\n", size, rate)
-	names := []string{"plain Go proxy, GET", "cutover shadow-read, GET", "cutover shadow-read, new +100 ms"}
+	names := []string{"plain Go proxy, GET", "cutover shadow-read, GET", "cutover shadow-read, new +100 ms", "plain Go proxy again (the run's noise)"}
 	samples := make([][]sample, len(names))
+	newCPU := make([][]float64, len(names)) // µs per request
 	defer new.set(0, false)
 	for r := range b.rounds {
 		for i, name := range names {
@@ -279,7 +283,7 @@ func (b *bench) latency(ctx context.Context, size int, rate float64, plain, shad
 			}
 			p, delay := shadow, time.Duration(0)
 			switch i {
-			case 0:
+			case 0, 3:
 				p = plain
 			case 2:
 				delay = 100 * time.Millisecond
@@ -287,8 +291,11 @@ func (b *bench) latency(ctx context.Context, size int, rate float64, plain, shad
 			if err := new.set(delay, false); err != nil {
 				return err
 			}
-			samples[i] = append(samples[i], b.measure(ctx, p, req, rate))
-			fmt.Fprintf(os.Stderr, "\r  %d B: fixed rate, round %d/%d, %-32s", size, r+1, b.rounds, name)
+			cpu0 := new.cpu()
+			s := b.measure(ctx, p, req, rate)
+			samples[i] = append(samples[i], s)
+			newCPU[i] = append(newCPU[i], float64((new.cpu()-cpu0).Microseconds())/(rate*b.duration.Seconds()))
+			fmt.Fprintf(os.Stderr, "\r  %d B: fixed rate, round %d/%d, %-40s", size, r+1, b.rounds, name)
 		}
 	}
 	fmt.Fprintf(os.Stderr, "\r%80s\r", "")
@@ -296,7 +303,20 @@ func (b *bench) latency(ctx context.Context, size int, rate float64, plain, shad
 	for i, name := range names {
 		rows[i] = row{name, median(samples[i])}
 	}
-	b.table(rows, map[int]int{1: 0, 2: 1})
+	b.table(rows, map[int]int{1: 0, 2: 1, 3: 0})
+	fmt.Fprintln(b.out)
+	for _, pair := range [][2]int{{1, 0}, {2, 1}, {3, 0}} {
+		ratios := make([]float64, b.rounds)
+		for r := range b.rounds {
+			ratios[r] = float64(samples[pair[0]][r].p99) / float64(samples[pair[1]][r].p99)
+		}
+		slices.Sort(ratios)
+		fmt.Fprintf(b.out, "- p99 of %q against %q, round by round: median %.2f×, from %.2f× to %.2f×\n",
+			names[pair[0]], names[pair[1]], ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+	}
+	med := func(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
+	fmt.Fprintf(b.out, "- the new backend's own CPU per request (it shares the cores): %.0f µs healthy, %.0f µs when 100 ms slower\n",
+		med(newCPU[1]), med(newCPU[2]))
 	return nil
 }
 
