@@ -257,7 +257,7 @@ func (c *h1Client) get(ctx context.Context) (*h1Conn, bool, error) {
 		pc := c.idle[len(c.idle)-1]
 		c.idle = c.idle[:len(c.idle)-1]
 		c.mu.Unlock()
-		if now.Sub(pc.idleAt) < c.idleTimeout && open(pc.conn) {
+		if now.Sub(pc.idleAt) < c.idleTimeout && stillOpen(pc.conn) {
 			return pc, true, nil
 		}
 		pc.conn.Close()

@@ -4,6 +4,6 @@ package gateway
 
 import "net"
 
-// open cannot look at the socket on this system; a connection the backend
+// stillOpen cannot look at the socket on this system; a connection the backend
 // closed while idle fails its request, which is then retried if replayable.
-func open(net.Conn) bool { return true }
+func stillOpen(net.Conn) bool { return true }

@@ -8,11 +8,11 @@ import (
 	"syscall"
 )
 
-// open reports whether an idle connection can carry another request: the
+// stillOpen reports whether an idle connection can carry another request: the
 // backend has not closed it and has sent nothing unasked. One non-blocking
 // peek, so a connection the backend dropped while idle (Node's servers do so
 // after 5 s) is never used for a request that could not be replayed.
-func open(conn net.Conn) bool {
+func stillOpen(conn net.Conn) bool {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return true
