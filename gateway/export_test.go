@@ -13,7 +13,7 @@ type SecondaryClient = secondaryClient
 
 // NewSecondaryClient returns the client a Proxy would use for target.
 func NewSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int) SecondaryClient {
-	return newSecondaryClient(target, timeout, maxIdle)
+	return newSecondaryClient(target, timeout, maxIdle, "Idempotency-Key")
 }
 
 // IsStaleConnection reports whether err says a reused connection was found

@@ -26,7 +26,7 @@ type secondaryClient interface {
 
 // newSecondaryClient returns the client for one backend as secondary: h1Client
 // for http:// backends, net/http's Transport for https:// ones.
-func newSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int) secondaryClient {
+func newSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int, idempotencyHeader string) secondaryClient {
 	if target.Scheme != "http" {
 		return &transportClient{t: newTransport(timeout, maxIdle), timeout: timeout}
 	}
@@ -36,12 +36,13 @@ func newSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int) sec
 	}
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &h1Client{
-		addr:        net.JoinHostPort(target.Hostname(), port),
-		dial:        d.DialContext,
-		timeout:     timeout,
-		maxIdle:     maxIdle,
-		idleTimeout: 90 * time.Second,
-		now:         time.Now,
+		addr:              net.JoinHostPort(target.Hostname(), port),
+		dial:              d.DialContext,
+		timeout:           timeout,
+		idempotencyHeader: idempotencyHeader,
+		maxIdle:           maxIdle,
+		idleTimeout:       90 * time.Second,
+		now:               time.Now,
 	}
 }
 
@@ -65,13 +66,15 @@ func newSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int) sec
 // applied to the connection. The backend's time is measured here, from the
 // request flushed to the answer's first byte, without httptrace.
 type h1Client struct {
-	addr        string
-	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
-	timeout     time.Duration // of one exchange, from sending to the body's end
-	maxIdle     int
-	idleTimeout time.Duration
-	now         func() time.Time
-	writers     sync.Pool // *bufio.Writer, only needed while a request is written
+	addr    string
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	timeout time.Duration // of one exchange, from dialling to the body's end
+	// idempotencyHeader makes a request replayable, as Idempotency-Key does.
+	idempotencyHeader string
+	maxIdle           int
+	idleTimeout       time.Duration
+	now               func() time.Time
+	writers           sync.Pool // *bufio.Writer, only needed while a request is written
 
 	mu   sync.Mutex
 	idle []*h1Conn // least recently used first
@@ -79,8 +82,30 @@ type h1Client struct {
 
 type h1Conn struct {
 	conn   net.Conn
+	head   limitedConn // what br reads through: bounded while a head is read
 	br     *bufio.Reader
 	idleAt time.Time
+}
+
+// limitedConn reads from conn at most n more bytes, or without bound when n
+// is negative.
+type limitedConn struct {
+	conn net.Conn
+	n    int64
+}
+
+func (l *limitedConn) Read(p []byte) (int, error) {
+	if l.n == 0 {
+		return 0, errors.New("answer head too large")
+	}
+	if l.n > 0 && int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.conn.Read(p)
+	if l.n > 0 {
+		l.n -= int64(n)
+	}
+	return n, err
 }
 
 // errStale marks a reused connection the backend had closed before it
@@ -94,30 +119,48 @@ func (e errStale) Unwrap() error { return e.err }
 // longAgo is a deadline that makes every pending read and write fail at once.
 var longAgo = time.Unix(1, 0)
 
+// maxAnswerHead bounds an answer's status line and headers (and each 1xx
+// answer's): http.ReadResponse has no bound of its own, and a backend that
+// streams an endless header must not fill the gateway's memory.
+const maxAnswerHead = 1 << 20
+
 // RoundTrip implements http.RoundTripper.
 func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	// One deadline for the whole exchange: dialling, a retry and the body.
+	deadline := c.now().Add(c.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	fail := func(err error) (*http.Response, error) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return fail(err)
 		}
-		pc, reused, err := c.get(ctx)
+		// A retry never takes a pooled connection: it may be as dead as
+		// the one that failed.
+		pc, reused, err := c.get(ctx, deadline, attempt > 0)
 		if err != nil {
-			return nil, err
+			return fail(c.explain(ctx, deadline, err))
 		}
-		res, err := c.exchange(ctx, pc, req, reused)
+		res, err := c.exchange(ctx, pc, req, reused, deadline)
 		if err == nil {
 			return res, nil
 		}
 		pc.conn.Close()
 		var stale errStale
-		if attempt > 0 || !errors.As(err, &stale) || !replayable(req) {
-			return nil, err
+		if attempt > 0 || !errors.As(err, &stale) || !c.replayable(req) {
+			return fail(err)
 		}
 		if req.GetBody != nil {
 			body, berr := req.GetBody()
 			if berr != nil {
-				return nil, err
+				return fail(err)
 			}
 			again := *req
 			again.Body = body
@@ -126,10 +169,24 @@ func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// explain names the context's end or the exchange's deadline in an error
+// they caused (the connection only says "i/o timeout"), so callers can tell
+// a shutdown or a timeout from a backend's failure.
+func (c *h1Client) explain(ctx context.Context, deadline time.Time, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%w: %v", cerr, err)
+	}
+	if !c.now().Before(deadline) {
+		return fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
+	}
+	return err
+}
+
 // replayable says whether a request may be sent again after a connection
 // failed under it: the Transport's rule (idempotent method or an
-// idempotency key, and a body it can produce again).
-func replayable(req *http.Request) bool {
+// idempotency key, and a body it can produce again), with the gateway's
+// own idempotency header counted as a key.
+func (c *h1Client) replayable(req *http.Request) bool {
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
 		return false
 	}
@@ -137,29 +194,23 @@ func replayable(req *http.Request) bool {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return true
 	}
-	_, key := req.Header["Idempotency-Key"]
-	_, xkey := req.Header["X-Idempotency-Key"]
-	return key || xkey
+	for _, h := range [...]string{"Idempotency-Key", "X-Idempotency-Key", c.idempotencyHeader} {
+		if _, ok := req.Header[h]; ok && h != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // exchange writes req on pc and reads the answer's head. The body is read by
 // the caller; closing it hands the connection back.
-func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, reused bool) (*http.Response, error) {
-	deadline := c.now().Add(c.timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
+func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, reused bool, deadline time.Time) (*http.Response, error) {
 	pc.conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { pc.conn.SetDeadline(longAgo) })
 	fail := func(err error, stale bool) (*http.Response, error) {
 		stop()
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, fmt.Errorf("%w: %v", cerr, err)
-		}
-		if !c.now().Before(deadline) {
-			return nil, fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
-		}
-		if stale && reused {
+		err = c.explain(ctx, deadline, err)
+		if stale && reused && ctx.Err() == nil {
 			return nil, errStale{err}
 		}
 		return nil, err
@@ -170,14 +221,27 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 	} else {
 		bw.Reset(pc.conn)
 	}
-	err := req.Write(bw)
-	if err == nil {
-		err = bw.Flush()
+	werr := req.Write(bw)
+	if werr == nil {
+		werr = bw.Flush()
 	}
 	bw.Reset(nil)
 	c.writers.Put(bw)
-	if err != nil {
-		return fail(err, true)
+	if werr != nil {
+		// A backend may answer (413, 401...) and close before reading the
+		// whole request: that answer is the backend's, not a failure to
+		// reach it. Look for it briefly; without one the write failed.
+		if ctx.Err() == nil {
+			pc.conn.SetReadDeadline(earliest(deadline, c.now().Add(50*time.Millisecond)))
+			pc.head.n = maxAnswerHead
+			if res, err := http.ReadResponse(pc.br, req); err == nil && res.StatusCode >= 200 {
+				pc.conn.SetReadDeadline(deadline)
+				pc.head.n = -1
+				res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: deadline, stop: stop, keep: false}
+				return res, nil
+			}
+		}
+		return fail(werr, true)
 	}
 	wrote := c.now()
 	trace := httptrace.ContextClientTrace(ctx)
@@ -192,8 +256,12 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 		trace.GotFirstResponseByte()
 	}
 	for {
+		pc.head.n = maxAnswerHead
 		res, err := http.ReadResponse(pc.br, req)
 		if err != nil {
+			if pc.head.n == 0 {
+				err = fmt.Errorf("answer head larger than %d bytes", maxAnswerHead)
+			}
 			return fail(err, false)
 		}
 		switch {
@@ -202,23 +270,35 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 		case res.StatusCode < 200:
 			continue // 100 Continue, 103 Early Hints: the answer follows
 		}
-		res.Body = &h1Body{body: res.Body, pc: pc, c: c, stop: stop, keep: !res.Close && !req.Close, took: first.Sub(wrote)}
+		pc.head.n = -1 // the body is bounded by its reader (shadow.max_body)
+		res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: deadline, stop: stop,
+			keep: !res.Close && !req.Close, took: first.Sub(wrote)}
 		return res, nil
 	}
 }
 
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
 // h1Body hands its connection back to the pool when it is closed after
 // being read to the end; otherwise the connection is closed, so a body left
-// unread never holds up the next request.
+// unread never holds up the next request. Read and Close are called from
+// one goroutine (fetchSecondary, fetchAnswer).
 type h1Body struct {
-	body   io.ReadCloser
-	pc     *h1Conn
-	c      *h1Client
-	stop   func() bool
-	keep   bool
-	eof    bool
-	closed bool
-	took   time.Duration // from the request flushed to the answer's first byte
+	body     io.ReadCloser
+	pc       *h1Conn
+	c        *h1Client
+	ctx      context.Context
+	deadline time.Time
+	stop     func() bool
+	keep     bool
+	eof      bool
+	closed   bool
+	took     time.Duration // from the request flushed to the answer's first byte
 }
 
 func (b *h1Body) backendTime() (time.Duration, bool) { return b.took, true }
@@ -228,8 +308,11 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		return 0, errors.New("read on a closed body")
 	}
 	n, err := b.body.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.eof = true
+	case err != nil:
+		err = b.c.explain(b.ctx, b.deadline, err)
 	}
 	return n, err
 }
@@ -240,7 +323,9 @@ func (b *h1Body) Close() error {
 	}
 	b.closed = true
 	// stop reports false when the context already cut the connection.
-	if b.stop() && b.eof && b.keep {
+	// Bytes left in the buffer after the answer's end (an unasked answer,
+	// a body on a HEAD or 304) would be read as the next request's answer.
+	if b.stop() && b.eof && b.keep && b.pc.br.Buffered() == 0 {
 		b.c.put(b.pc)
 		return nil
 	}
@@ -249,26 +334,33 @@ func (b *h1Body) Close() error {
 	return b.pc.conn.Close()
 }
 
-// get returns an idle connection that is still open, or dials one.
-func (c *h1Client) get(ctx context.Context) (*h1Conn, bool, error) {
+// get returns an idle connection that is still open, or dials one (always
+// when fresh is set) within the exchange's deadline.
+func (c *h1Client) get(ctx context.Context, deadline time.Time, fresh bool) (*h1Conn, bool, error) {
 	now := c.now()
 	c.mu.Lock()
-	for len(c.idle) > 0 {
-		pc := c.idle[len(c.idle)-1]
-		c.idle = c.idle[:len(c.idle)-1]
+	for !fresh && len(c.idle) > 0 {
+		last := len(c.idle) - 1
+		pc := c.idle[last]
+		c.idle[last] = nil
+		c.idle = c.idle[:last]
 		c.mu.Unlock()
-		if now.Sub(pc.idleAt) < c.idleTimeout && stillOpen(pc.conn) {
+		if now.Sub(pc.idleAt) < c.idleTimeout && pc.br.Buffered() == 0 && stillOpen(pc.conn) {
 			return pc, true, nil
 		}
 		pc.conn.Close()
 		c.mu.Lock()
 	}
 	c.mu.Unlock()
-	conn, err := c.dial(ctx, "tcp", c.addr)
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	conn, err := c.dial(dctx, "tcp", c.addr)
 	if err != nil {
 		return nil, false, err
 	}
-	return &h1Conn{conn: conn, br: bufio.NewReaderSize(conn, 4<<10)}, false, nil
+	pc := &h1Conn{conn: conn, head: limitedConn{conn: conn, n: -1}}
+	pc.br = bufio.NewReaderSize(&pc.head, 4<<10)
+	return pc, false, nil
 }
 
 // put keeps a connection for the next request. The pool is bounded; the
@@ -280,6 +372,7 @@ func (c *h1Client) put(pc *h1Conn) {
 	c.mu.Lock()
 	for len(c.idle) > 0 && (len(c.idle) >= c.maxIdle || pc.idleAt.Sub(c.idle[0].idleAt) >= c.idleTimeout) {
 		drop = append(drop, c.idle[0])
+		c.idle[0] = nil
 		c.idle = c.idle[1:]
 	}
 	c.idle = append(c.idle, pc)

@@ -254,8 +254,8 @@ func TestH1ClientHonoursTheContext(t *testing.T) {
 	cancel2()
 	select {
 	case err := <-done:
-		if err == nil {
-			t.Fatal("a body cut by cancellation read as whole")
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("a body cut by cancellation: %v, want context.Canceled (a shutdown must not read as the backend's failure)", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("cancelling the context did not stop a body read")
@@ -274,5 +274,118 @@ func TestH1ClientSkipsInformationalAnswers(t *testing.T) {
 	res, body, err := fetch(t, c, context.Background(), http.MethodGet, s.URL, "")
 	if err != nil || res.StatusCode != 200 || body != "done" {
 		t.Fatalf("got %v %v %q, want 200 \"done\"", res, err, body)
+	}
+}
+
+// rawBackend serves each connection with serve, on a real socket, for
+// answers net/http's server would never send.
+func rawBackend(t *testing.T, serve func(conn net.Conn, br *bufio.Reader)) (*url.URL, *atomic.Int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int64
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conn.Close()
+				serve(conn, bufio.NewReader(conn))
+			}()
+		}
+	}()
+	u, _ := url.Parse("http://" + ln.Addr().String())
+	return u, &conns
+}
+
+// A backend that sends more than it was asked for (a second answer, a body
+// on a 204): what is left over must never be read as the next request's
+// answer.
+func TestH1ClientNeverReusesAConnectionWithLeftovers(t *testing.T) {
+	var served atomic.Int64
+	u, conns := rawBackend(t, func(conn net.Conn, br *bufio.Reader) {
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			if served.Add(1) == 1 {
+				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"+
+					"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n\"stale\"")
+				continue
+			}
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n\"fresh\"")
+		}
+	})
+	c := gateway.NewSecondaryClient(u, 5*time.Second, 16)
+	defer c.CloseIdleConnections()
+	for i, want := range []string{"{}", `"fresh"`} {
+		req, _ := http.NewRequest(http.MethodGet, u.String(), nil)
+		res, err := c.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(b) != want {
+			t.Fatalf("request %d got %q, want %q", i, b, want)
+		}
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2: the one with leftovers must not be reused", n)
+	}
+}
+
+// An endless answer head ends in an error, not in the gateway's memory.
+func TestH1ClientBoundsTheAnswerHead(t *testing.T) {
+	u, _ := rawBackend(t, func(conn net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nX-Endless: ")
+		chunk := []byte(strings.Repeat("a", 64<<10))
+		for {
+			if _, err := conn.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	c := gateway.NewSecondaryClient(u, 10*time.Second, 16)
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, u.String(), nil)
+	_, err := c.RoundTrip(req)
+	if err == nil || !strings.Contains(err.Error(), "head larger than") {
+		t.Fatalf("an endless header: %v, want the head-size error", err)
+	}
+}
+
+// A backend that answers a large write before reading it (413, 401) and
+// closes: the client gets that answer, not a broken pipe.
+func TestH1ClientKeepsAnAnswerSentBeforeTheRequestWasRead(t *testing.T) {
+	u, _ := rawBackend(t, func(conn net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		// As net/http's server does: answer, discard a little of the
+		// unread body, close.
+		io.WriteString(conn, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large")
+		io.CopyN(io.Discard, br, 256<<10)
+	})
+	c := gateway.NewSecondaryClient(u, 10*time.Second, 16)
+	defer c.CloseIdleConnections()
+	body := strings.Repeat("x", 16<<20)
+	req, _ := http.NewRequest(http.MethodPut, u.String(), strings.NewReader(body))
+	res, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("a write answered early: %v, want the backend's 413", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestEntityTooLarge || string(b) != "too large" {
+		t.Fatalf("got %d %q, want 413 \"too large\"", res.StatusCode, b)
 	}
 }

@@ -128,7 +128,7 @@ func New(cfg Config) (*Proxy, error) {
 		// As many idle connections as shadow workers: a slow secondary keeps
 		// many requests in flight, and closing their connections after each
 		// would dial anew for every shadowed read.
-		p.secondary[side] = newSecondaryClient(p.targets[side], b.Timeout, max(256, set.Shadow.Workers))
+		p.secondary[side] = newSecondaryClient(p.targets[side], b.Timeout, max(256, set.Shadow.Workers), set.Shadow.IdempotencyHeader)
 		p.breakers[side] = newBreaker(side, set.Shadow.BreakerOpenFor, p.metrics, p.log)
 	}
 	p.noise = newNoise(set.Backends.Noise)
