@@ -22,3 +22,10 @@ func IsStaleConnection(err error) bool {
 	var s errStale
 	return errors.As(err, &s)
 }
+
+// SweepIdleAfter runs the idle sweep of c as if d had passed.
+func SweepIdleAfter(c SecondaryClient, d time.Duration) {
+	h := c.(*h1Client)
+	h.now = func() time.Time { return time.Now().Add(d) }
+	h.closeExpired()
+}

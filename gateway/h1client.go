@@ -22,6 +22,8 @@ import (
 type secondaryClient interface {
 	http.RoundTripper
 	CloseIdleConnections()
+	// closeExpired closes the idle connections kept longer than allowed.
+	closeExpired()
 }
 
 // newSecondaryClient returns the client for one backend as secondary: h1Client
@@ -382,6 +384,23 @@ func (c *h1Client) put(pc *h1Conn) {
 	}
 }
 
+// closeExpired closes the pooled connections idle for the idle timeout or
+// longer: the oldest are first in the pool.
+func (c *h1Client) closeExpired() {
+	now := c.now()
+	var drop []*h1Conn
+	c.mu.Lock()
+	for len(c.idle) > 0 && now.Sub(c.idle[0].idleAt) >= c.idleTimeout {
+		drop = append(drop, c.idle[0])
+		c.idle[0] = nil
+		c.idle = c.idle[1:]
+	}
+	c.mu.Unlock()
+	for _, pc := range drop {
+		pc.conn.Close()
+	}
+}
+
 // CloseIdleConnections closes every pooled connection.
 func (c *h1Client) CloseIdleConnections() {
 	c.mu.Lock()
@@ -413,6 +432,9 @@ func (c *transportClient) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (c *transportClient) CloseIdleConnections() { c.t.CloseIdleConnections() }
+
+// closeExpired is the Transport's own business (IdleConnTimeout).
+func (c *transportClient) closeExpired() {}
 
 // timedBody ends its exchange's timeout when closed and reports the
 // backend's time as httptrace saw it.

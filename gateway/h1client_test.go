@@ -389,3 +389,19 @@ func TestH1ClientKeepsAnAnswerSentBeforeTheRequestWasRead(t *testing.T) {
 		t.Fatalf("got %d %q, want 413 \"too large\"", res.StatusCode, b)
 	}
 }
+
+// Idle connections past their time are closed by the sweep, not only when
+// a later request finds them.
+func TestH1ClientSweepClosesExpiredIdleConnections(t *testing.T) {
+	s := newH1Server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") })
+	c := newH1Client(t, s)
+	if _, _, err := fetch(t, c, context.Background(), http.MethodGet, s.URL, ""); err != nil {
+		t.Fatal(err)
+	}
+	gateway.SweepIdleAfter(c, time.Second)
+	if n := s.closed.Load(); n != 0 {
+		t.Fatalf("a connection idle for 1 s was closed (%d)", n)
+	}
+	gateway.SweepIdleAfter(c, 91*time.Second)
+	eventually(t, "the expired idle connection closed", func() bool { return s.closed.Load() == 1 })
+}

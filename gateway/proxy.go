@@ -77,6 +77,7 @@ type Proxy struct {
 	recheckAfter time.Duration
 	rechecks     chan struct{}
 	recheckWG    sync.WaitGroup
+	sweepWG      sync.WaitGroup // the idle-connection sweeper
 	queue        *queue
 
 	// stop is cancelled when Close gives up waiting; in-flight shadow work
@@ -170,8 +171,31 @@ func New(cfg Config) (*Proxy, error) {
 		}
 		return nil, err
 	}
+	p.sweepWG.Add(1)
+	go p.sweepIdle()
 	return p, nil
 }
+
+// sweepIdle closes the secondaries' idle connections that have waited too
+// long, also when no request comes to find them, until Close.
+func (p *Proxy) sweepIdle() {
+	defer p.sweepWG.Done()
+	tick := time.NewTicker(idleSweepEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.closing:
+			return
+		case <-tick.C:
+			for _, c := range p.secondary {
+				c.closeExpired()
+			}
+		}
+	}
+}
+
+// idleSweepEvery is how often expired idle connections are looked for.
+const idleSweepEvery = 15 * time.Second
 
 // primaryTransport sends each primary request through the transport of the
 // backend it is aimed at, once a write that the secondary must get too is
@@ -477,6 +501,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 			}
 		}
 		p.cancel()
+		p.sweepWG.Wait()
 		for _, c := range p.secondary {
 			c.CloseIdleConnections()
 		}
