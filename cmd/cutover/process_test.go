@@ -133,6 +133,10 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		w.Write([]byte(`{"ok": true}`))
 	}))
 	defer old.Close()
+	// Runs before old.Close, which would wait for the held request forever
+	// if the test failed before releasing it.
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce()
 	new := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"ok": true}`))
 	}))
@@ -177,11 +181,11 @@ defaults: {phase: shadow-read}
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("/readyz never turned 503 after SIGTERM")
+			t.Fatalf("/readyz never turned 503 after SIGTERM\n%s", p.stderr)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	close(release)
+	releaseOnce()
 	r := <-inflight
 	if r.err != nil || r.status != 200 || r.body != `{"ok": true}` {
 		t.Errorf("the in-flight request was not drained: %+v", r)

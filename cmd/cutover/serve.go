@@ -44,6 +44,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	tuneGC(*gcPercent, log)
+	// Signals are taken before anything is served: a SIGTERM that came
+	// between the first request and the handler's installation would end
+	// the process at once, undrained.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, stop := signalContext()
+	defer stop()
 	inst := &instance{log: log}
 	live, err := rules.NewLive(*config, log, inst.reloaded)
 	if err != nil {
@@ -55,12 +63,6 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "cutover %s: proxy on http://%s, admin on http://%s\n", readBuildInfo().Version, inst.proxyAddr(), inst.adminAddr())
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	ctx, stop := signalContext()
-	defer stop()
 
 	var wg sync.WaitGroup
 	watchCtx, stopWatch := context.WithCancel(context.Background())
