@@ -28,6 +28,9 @@ type shadowJob struct {
 	// The noise backend's answer, when backends.noise is set.
 	noise    answer
 	hasNoise bool
+	// send asks the secondary; set in rewrite, run once the client has the
+	// primary's answer.
+	send func()
 }
 
 func newShadowJob() *shadowJob {
@@ -56,15 +59,24 @@ func primaryAnswer(ex *exchange) answer {
 
 func (j *shadowJob) primaryDone(_ *Proxy, ex *exchange) {
 	j.primary <- primaryAnswer(ex)
+	if j.send != nil {
+		go j.send()
+	}
 }
 
-// startShadow sends the secondary its copy of a read, at the same moment the
-// primary gets its own. It runs on the handler's goroutine inside rewrite,
-// so the request it copies is exactly the one the primary is about to get.
+// startShadow prepares the secondary's copy of a read. It runs on the
+// handler's goroutine inside rewrite, so the request it copies is exactly
+// the one the primary is about to get; the copy is sent once the client has
+// the primary's answer (primaryDone). Sent at the same moment instead, the
+// secondary's exchange and the new backend's own work competed with the
+// client's request on a shared host: the client's p99 at a fixed rate was
+// 1.17× the plain proxy's against 0.86× deferred (issue 7's note). A write
+// through the gateway during the gap still makes the read pending, since
+// the pending check looks back to the read's start.
 func (p *Proxy) startShadow(ex *exchange) {
 	side := ex.primary.Other()
 	req := p.secondaryRequest(p.stop, ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
-	go func() {
+	ex.shadow.send = func() {
 		defer p.release()
 		var noise chan answer
 		if p.noise != nil {
@@ -78,7 +90,7 @@ func (p *Proxy) startShadow(ex *exchange) {
 			ex.shadow.hasNoise = true
 		}
 		p.settle(ex, prim, sec)
-	}()
+	}
 }
 
 // errServerError marks a 5xx from the secondary as a failure for its breaker;
