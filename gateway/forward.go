@@ -16,19 +16,26 @@ import (
 	"github.com/cutover/cutover/rules"
 )
 
+// dialBackend opens a connection to a backend, for the Transports and
+// h1Client alike.
+func dialBackend(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return d.DialContext(ctx, network, addr)
+}
+
+// idleConnTimeout is how long an idle connection to a backend is kept.
+const idleConnTimeout = 90 * time.Second
+
 // newTransport builds a transport for one leg to one backend. Never the
 // default transport: it honours HTTP_PROXY, has no response-header timeout
 // and keeps 2 idle connections per host (REFERENCE.md).
 func newTransport(headerTimeout time.Duration, idlePerHost int) *http.Transport {
 	return &http.Transport{
-		Proxy: nil,
-		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		Proxy:                 nil,
+		DialContext:           dialBackend,
 		MaxIdleConns:          4 * idlePerHost,
 		MaxIdleConnsPerHost:   idlePerHost,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       idleConnTimeout,
 		ResponseHeaderTimeout: headerTimeout,
 		ExpectContinueTimeout: time.Second,
 		// Bodies pass through as the backend encoded them: the client gets

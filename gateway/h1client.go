@@ -36,14 +36,13 @@ func newSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int, ide
 	if port == "" {
 		port = "80"
 	}
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &h1Client{
 		addr:              net.JoinHostPort(target.Hostname(), port),
-		dial:              d.DialContext,
+		dial:              dialBackend,
 		timeout:           timeout,
 		idempotencyHeader: idempotencyHeader,
 		maxIdle:           maxIdle,
-		idleTimeout:       90 * time.Second,
+		idleTimeout:       idleConnTimeout,
 		now:               time.Now,
 	}
 }
@@ -235,10 +234,8 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 		// reach it. Look for it briefly; without one the write failed.
 		if ctx.Err() == nil {
 			pc.conn.SetReadDeadline(earliest(deadline, c.now().Add(50*time.Millisecond)))
-			pc.head.n = maxAnswerHead
-			if res, err := http.ReadResponse(pc.br, req); err == nil && res.StatusCode >= 200 {
+			if res, err := pc.readHead(req); err == nil && res.StatusCode >= 200 {
 				pc.conn.SetReadDeadline(deadline)
-				pc.head.n = -1
 				res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: deadline, stop: stop, keep: false}
 				return res, nil
 			}
@@ -258,12 +255,8 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 		trace.GotFirstResponseByte()
 	}
 	for {
-		pc.head.n = maxAnswerHead
-		res, err := http.ReadResponse(pc.br, req)
+		res, err := pc.readHead(req)
 		if err != nil {
-			if pc.head.n == 0 {
-				err = fmt.Errorf("answer head larger than %d bytes", maxAnswerHead)
-			}
 			return fail(err, false)
 		}
 		switch {
@@ -272,11 +265,23 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 		case res.StatusCode < 200:
 			continue // 100 Continue, 103 Early Hints: the answer follows
 		}
-		pc.head.n = -1 // the body is bounded by its reader (shadow.max_body)
 		res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: deadline, stop: stop,
 			keep: !res.Close && !req.Close, took: first.Sub(wrote)}
 		return res, nil
 	}
+}
+
+// readHead reads an answer's status line and headers, at most
+// maxAnswerHead bytes of them; its body is bounded by whoever reads it
+// (shadow.max_body).
+func (pc *h1Conn) readHead(req *http.Request) (*http.Response, error) {
+	pc.head.n = maxAnswerHead
+	res, err := http.ReadResponse(pc.br, req)
+	if err != nil && pc.head.n == 0 {
+		err = fmt.Errorf("answer head larger than %d bytes", maxAnswerHead)
+	}
+	pc.head.n = -1
+	return res, err
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -370,17 +375,29 @@ func (c *h1Client) get(ctx context.Context, deadline time.Time, fresh bool) (*h1
 func (c *h1Client) put(pc *h1Conn) {
 	pc.conn.SetDeadline(time.Time{})
 	pc.idleAt = c.now()
-	var drop []*h1Conn
 	c.mu.Lock()
-	for len(c.idle) > 0 && (len(c.idle) >= c.maxIdle || pc.idleAt.Sub(c.idle[0].idleAt) >= c.idleTimeout) {
+	drop := c.evictLocked(pc.idleAt, c.maxIdle-1)
+	c.idle = append(c.idle, pc)
+	c.mu.Unlock()
+	closeConns(drop)
+}
+
+// evictLocked takes out of the pool, oldest first, the connections idle
+// too long at now and those beyond keep, for the caller to close outside
+// the lock.
+func (c *h1Client) evictLocked(now time.Time, keep int) []*h1Conn {
+	var drop []*h1Conn
+	for len(c.idle) > 0 && (len(c.idle) > keep || now.Sub(c.idle[0].idleAt) >= c.idleTimeout) {
 		drop = append(drop, c.idle[0])
 		c.idle[0] = nil
 		c.idle = c.idle[1:]
 	}
-	c.idle = append(c.idle, pc)
-	c.mu.Unlock()
-	for _, d := range drop {
-		d.conn.Close()
+	return drop
+}
+
+func closeConns(conns []*h1Conn) {
+	for _, pc := range conns {
+		pc.conn.Close()
 	}
 }
 
@@ -388,17 +405,10 @@ func (c *h1Client) put(pc *h1Conn) {
 // longer: the oldest are first in the pool.
 func (c *h1Client) closeExpired() {
 	now := c.now()
-	var drop []*h1Conn
 	c.mu.Lock()
-	for len(c.idle) > 0 && now.Sub(c.idle[0].idleAt) >= c.idleTimeout {
-		drop = append(drop, c.idle[0])
-		c.idle[0] = nil
-		c.idle = c.idle[1:]
-	}
+	drop := c.evictLocked(now, c.maxIdle)
 	c.mu.Unlock()
-	for _, pc := range drop {
-		pc.conn.Close()
-	}
+	closeConns(drop)
 }
 
 // CloseIdleConnections closes every pooled connection.
@@ -407,9 +417,7 @@ func (c *h1Client) CloseIdleConnections() {
 	idle := c.idle
 	c.idle = nil
 	c.mu.Unlock()
-	for _, pc := range idle {
-		pc.conn.Close()
-	}
+	closeConns(idle)
 }
 
 // transportClient is net/http's Transport with the backend's timeout

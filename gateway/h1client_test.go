@@ -154,66 +154,44 @@ func TestH1ClientSkipsConnectionsTheBackendClosed(t *testing.T) {
 // A replayable request on a reused connection that the backend drops as the
 // request arrives is sent again once on a new connection; a POST is not.
 func TestH1ClientRetriesOnlyReplayableRequests(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conns atomic.Int64
-	go func() {
-		for {
-			conn, err := ln.Accept()
+	var first atomic.Int64 // number of the connection that dies
+	first.Store(1)
+	u, conns := rawBackend(t, func(n int64, conn net.Conn, br *bufio.Reader) {
+		for i := 0; ; i++ {
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			n := conns.Add(1)
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for i := 0; ; i++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					if n == 1 && i == 1 {
-						return // the first connection dies under its second request
-					}
-					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			if n == first.Load() && i == 1 {
+				return // the connection dies under its second request
+			}
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 		}
-	}()
-	u, _ := url.Parse("http://" + ln.Addr().String())
+	})
 	c := gateway.NewSecondaryClient(u, 5*time.Second, 16)
 	defer c.CloseIdleConnections()
-	get := func(method string) error {
-		req, _ := http.NewRequest(method, u.String(), nil)
-		res, err := c.RoundTrip(req)
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, res.Body)
-		return res.Body.Close()
+	send := func(method string) error {
+		_, _, err := fetch(t, c, context.Background(), method, u.String(), "")
+		return err
 	}
-	if err := get(http.MethodGet); err != nil {
+	if err := send(http.MethodGet); err != nil {
 		t.Fatal(err)
 	}
-	if err := get(http.MethodGet); err != nil {
+	if err := send(http.MethodGet); err != nil {
 		t.Fatalf("a GET on a connection that died under it was not sent again: %v", err)
 	}
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2", n)
 	}
-	// Now the second connection is idle and healthy; make the next one die
-	// the same way for a POST: it must fail, not be sent twice.
-	conns.Store(0)
+	// The next connection dies the same way under a POST: it must fail,
+	// not be sent twice.
+	first.Store(3)
 	c.CloseIdleConnections()
-	if err := get(http.MethodPost); err != nil {
+	if err := send(http.MethodPost); err != nil {
 		t.Fatal(err)
 	}
-	err = get(http.MethodPost)
-	if !gateway.IsStaleConnection(err) {
+	if err := send(http.MethodPost); !gateway.IsStaleConnection(err) {
 		t.Fatalf("a POST on a connection that died under it: %v, want the stale-connection error and no second try", err)
 	}
 }
@@ -279,7 +257,7 @@ func TestH1ClientSkipsInformationalAnswers(t *testing.T) {
 
 // rawBackend serves each connection with serve, on a real socket, for
 // answers net/http's server would never send.
-func rawBackend(t *testing.T, serve func(conn net.Conn, br *bufio.Reader)) (*url.URL, *atomic.Int64) {
+func rawBackend(t *testing.T, serve func(n int64, conn net.Conn, br *bufio.Reader)) (*url.URL, *atomic.Int64) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -292,10 +270,10 @@ func rawBackend(t *testing.T, serve func(conn net.Conn, br *bufio.Reader)) (*url
 			if err != nil {
 				return
 			}
-			conns.Add(1)
+			n := conns.Add(1)
 			go func() {
 				defer conn.Close()
-				serve(conn, bufio.NewReader(conn))
+				serve(n, conn, bufio.NewReader(conn))
 			}()
 		}
 	}()
@@ -308,7 +286,7 @@ func rawBackend(t *testing.T, serve func(conn net.Conn, br *bufio.Reader)) (*url
 // answer.
 func TestH1ClientNeverReusesAConnectionWithLeftovers(t *testing.T) {
 	var served atomic.Int64
-	u, conns := rawBackend(t, func(conn net.Conn, br *bufio.Reader) {
+	u, conns := rawBackend(t, func(_ int64, conn net.Conn, br *bufio.Reader) {
 		for {
 			if _, err := http.ReadRequest(br); err != nil {
 				return
@@ -324,15 +302,12 @@ func TestH1ClientNeverReusesAConnectionWithLeftovers(t *testing.T) {
 	c := gateway.NewSecondaryClient(u, 5*time.Second, 16)
 	defer c.CloseIdleConnections()
 	for i, want := range []string{"{}", `"fresh"`} {
-		req, _ := http.NewRequest(http.MethodGet, u.String(), nil)
-		res, err := c.RoundTrip(req)
+		_, body, err := fetch(t, c, context.Background(), http.MethodGet, u.String(), "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if string(b) != want {
-			t.Fatalf("request %d got %q, want %q", i, b, want)
+		if body != want {
+			t.Fatalf("request %d got %q, want %q", i, body, want)
 		}
 	}
 	if n := conns.Load(); n != 2 {
@@ -342,7 +317,7 @@ func TestH1ClientNeverReusesAConnectionWithLeftovers(t *testing.T) {
 
 // An endless answer head ends in an error, not in the gateway's memory.
 func TestH1ClientBoundsTheAnswerHead(t *testing.T) {
-	u, _ := rawBackend(t, func(conn net.Conn, br *bufio.Reader) {
+	u, _ := rawBackend(t, func(_ int64, conn net.Conn, br *bufio.Reader) {
 		if _, err := http.ReadRequest(br); err != nil {
 			return
 		}
@@ -356,8 +331,7 @@ func TestH1ClientBoundsTheAnswerHead(t *testing.T) {
 	})
 	c := gateway.NewSecondaryClient(u, 10*time.Second, 16)
 	defer c.CloseIdleConnections()
-	req, _ := http.NewRequest(http.MethodGet, u.String(), nil)
-	_, err := c.RoundTrip(req)
+	_, _, err := fetch(t, c, context.Background(), http.MethodGet, u.String(), "")
 	if err == nil || !strings.Contains(err.Error(), "head larger than") {
 		t.Fatalf("an endless header: %v, want the head-size error", err)
 	}
@@ -366,7 +340,7 @@ func TestH1ClientBoundsTheAnswerHead(t *testing.T) {
 // A backend that answers a large write before reading it (413, 401) and
 // closes: the client gets that answer, not a broken pipe.
 func TestH1ClientKeepsAnAnswerSentBeforeTheRequestWasRead(t *testing.T) {
-	u, _ := rawBackend(t, func(conn net.Conn, br *bufio.Reader) {
+	u, _ := rawBackend(t, func(_ int64, conn net.Conn, br *bufio.Reader) {
 		if _, err := http.ReadRequest(br); err != nil {
 			return
 		}
@@ -377,16 +351,12 @@ func TestH1ClientKeepsAnAnswerSentBeforeTheRequestWasRead(t *testing.T) {
 	})
 	c := gateway.NewSecondaryClient(u, 10*time.Second, 16)
 	defer c.CloseIdleConnections()
-	body := strings.Repeat("x", 16<<20)
-	req, _ := http.NewRequest(http.MethodPut, u.String(), strings.NewReader(body))
-	res, err := c.RoundTrip(req)
+	res, body, err := fetch(t, c, context.Background(), http.MethodPut, u.String(), strings.Repeat("x", 16<<20))
 	if err != nil {
 		t.Fatalf("a write answered early: %v, want the backend's 413", err)
 	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusRequestEntityTooLarge || string(b) != "too large" {
-		t.Fatalf("got %d %q, want 413 \"too large\"", res.StatusCode, b)
+	if res.StatusCode != http.StatusRequestEntityTooLarge || body != "too large" {
+		t.Fatalf("got %d %q, want 413 \"too large\"", res.StatusCode, body)
 	}
 }
 

@@ -125,7 +125,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.targets[side] = backendTarget(b)
 		p.timeouts[side] = b.Timeout
 		// A round tripper, not an http.Client: redirects are answers to
-		// compare, and the secondary's deadline is in its context.
+		// compare; the client bounds each exchange by the backend's timeout.
 		// As many idle connections as shadow workers: a slow secondary keeps
 		// many requests in flight, and closing their connections after each
 		// would dial anew for every shadowed read.
