@@ -255,7 +255,10 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 			return err
 		}
 	}
-	if overload > 0 && rows != nil {
+	switch {
+	case overload > 0 && rows == nil:
+		fmt.Fprintln(b.out, "\n(The overload run is skipped: it compares with the closed-loop shadow-read run, which --closed=false leaves out.)")
+	case overload > 0:
 		if err := b.overload(ctx, shadow, new, get, overload, rows[2].s.rate); err != nil {
 			return err
 		}
