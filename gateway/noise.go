@@ -1,11 +1,9 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/rules"
@@ -18,29 +16,24 @@ import (
 // migration made: Diffy's idea. Only shadowed reads are sent to it; a write
 // would change old's twin behind old's back.
 type noise struct {
-	target    *url.URL
-	transport *http.Transport // the deadline is in each request's context
-	timeout   time.Duration
+	target *url.URL
+	client secondaryClient // bounded by the noise backend's own timeout
 }
 
-func newNoise(b *rules.Backend) *noise {
+func newNoise(b *rules.Backend, maxIdle int) *noise {
 	if b == nil || b.URL == nil {
 		return nil
 	}
-	return &noise{
-		target:    backendTarget(*b),
-		timeout:   b.Timeout,
-		transport: newTransport(b.Timeout, 256),
-	}
+	target := backendTarget(*b)
+	// Reads only: no idempotency header makes anything replayable here.
+	return &noise{target: target, client: newSecondaryClient(target, b.Timeout, maxIdle, "")}
 }
 
 // fetchNoise asks the noise backend the same read, on the shadow worker's
 // slot, bounded by the noise backend's own timeout.
 func (p *Proxy) fetchNoise(ex *exchange) answer {
-	ctx, cancel := context.WithTimeout(p.stop, p.noise.timeout)
-	defer cancel()
-	req := p.secondaryRequest(ctx, ex.method, p.noise.target, ex.outURL, ex.outHeader, ex.body)
-	return fetchAnswer(p.noise.transport, req, p.shadowCfg.MaxBody, stats.ReasonSecondaryFailed)
+	req := p.secondaryRequest(p.stop, ex.method, p.noise.target, ex.outURL, ex.outHeader, ex.body)
+	return fetchAnswer(p.noise.client, req, p.shadowCfg.MaxBody, stats.ReasonSecondaryFailed)
 }
 
 // fetchAnswer sends req on rt and reads the whole answer, bounded by max.

@@ -132,7 +132,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.secondary[side] = newSecondaryClient(p.targets[side], b.Timeout, max(256, set.Shadow.Workers), set.Shadow.IdempotencyHeader)
 		p.breakers[side] = newBreaker(side, set.Shadow.BreakerOpenFor, p.metrics, p.log)
 	}
-	p.noise = newNoise(set.Backends.Noise)
+	p.noise = newNoise(set.Backends.Noise, max(256, set.Shadow.Workers))
 	primary := &primaryTransport{p: p, t: [2]*http.Transport{newTransport(set.Backends.Old.Timeout, 512), newTransport(set.Backends.New.Timeout, 512)}}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -187,11 +187,21 @@ func (p *Proxy) sweepIdle() {
 		case <-p.closing:
 			return
 		case <-tick.C:
-			for _, c := range p.secondary {
+			for _, c := range p.clients() {
 				c.closeExpired()
 			}
 		}
 	}
+}
+
+// clients are the secondary clients: one per backend, and the noise
+// backend's when there is one.
+func (p *Proxy) clients() []secondaryClient {
+	cs := []secondaryClient{p.secondary[rules.Old], p.secondary[rules.New]}
+	if p.noise != nil {
+		cs = append(cs, p.noise.client)
+	}
+	return cs
 }
 
 // idleSweepEvery is how often expired idle connections are looked for.
@@ -502,7 +512,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 		}
 		p.cancel()
 		p.sweepWG.Wait()
-		for _, c := range p.secondary {
+		for _, c := range p.clients() {
 			c.CloseIdleConnections()
 		}
 	})
