@@ -369,8 +369,12 @@ func TestH1ClientSweepClosesExpiredIdleConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	gateway.SweepIdleAfter(c, time.Second)
-	if n := s.closed.Load(); n != 0 {
-		t.Fatalf("a connection idle for 1 s was closed (%d)", n)
+	// Still pooled: the next request reuses it.
+	if _, _, err := fetch(t, c, context.Background(), http.MethodGet, s.URL, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.opened.Load(); n != 1 {
+		t.Fatalf("a connection idle for 1 s was not kept: %d connections opened", n)
 	}
 	gateway.SweepIdleAfter(c, 91*time.Second)
 	eventually(t, "the expired idle connection closed", func() bool { return s.closed.Load() == 1 })
