@@ -49,7 +49,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	b := &bench{self: self, dir: dir, rounds: *rounds, duration: *duration, conns: *conns, out: stdout, nginx: *nginx, closed: *closed, rate: *rate}
-	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s, %s\n\n", b.rounds, b.duration, b.conns, gomaxprocs(), readBuildInfo())
+	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s (backends 1), %s\n\n", b.rounds, b.duration, b.conns, gomaxprocs(), readBuildInfo())
 	if *onlyQueue {
 		*sizes = ""
 	}
