@@ -28,6 +28,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	queue := fs.Bool("queue", true, "also measure the durable secondary-write queue against an in-memory one")
 	queueOutage := fs.Duration("queue-outage", 60*time.Second, "length of the run with the new backend down under write load (queue on disk); 0 skips it")
 	onlyQueue := fs.Bool("only-queue", false, "measure only the secondary-write queue")
+	backendProcs := fs.Int("backend-procs", 1, "GOMAXPROCS of the JSON backends, which share the cores with the systems measured")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -48,8 +49,12 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cutover bench: --closed=false measures no capacity to take half of: give the fixed rate with --rate")
 		return 2
 	}
-	b := &bench{self: self, dir: dir, rounds: *rounds, duration: *duration, conns: *conns, out: stdout, nginx: *nginx, closed: *closed, rate: *rate}
-	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s (backends 1), %s\n\n", b.rounds, b.duration, b.conns, gomaxprocs(), readBuildInfo())
+	if *backendProcs < 1 {
+		fmt.Fprintln(stderr, "cutover bench: --backend-procs must be at least 1")
+		return 2
+	}
+	b := &bench{self: self, dir: dir, rounds: *rounds, duration: *duration, conns: *conns, out: stdout, nginx: *nginx, closed: *closed, rate: *rate, backendProcs: *backendProcs}
+	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s (backends %d), %s\n\n", b.rounds, b.duration, b.conns, gomaxprocs(), b.backendProcs, readBuildInfo())
 	if *onlyQueue {
 		*sizes = ""
 	}
@@ -92,7 +97,9 @@ type bench struct {
 	nginx     bool
 	closed    bool    // run the closed-loop throughput measurements
 	rate      float64 // fixed rate of the latency runs; 0: half the baseline's capacity
-	out       io.Writer
+	// backendProcs is the JSON backends' GOMAXPROCS.
+	backendProcs int
+	out          io.Writer
 }
 
 // sample is one measurement of one system.
@@ -168,12 +175,12 @@ func request(method string, size int) []byte {
 
 // size runs every measurement for one answer size.
 func (b *bench) size(ctx context.Context, size int, latency bool, overload time.Duration) error {
-	old, err := startBenchBackend(b.self, size)
+	old, err := startBenchBackend(b.self, size, b.backendProcs)
 	if err != nil {
 		return err
 	}
 	defer old.stop()
-	new, err := startBenchBackend(b.self, size)
+	new, err := startBenchBackend(b.self, size, b.backendProcs)
 	if err != nil {
 		return err
 	}

@@ -25,12 +25,12 @@ const queueKeys = 1000
 // run, then the memory of the durable gateway while the new backend is down
 // for outage under steady write load, and how long it takes to drain after.
 func (b *bench) queue(ctx context.Context, outage time.Duration) error {
-	old, err := startBenchBackend(b.self, 1024)
+	old, err := startBenchBackend(b.self, 1024, b.backendProcs)
 	if err != nil {
 		return err
 	}
 	defer old.stop()
-	new, err := startBenchBackend(b.self, 1024)
+	new, err := startBenchBackend(b.self, 1024, b.backendProcs)
 	if err != nil {
 		return err
 	}
