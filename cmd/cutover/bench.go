@@ -28,7 +28,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	queue := fs.Bool("queue", true, "also measure the durable secondary-write queue against an in-memory one")
 	queueOutage := fs.Duration("queue-outage", 60*time.Second, "length of the run with the new backend down under write load (queue on disk); 0 skips it")
 	onlyQueue := fs.Bool("only-queue", false, "measure only the secondary-write queue")
-	backendProcs := fs.Int("backend-procs", 1, "GOMAXPROCS of the JSON backends, which share the cores with the systems measured")
+	backendProcs := fs.Int("backend-procs", 0, "GOMAXPROCS of the JSON backends, which share the cores with the systems measured; 0 leaves Go's default")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -49,12 +49,16 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cutover bench: --closed=false measures no capacity to take half of: give the fixed rate with --rate")
 		return 2
 	}
-	if *backendProcs < 1 {
-		fmt.Fprintln(stderr, "cutover bench: --backend-procs must be at least 1")
+	if *backendProcs < 0 {
+		fmt.Fprintln(stderr, "cutover bench: --backend-procs must be 0 (Go's default) or more")
 		return 2
 	}
 	b := &bench{self: self, dir: dir, rounds: *rounds, duration: *duration, conns: *conns, out: stdout, nginx: *nginx, closed: *closed, rate: *rate, backendProcs: *backendProcs}
-	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s (backends %d), %s\n\n", b.rounds, b.duration, b.conns, gomaxprocs(), b.backendProcs, readBuildInfo())
+	backends := gomaxprocs()
+	if b.backendProcs > 0 {
+		backends = strconv.Itoa(b.backendProcs)
+	}
+	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s (backends %s), %s\n\n", b.rounds, b.duration, b.conns, gomaxprocs(), backends, readBuildInfo())
 	if *onlyQueue {
 		*sizes = ""
 	}

@@ -30,13 +30,11 @@ type benchBackend struct {
 
 func startBenchBackend(self string, size, procs int) (*benchBackend, error) {
 	cmd := exec.Command(self, "bench-backend", "--size", strconv.Itoa(size))
-	// A fixture should take as little of the shared cores as it can. A
-	// lightly loaded Go server with two Ps wakes an idle thread for almost
-	// every request; on one P the same backend spent 23–27 µs of CPU per
-	// request instead of 40 on the machine the README's numbers come from,
-	// and one core still served 77,000 req/s of 1 KB answers (57,000 of
-	// 16 KB), several times what any proxy asks of it.
-	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+	if procs > 0 {
+		// The backends share the cores with what is measured; fewer Ps
+		// make them wake fewer threads per request.
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+	}
 	p, err := startProcess("backend", cmd)
 	if err != nil {
 		return nil, err
