@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"sync"
 	"syscall"
@@ -53,8 +52,8 @@ func newSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int, ide
 // hands every request across both; with a slow secondary, hundreds of
 // shadowed reads in flight meant three goroutine stacks each, plus two per
 // idle connection, for the garbage collector to scan, and those long scans
-// set the client's p99 (issue 7). Here a read in flight is one goroutine and
-// an idle connection none.
+// set the client's p99 (README, "Performance"). Here a read in flight is one
+// goroutine and an idle connection none.
 //
 // What it keeps of the Transport's behaviour: requests are written by
 // net/http (Request.Write, as the Transport does), answers parsed by
@@ -62,10 +61,10 @@ func newSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int, ide
 // skipped, a connection reused only after its answer was read to the end
 // and neither side asked to close it, a request retried once on a new
 // connection when a reused one turns out to be closed before any answer
-// (only replayable requests, as the Transport), httptrace's WroteRequest and
-// GotFirstResponseByte reported, the context's deadline and cancellation
-// applied to the connection. The backend's time is measured here, from the
-// request flushed to the answer's first byte, without httptrace.
+// (only replayable requests, as the Transport), the context's deadline and
+// cancellation applied to the connection. The backend's time is measured
+// here, from the request flushed to the answer's first byte; no httptrace
+// hook is called (no caller sets one on a secondary's request).
 type h1Client struct {
 	addr    string
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -243,17 +242,10 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 		return fail(werr, true)
 	}
 	wrote := c.now()
-	trace := httptrace.ContextClientTrace(ctx)
-	if trace != nil && trace.WroteRequest != nil {
-		trace.WroteRequest(httptrace.WroteRequestInfo{})
-	}
 	if _, err := pc.br.Peek(1); err != nil {
 		return fail(err, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
 	}
 	first := c.now()
-	if trace != nil && trace.GotFirstResponseByte != nil {
-		trace.GotFirstResponseByte()
-	}
 	for {
 		res, err := pc.readHead(req)
 		if err != nil {

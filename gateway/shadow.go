@@ -70,9 +70,9 @@ func (j *shadowJob) primaryDone(_ *Proxy, ex *exchange) {
 // the primary's answer (primaryDone). Sent at the same moment instead, the
 // secondary's exchange and the new backend's own work competed with the
 // client's request on a shared host: the client's p99 at a fixed rate was
-// 1.17× the plain proxy's against 0.86× deferred (issue 7's note). A write
-// through the gateway during the gap still makes the read pending, since
-// the pending check looks back to the read's start.
+// 1.17× the plain proxy's against 0.86× deferred (README, "Performance").
+// A write through the gateway during the gap still makes the read pending,
+// since the pending check looks back to the read's start.
 func (p *Proxy) startShadow(ex *exchange) {
 	side := ex.primary.Other()
 	req := p.secondaryRequest(p.stop, ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
