@@ -120,19 +120,20 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.stop, p.cancel = context.WithCancel(context.Background())
 	p.metrics = newMetrics(cfg.Registerer)
+	// As many idle connections to a secondary as shadow workers: a slow
+	// secondary keeps many requests in flight, and closing their
+	// connections after each would dial anew for every shadowed read.
+	secondaryIdle := max(256, set.Shadow.Workers)
 	for _, side := range []rules.Side{rules.Old, rules.New} {
 		b := set.Backends.Get(side)
 		p.targets[side] = backendTarget(b)
 		p.timeouts[side] = b.Timeout
 		// A round tripper, not an http.Client: redirects are answers to
 		// compare; the client bounds each exchange by the backend's timeout.
-		// As many idle connections as shadow workers: a slow secondary keeps
-		// many requests in flight, and closing their connections after each
-		// would dial anew for every shadowed read.
-		p.secondary[side] = newSecondaryClient(p.targets[side], b.Timeout, max(256, set.Shadow.Workers), set.Shadow.IdempotencyHeader)
+		p.secondary[side] = newSecondaryClient(p.targets[side], b.Timeout, secondaryIdle, set.Shadow.IdempotencyHeader)
 		p.breakers[side] = newBreaker(side, set.Shadow.BreakerOpenFor, p.metrics, p.log)
 	}
-	p.noise = newNoise(set.Backends.Noise, max(256, set.Shadow.Workers))
+	p.noise = newNoise(set.Backends.Noise, secondaryIdle)
 	primary := &primaryTransport{p: p, t: [2]*http.Transport{newTransport(set.Backends.Old.Timeout, 512), newTransport(set.Backends.New.Timeout, 512)}}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
