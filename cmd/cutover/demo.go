@@ -166,7 +166,6 @@ func demoTraffic(ctx context.Context, base string, rate float64, log *slog.Logge
 	defer client.CloseIdleConnections()
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
-	names := demoNames
 	for {
 		select {
 		case <-ctx.Done():
@@ -180,11 +179,11 @@ func demoTraffic(ctx context.Context, base string, rate float64, log *slog.Logge
 		case n < 65:
 			path = fmt.Sprintf("/orders/%d", rand.IntN(30)+1)
 		case n < 75:
-			method, path, body = "POST", "/search", fmt.Sprintf(`{"prefix": %q}`, names[rand.IntN(len(names))][:1])
+			method, path, body = "POST", "/search", fmt.Sprintf(`{"prefix": %q}`, demoNames[rand.IntN(len(demoNames))][:1])
 		case n < 90:
 			id := rand.IntN(10) + 1
 			method, path = "PUT", fmt.Sprintf("/users/%d", id)
-			body = fmt.Sprintf(`{"name": %q, "email": "%s@example.com", "roles": ["dev", "ops"], "balance": %d.5}`, names[id-1], names[id-1], rand.IntN(100))
+			body = fmt.Sprintf(`{"name": %q, "email": "%s@example.com", "roles": ["dev", "ops"], "balance": %d.5}`, demoNames[id-1], demoNames[id-1], rand.IntN(100))
 		case n < 98:
 			method, path = "PUT", fmt.Sprintf("/orders/%d", rand.IntN(30)+1)
 			body = fmt.Sprintf(`{"user_id": %d, "items": [{"sku": "SKU-001", "qty": %d, "price": 9.99}], "discount": %d}`, rand.IntN(10)+1, rand.IntN(3)+1, rand.IntN(2)*5)

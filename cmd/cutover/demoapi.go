@@ -55,17 +55,16 @@ var demoNames = []string{"ada", "grace", "linus", "ken", "barbara", "edsger", "m
 
 // demoSeed is the data both backends start with, as after a backfill.
 func demoSeed() (map[int]*demoUser, map[int]*demoOrder) {
-	names := demoNames
 	roleSets := [][]string{{"admin", "dev"}, {"dev"}, {"billing", "dev", "ops"}, {"ops"}}
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	users := map[int]*demoUser{}
-	for i, n := range names {
+	for i, n := range demoNames {
 		id := i + 1
 		users[id] = &demoUser{ID: id, Name: n, Email: n + "@example.com", Roles: slices.Clone(roleSets[i%len(roleSets)]), Balance: float64(id*1250) / 100, Updated: start}
 	}
 	orders := map[int]*demoOrder{}
 	for id := 1; id <= 30; id++ {
-		o := &demoOrder{ID: id, UserID: id%len(names) + 1, Updated: start}
+		o := &demoOrder{ID: id, UserID: id%len(demoNames) + 1, Updated: start}
 		for k := range id%3 + 1 {
 			o.Items = append(o.Items, demoItem{SKU: fmt.Sprintf("SKU-%03d", (id*7+k)%100), Qty: k + 1, Price: float64(199+id*10+k) / 10})
 		}
