@@ -20,21 +20,17 @@ type answer struct {
 	reason  string        // set with err: a stats reason
 }
 
-// shadowJob joins a shadowed read's two legs: the secondary's goroutine
-// waits for the primary's answer, which the handler sends once the client
-// has it.
+// shadowJob joins a shadowed read's two legs. The handler sets primary once
+// the client has the primary's answer and only then starts send, so the
+// secondary's goroutine reads it without a channel.
 type shadowJob struct {
-	primary chan answer // buffered: the handler never blocks on it
+	primary answer
 	// The noise backend's answer, when backends.noise is set.
 	noise    answer
 	hasNoise bool
 	// send asks the secondary; set in rewrite, run once the client has the
 	// primary's answer.
 	send func()
-}
-
-func newShadowJob() *shadowJob {
-	return &shadowJob{primary: make(chan answer, 1)}
 }
 
 // primaryAnswer turns what the client was sent into an answer to compare.
@@ -57,11 +53,16 @@ func primaryAnswer(ex *exchange) answer {
 	return a
 }
 
-func (j *shadowJob) primaryDone(_ *Proxy, ex *exchange) {
-	j.primary <- primaryAnswer(ex)
-	if j.send != nil {
-		go j.send()
+func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
+	j.primary = primaryAnswer(ex)
+	if j.send == nil {
+		// Rewrite never ran, so the primary was never asked (ReverseProxy
+		// always runs it today): the read still ends, and frees its slot.
+		p.release()
+		p.recordRead(ex, stats.Error, stats.ReasonPrimaryFailed, nil)
+		return
 	}
+	go j.send()
 }
 
 // startShadow prepares the secondary's copy of a read. It runs on the
@@ -84,7 +85,7 @@ func (p *Proxy) startShadow(ex *exchange) {
 			go func() { noise <- p.fetchNoise(ex) }()
 		}
 		sec := p.fetchSecondary(req, ex.route.Name, side)
-		prim := <-ex.shadow.primary
+		prim := ex.shadow.primary
 		if noise != nil {
 			ex.shadow.noise = <-noise
 			ex.shadow.hasNoise = true
@@ -154,13 +155,13 @@ func (p *Proxy) settle(ex *exchange, prim, sec answer) {
 	case sec.err != nil:
 		p.recordRead(ex, skipOrError(sec.reason), sec.reason, cmp)
 	default:
-		res := ex.route.Compare.Compare(old.resp, new.resp)
+		cmp.keep(old.resp, new.resp)
+		cmp.res = ex.route.Compare.Compare(old.resp, new.resp)
+		res := &cmp.res
 		p.metrics.hits.add(ex.route.Name, ex.route.Compare, res.Hits)
-		cmp.result, cmp.old, cmp.new = &res, &old.resp, &new.resp
-		cmp.buffers = [][]byte{old.resp.Body, new.resp.Body}
 		allNoise := false
 		if ex.shadow != nil && ex.shadow.hasNoise {
-			cmp.noise, allNoise = cancelNoise(ex.route, &res, old, ex.shadow.noise)
+			cmp.noise, allNoise = cancelNoise(ex.route, res, old, ex.shadow.noise)
 		}
 		switch {
 		case allNoise:
@@ -205,6 +206,21 @@ type comparison struct {
 	noise                  *compare.Result // old vs noise, when a noise backend answered
 	// buffers go back to the pool once the outcome is recorded.
 	buffers [][]byte
+
+	// What result, old, new and buffers point to, kept here so that a
+	// compared read allocates one comparison and nothing else.
+	res              compare.Result
+	oldResp, newResp compare.Response
+	bodies           [2][]byte
+}
+
+// keep holds both answers for the outcome's record and their bodies for
+// the pool.
+func (c *comparison) keep(old, new compare.Response) {
+	c.oldResp, c.newResp = old, new
+	c.old, c.new, c.result = &c.oldResp, &c.newResp, &c.res
+	c.bodies = [2][]byte{old.Body, new.Body}
+	c.buffers = c.bodies[:]
 }
 
 func (c *comparison) fill(ev *stats.ReadEvent) {
