@@ -29,6 +29,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	queueOutage := fs.Duration("queue-outage", 60*time.Second, "length of the run with the new backend down under write load (queue on disk); 0 skips it")
 	onlyQueue := fs.Bool("only-queue", false, "measure only the secondary-write queue")
 	backendProcs := fs.Int("backend-procs", 0, "GOMAXPROCS of the JSON backends, which share the cores with the systems measured; 0 leaves Go's default")
+	cutoverEnv := fs.String("cutover-env", "", "extra environment of the cutover processes, space separated, e.g. \"GOGC=off GOMEMLIMIT=400MiB\"")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
@@ -53,12 +54,23 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cutover bench: --backend-procs must be 0 (Go's default) or more")
 		return 2
 	}
-	b := &bench{self: self, dir: dir, rounds: *rounds, duration: *duration, conns: *conns, out: stdout, nginx: *nginx, closed: *closed, rate: *rate, backendProcs: *backendProcs}
+	env := strings.Fields(*cutoverEnv)
+	for _, kv := range env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			fmt.Fprintf(stderr, "cutover bench: --cutover-env: %q is not NAME=value\n", kv)
+			return 2
+		}
+	}
+	b := &bench{self: self, dir: dir, rounds: *rounds, duration: *duration, conns: *conns, out: stdout, nginx: *nginx, closed: *closed, rate: *rate, backendProcs: *backendProcs, cutoverEnv: env}
 	backends := gomaxprocs()
 	if b.backendProcs > 0 {
 		backends = strconv.Itoa(b.backendProcs)
 	}
-	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s (backends %s), %s\n\n", b.rounds, b.duration, b.conns, gomaxprocs(), backends, readBuildInfo())
+	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s (backends %s), %s\n", b.rounds, b.duration, b.conns, gomaxprocs(), backends, readBuildInfo())
+	if len(env) > 0 {
+		fmt.Fprintf(stdout, "cutover processes run with %s\n", strings.Join(env, " "))
+	}
+	fmt.Fprintln(stdout)
 	if *onlyQueue {
 		*sizes = ""
 	}
@@ -103,7 +115,9 @@ type bench struct {
 	rate      float64 // fixed rate of the latency runs; 0: half the baseline's capacity
 	// backendProcs is the JSON backends' GOMAXPROCS.
 	backendProcs int
-	out          io.Writer
+	// cutoverEnv is added to the cutover processes' environment.
+	cutoverEnv []string
+	out        io.Writer
 }
 
 // sample is one measurement of one system.
@@ -206,9 +220,9 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 		return p
 	}
 	base := start(startBaseline(b.self, old.addr))
-	prepare := start(startCutover(b.self, b.dir, fmt.Sprintf("prepare-%d", size), "prepare", old.addr, new.addr))
-	shadow := start(startCutover(b.self, b.dir, fmt.Sprintf("shadow-%d", size), "shadow-read", old.addr, new.addr))
-	dual := start(startCutover(b.self, b.dir, fmt.Sprintf("dual-%d", size), "dual-write", old.addr, new.addr))
+	prepare := start(startCutover(b.self, b.cutoverEnv, b.dir, fmt.Sprintf("prepare-%d", size), "prepare", old.addr, new.addr))
+	shadow := start(startCutover(b.self, b.cutoverEnv, b.dir, fmt.Sprintf("shadow-%d", size), "shadow-read", old.addr, new.addr))
+	dual := start(startCutover(b.self, b.cutoverEnv, b.dir, fmt.Sprintf("dual-%d", size), "dual-write", old.addr, new.addr))
 	var ngx *benchProcess
 	if b.nginx {
 		ngx = start(startNginx(b.dir, old.addr, new.addr))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,12 +34,12 @@ func (b *bench) queue(ctx context.Context, outage time.Duration) error {
 		return err
 	}
 	defer new.stop()
-	durable, err := startQueueCutover(b.self, b.dir, "queue-durable", filepath.Join(b.dir, "queue-durable-data"), old.addr, new.addr)
+	durable, err := startQueueCutover(b.self, b.cutoverEnv, b.dir, "queue-durable", filepath.Join(b.dir, "queue-durable-data"), old.addr, new.addr)
 	if err != nil {
 		return err
 	}
 	defer durable.stop()
-	memory, err := startQueueCutover(b.self, b.dir, "queue-memory", "", old.addr, new.addr)
+	memory, err := startQueueCutover(b.self, b.cutoverEnv, b.dir, "queue-memory", "", old.addr, new.addr)
 	if err != nil {
 		return err
 	}
@@ -141,7 +140,7 @@ func (b *bench) outage(ctx context.Context, p *benchProcess, new *benchBackend, 
 
 // startQueueCutover runs cutover in dual-write with its queue in dataDir
 // ("" keeps it in memory).
-func startQueueCutover(self, dir, name, dataDir, old, new string) (*benchProcess, error) {
+func startQueueCutover(self string, env []string, dir, name, dataDir, old, new string) (*benchProcess, error) {
 	cfg := fmt.Sprintf(`listen: "127.0.0.1:0"
 admin: {listen: "127.0.0.1:0"}
 backends:
@@ -158,7 +157,7 @@ routes:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	return startProcess(name, exec.Command(self, "serve", "--config", path, "--data-dir", dataDir, "--log-level", "error", "--log-format", "json"))
+	return startProcess(name, cutoverCommand(self, env, path, dataDir))
 }
 
 func medianLoad(ls []load) load {

@@ -292,7 +292,7 @@ func runBenchBaseline(args []string, stdout, stderr io.Writer) int {
 }
 
 // startCutover runs `cutover serve` in phase for the two backends.
-func startCutover(self, dir, name, phase, old, new string) (*benchProcess, error) {
+func startCutover(self string, env []string, dir, name, phase, old, new string) (*benchProcess, error) {
 	cfg := fmt.Sprintf(`listen: "127.0.0.1:0"
 admin: {listen: "127.0.0.1:0", pprof: true}
 backends:
@@ -309,12 +309,22 @@ routes:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProcess(name, exec.Command(self, "serve", "--config", path, "--data-dir", filepath.Join(dir, name+"-data"), "--log-level", "error", "--log-format", "json"))
+	p, err := startProcess(name, cutoverCommand(self, env, path, filepath.Join(dir, name+"-data")))
 	if err == nil {
 		// To profile a system while it is measured.
 		fmt.Fprintf(os.Stderr, "  %s: profiles at http://%s/debug/pprof/\n", name, p.admin)
 	}
 	return p, err
+}
+
+// cutoverCommand is `cutover serve` with the bench's config, data directory
+// and extra environment.
+func cutoverCommand(self string, env []string, config, dataDir string) *exec.Cmd {
+	cmd := exec.Command(self, "serve", "--config", config, "--data-dir", dataDir, "--log-level", "error", "--log-format", "json")
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	return cmd
 }
 
 // startNginx runs nginx with the mirror module as a second baseline: it fans

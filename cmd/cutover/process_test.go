@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -203,15 +204,23 @@ defaults: {phase: shadow-read}
 // TestBenchRuns runs a short `cutover bench` so the command anyone reruns
 // for the README's table keeps working. Its numbers mean nothing here.
 func TestBenchRuns(t *testing.T) {
-	out, err := exec.Command(cutoverBinary(t), "bench", "--rounds", "1", "--duration", "300ms", "--sizes", "1024", "--overload", "0", "--queue-outage", "2s").CombinedOutput()
+	out, err := exec.Command(cutoverBinary(t), "bench", "--rounds", "1", "--duration", "300ms", "--sizes", "1024", "--overload", "0", "--queue-outage", "2s", "--cutover-env", "GOGC=200").CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
-	for _, want := range []string{"| plain Go proxy, GET |", "| cutover shadow-read, GET |", "| cutover dual-write async, PUT |", "half the plain proxy's capacity", "new +100 ms",
+	for _, want := range []string{"| plain Go proxy, GET |", "| cutover shadow-read, GET |", "| cutover dual-write async, PUT |", "half the plain proxy's capacity", "new +100 ms", "cutover processes run with GOGC=200",
 		"| on disk (DATA_DIR/queue.db", "| queued at the end (on disk) |"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestBenchRefusesAnEnvironmentItCannotPass(t *testing.T) {
+	out, err := exec.Command(cutoverBinary(t), "bench", "--cutover-env", "GOGC=200 GOMEMLIMIT").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), `"GOMEMLIMIT" is not NAME=value`) {
+		t.Fatalf("bench with a bad --cutover-env: %v\n%s", err, out)
 	}
 }
 
