@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,7 +67,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if b.backendProcs > 0 {
 		backends = strconv.Itoa(b.backendProcs)
 	}
-	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s (backends %s), %s\n", b.rounds, b.duration, b.conns, gomaxprocs(), backends, readBuildInfo())
+	fmt.Fprintf(stdout, "cutover bench: %d rounds of %s, %d connections, GOMAXPROCS %s (backends %s), %s\n", b.rounds, b.duration, b.conns, gomaxprocs(), backends, benchBuild())
 	if len(env) > 0 {
 		fmt.Fprintf(stdout, "cutover processes run with %s\n", strings.Join(env, " "))
 	}
@@ -181,6 +182,25 @@ func median(ss []sample) sample {
 		compared:   pick(func(s sample) float64 { return s.compared }),
 		errorShare: pick(func(s sample) float64 { return s.errorShare }),
 	}
+}
+
+// benchBuild names what is measured: the build's own stamp or, under `go
+// run` (which records no VCS data), the revision of the checkout it runs in,
+// so that a table can be traced to its code.
+func benchBuild() buildInfo {
+	bi := readBuildInfo()
+	if bi.Revision != "unknown" {
+		return bi
+	}
+	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return bi
+	}
+	bi.Revision = strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		bi.Modified = true
+	}
+	return bi
 }
 
 func request(method string, size int) []byte {
