@@ -141,6 +141,7 @@ func startProcess(name string, cmd *exec.Cmd) (*benchProcess, error) {
 		return nil, err
 	}
 	cmd.Stderr = os.Stderr
+	dieWithBench(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -379,6 +380,7 @@ http {
 	}
 	cmd := exec.Command(bin, "-c", path, "-e", filepath.Join(d, "error.log"))
 	cmd.Stderr = os.Stderr
+	dieWithBench(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -213,6 +214,45 @@ func TestBenchRuns(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestBenchTakesItsSystemsDownWhenKilled kills a running bench with
+// SIGKILL: the backends and proxies it started must not outlive it.
+func TestBenchTakesItsSystemsDownWhenKilled(t *testing.T) {
+	cmd := exec.Command(cutoverBinary(t), "bench", "--sizes", "1024", "--closed=false", "--rate", "100", "--rounds", "100", "--duration", "1s", "--overload", "0", "--queue=false", "--nginx=false")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	children := func() []int {
+		var out []int
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if f := statFields(pid); len(f) > 1 && f[1] == strconv.Itoa(cmd.Process.Pid) {
+				out = append(out, pid)
+			}
+		}
+		return out
+	}
+	// Two backends, the plain proxy and three cutovers.
+	var started []int
+	pollUntil(t, 60*time.Second, "the bench starts its six systems", func() (bool, string) {
+		started = children()
+		return len(started) >= 6, fmt.Sprintf("%d started", len(started))
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	for _, pid := range started {
+		pollUntil(t, 20*time.Second, fmt.Sprintf("process %d exits with the bench", pid), func() (bool, string) {
+			f := statFields(pid)
+			// Gone, or exited and a zombie until its new parent reaps it.
+			return f == nil || f[0] == "Z", fmt.Sprint(f)
+		})
 	}
 }
 
