@@ -403,19 +403,53 @@ func (b *bench) overload(ctx context.Context, p *benchProcess, new *benchBackend
 	p.resetPeak()
 	_, rss0 := p.memory()
 	l, samples, _ := loadWithMemory(p, func() load { return closedLoop(ctx, p.addr, b.conns, req, d) })
-	if len(samples) < 12 {
-		return fmt.Errorf("overload run too short to judge memory: use --overload 15s or more")
+	if len(samples) < 20 {
+		return fmt.Errorf("overload run too short to judge memory: use --overload 25s or more")
 	}
 	at10 := samples[9]
 	maxAfter := slices.Max(samples[10:])
+	g := growthAfter(samples, 10)
+	mib := func(v float64) float64 { return v / (1 << 20) }
 	fmt.Fprintln(b.out, "| measure | value |")
 	fmt.Fprintln(b.out, "|---|---:|")
-	fmt.Fprintf(b.out, "| RSS at start | %.0f MiB |\n", float64(rss0)/(1<<20))
-	fmt.Fprintf(b.out, "| RSS after 10 s | %.0f MiB |\n", float64(at10)/(1<<20))
-	fmt.Fprintf(b.out, "| highest RSS after 10 s | %.0f MiB (%+.1f %%) |\n", float64(maxAfter)/(1<<20), 100*(float64(maxAfter)/float64(at10)-1))
+	fmt.Fprintf(b.out, "| RSS at start | %.0f MiB |\n", mib(float64(rss0)))
+	fmt.Fprintf(b.out, "| RSS after 10 s | %.0f MiB |\n", mib(float64(at10)))
+	fmt.Fprintf(b.out, "| median RSS in the 10 s after the first 10 / in the last 10 s | %.1f / %.1f MiB (%+.1f %%) |\n", mib(g.early), mib(g.late), 100*(g.late/g.early-1))
+	fmt.Fprintf(b.out, "| RSS trend after 10 s (least squares) | %+.2f MiB per minute |\n", mib(g.perMinute))
+	fmt.Fprintf(b.out, "| highest RSS after 10 s (the collector's sawtooth included) | %.0f MiB (%+.1f %%) |\n", mib(float64(maxAfter)), 100*(float64(maxAfter)/float64(at10)-1))
 	fmt.Fprintf(b.out, "| client req/s, new hanging | %.0f |\n", l.rate())
 	fmt.Fprintf(b.out, "| ratio to the healthy shadow-read run | %.2f× |\n", l.rate()/healthy)
 	return nil
+}
+
+// growth is how a series of per-second samples moved after its first skip
+// seconds.
+type growth struct {
+	early, late float64 // medians of the first and the last 10 samples after skip
+	perMinute   float64 // least-squares slope
+}
+
+// growthAfter judges growth by trend, not by one high sample: a heap
+// collected every few seconds makes RSS a sawtooth a few MiB high, and its
+// highest tooth says nothing about whether memory grows.
+func growthAfter(samples []int64, skip int) growth {
+	s := samples[skip:]
+	w := min(10, len(s))
+	med := func(v []int64) float64 {
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return float64(v[len(v)/2])
+	}
+	g := growth{early: med(s[:w]), late: med(s[len(s)-w:])}
+	var sx, sy, sxx, sxy float64
+	for i, v := range s {
+		x, y := float64(i), float64(v)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	if n := float64(len(s)); n > 1 {
+		g.perMinute = 60 * (n*sxy - sx*sy) / (n*sxx - sx*sx)
+	}
+	return g
 }
 
 // loadWithMemory runs a load while sampling the process's resident set
