@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -17,30 +18,50 @@ import (
 // as a failed attempt; later refusals do not count towards giving up).
 type breaker struct {
 	cb *gobreaker.CircuitBreaker[struct{}]
+	// openUntil mirrors cb's open state for open(), which every read asks
+	// on the request path: cb.State() takes the mutex that every secondary
+	// exchange takes twice. UnixNano; 0 when not open. Set from
+	// OnStateChange, which gobreaker calls inside each transition.
+	openUntil atomic.Int64
 }
+
+// gobreakerDefaultTimeout is what gobreaker uses for a Timeout of 0.
+const gobreakerDefaultTimeout = 60 * time.Second
 
 func newBreaker(side rules.Side, openFor time.Duration, m *metrics, log *slog.Logger) *breaker {
 	gauge := m.circuitOpen.WithLabelValues(side.String())
 	gauge.Set(0)
-	return &breaker{cb: gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+	if openFor <= 0 {
+		openFor = gobreakerDefaultTimeout
+	}
+	b := &breaker{}
+	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:    side.String(),
 		Timeout: openFor,
 		// Our own shutdown is not the secondary's fault.
 		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			if to == gobreaker.StateOpen {
+				// gobreaker half-opens on the first call after openFor;
+				// open() stops refusing then, so that call comes.
+				b.openUntil.Store(time.Now().Add(openFor).UnixNano())
 				gauge.Set(1)
 				log.Warn("secondary breaker open: shadow reads skipped, writes queued", slog.String(keyBackend, name))
 			} else {
+				b.openUntil.Store(0)
 				gauge.Set(0)
 				log.Info("secondary breaker "+to.String(), slog.String(keyBackend, name))
 			}
 		},
-	})}
+	})
+	return b
 }
 
-// open reports whether the breaker refuses requests now.
-func (b *breaker) open() bool { return b.cb.State() == gobreaker.StateOpen }
+// open reports whether the breaker refuses requests now, without a lock.
+func (b *breaker) open() bool {
+	until := b.openUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
 
 func isBreakerOpen(err error) bool {
 	return errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -198,4 +199,43 @@ func rawRequest(t *testing.T, addr, raw string) int {
 		t.Fatalf("reading the answer: %v", err)
 	}
 	return status
+}
+
+// The request path reads the breaker's state without its lock; once the
+// breaker's open time is over, a read must reach the secondary again (the
+// half-open probe) and, the secondary healed, close it.
+func TestBreakerLetsReadsThroughOnceItsOpenTimeIsOver(t *testing.T) {
+	old := newBackend(t, "old", jsonAnswer("old", userJSON))
+	var healed atomic.Bool
+	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
+		if !healed.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		jsonAnswer("old", userJSON)(w, r)
+	})
+	g := startGateway(t, old, new, "shadow:\n  breaker_open_for: 300ms\nroutes:\n  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: shadow-read\n")
+	read := func() {
+		n := total(g.route("users"))
+		g.do("GET", "/users/1", "")
+		eventually(t, "the read's outcome", func() bool { return total(g.route("users")) == n+1 })
+	}
+	for range 7 {
+		read()
+	}
+	if v := g.route("users"); v.Reads.Reasons["skipped/breaker_open"] != 1 {
+		t.Fatalf("want the breaker open after 6 failures: %+v", v.Reads)
+	}
+	healed.Store(true)
+	eventually(t, "a read compared after the breaker's open time", func() bool {
+		read()
+		return g.route("users").Reads.Matched > 0
+	})
+	before := g.route("users").Reads
+	for range 3 {
+		read()
+	}
+	if after := g.route("users").Reads; after.Matched != before.Matched+3 {
+		t.Errorf("the breaker did not close behind its probe: %+v then %+v", before, after)
+	}
 }
