@@ -6,7 +6,10 @@ import "sync"
 // 16 KB every shadowed read needs two, and allocating them fresh was a large
 // share of the garbage collector's work. A buffer goes back when the read's
 // outcome is recorded (recordRead), the last moment anything reads it.
-type bodyBuffers struct{ pool sync.Pool }
+//
+// The pool holds *[]byte; the boxes pool keeps the emptied pointers, so
+// that neither get nor put allocates one.
+type bodyBuffers struct{ pool, boxes sync.Pool }
 
 // maxPooledBuffer bounds what is kept: rarer, larger answers are allocated
 // and left to the collector, so one huge answer does not pin memory.
@@ -18,8 +21,13 @@ func (b *bodyBuffers) get(n int64) []byte {
 	if n+1 > maxPooledBuffer {
 		return make([]byte, 0, n+1)
 	}
-	if p, ok := b.pool.Get().(*[]byte); ok && int64(cap(*p)) >= n+1 {
-		return (*p)[:0]
+	if p, ok := b.pool.Get().(*[]byte); ok {
+		buf := *p
+		*p = nil
+		b.boxes.Put(p)
+		if int64(cap(buf)) >= n+1 {
+			return buf[:0]
+		}
 	}
 	size := int64(4 << 10)
 	for size < n+1 {
@@ -33,7 +41,12 @@ func (b *bodyBuffers) put(buf []byte) {
 	if buf == nil || cap(buf) > maxPooledBuffer {
 		return
 	}
-	b.pool.Put(&buf)
+	p, _ := b.boxes.Get().(*[]byte)
+	if p == nil {
+		p = new([]byte)
+	}
+	*p = buf
+	b.pool.Put(p)
 }
 
 // forBody returns a pooled buffer for an answer of declared length cl, or nil
