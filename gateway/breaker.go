@@ -20,9 +20,13 @@ type breaker struct {
 	cb *gobreaker.CircuitBreaker[struct{}]
 	// openUntil mirrors cb's open state for open(), which every read asks
 	// on the request path: cb.State() takes the mutex that every secondary
-	// exchange takes twice. UnixNano; 0 when not open. Set from
-	// OnStateChange, which gobreaker calls inside each transition.
+	// exchange takes twice. Set from OnStateChange, which gobreaker calls
+	// inside each transition: the time since epoch when the open state
+	// ends, or 0 when not open. Measured from epoch, it is on the monotonic
+	// clock, as gobreaker's own expiry is: a wall clock stepped back must
+	// not keep reads from the call that half-opens the breaker.
 	openUntil atomic.Int64
+	epoch     time.Time
 }
 
 // gobreakerDefaultTimeout is what gobreaker uses for a Timeout of 0.
@@ -34,7 +38,7 @@ func newBreaker(side rules.Side, openFor time.Duration, m *metrics, log *slog.Lo
 	if openFor <= 0 {
 		openFor = gobreakerDefaultTimeout
 	}
-	b := &breaker{}
+	b := &breaker{epoch: time.Now()}
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:    side.String(),
 		Timeout: openFor,
@@ -44,7 +48,7 @@ func newBreaker(side rules.Side, openFor time.Duration, m *metrics, log *slog.Lo
 			if to == gobreaker.StateOpen {
 				// gobreaker half-opens on the first call after openFor;
 				// open() stops refusing then, so that call comes.
-				b.openUntil.Store(time.Now().Add(openFor).UnixNano())
+				b.openUntil.Store(int64(time.Since(b.epoch) + openFor))
 				gauge.Set(1)
 				log.Warn("secondary breaker open: shadow reads skipped, writes queued", slog.String(keyBackend, name))
 			} else {
@@ -60,7 +64,7 @@ func newBreaker(side rules.Side, openFor time.Duration, m *metrics, log *slog.Lo
 // open reports whether the breaker refuses requests now, without a lock.
 func (b *breaker) open() bool {
 	until := b.openUntil.Load()
-	return until != 0 && time.Now().UnixNano() < until
+	return until != 0 && time.Since(b.epoch) < time.Duration(until)
 }
 
 func isBreakerOpen(err error) bool {

@@ -32,7 +32,8 @@ func BenchmarkBreakerCheck(b *testing.B) {
 						continue
 					}
 					if bc.open(br) {
-						b.Fatal("a breaker that never failed is open")
+						b.Error("a breaker that never failed is open")
+						return
 					}
 				}
 			})

@@ -214,7 +214,7 @@ func TestBreakerLetsReadsThroughOnceItsOpenTimeIsOver(t *testing.T) {
 		}
 		jsonAnswer("old", userJSON)(w, r)
 	})
-	g := startGateway(t, old, new, "shadow:\n  breaker_open_for: 300ms\nroutes:\n  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: shadow-read\n")
+	g := startGateway(t, old, new, "shadow:\n  breaker_open_for: 1s\nroutes:\n  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: shadow-read\n")
 	read := func() {
 		n := total(g.route("users"))
 		g.do("GET", "/users/1", "")
