@@ -184,9 +184,10 @@ func median(ss []sample) sample {
 	}
 }
 
-// benchBuild names what is measured: the build's own stamp or, under `go
-// run` (which records no VCS data), the revision of the checkout it runs in,
-// so that a table can be traced to its code.
+// benchBuild names what is measured: the build's own stamp or, for a build
+// without one (`go run` records no VCS data), the revision of the git
+// checkout in the current directory, where `go run ./cmd/cutover bench`
+// is run, so that a table can be traced to its code.
 func benchBuild() buildInfo {
 	bi := readBuildInfo()
 	if bi.Revision != "unknown" {
@@ -403,8 +404,8 @@ func (b *bench) overload(ctx context.Context, p *benchProcess, new *benchBackend
 	p.resetPeak()
 	_, rss0 := p.memory()
 	l, samples, _ := loadWithMemory(p, func() load { return closedLoop(ctx, p.addr, b.conns, req, d) })
-	if len(samples) < 20 {
-		return fmt.Errorf("overload run too short to judge memory: use --overload 25s or more")
+	if len(samples) < 30 {
+		return fmt.Errorf("overload run too short to judge memory: use --overload 31s or more")
 	}
 	at10 := samples[9]
 	maxAfter := slices.Max(samples[10:])
@@ -414,7 +415,7 @@ func (b *bench) overload(ctx context.Context, p *benchProcess, new *benchBackend
 	fmt.Fprintln(b.out, "|---|---:|")
 	fmt.Fprintf(b.out, "| RSS at start | %.0f MiB |\n", mib(float64(rss0)))
 	fmt.Fprintf(b.out, "| RSS after 10 s | %.0f MiB |\n", mib(float64(at10)))
-	fmt.Fprintf(b.out, "| median RSS in the 10 s after the first 10 / in the last 10 s | %.1f / %.1f MiB (%+.1f %%) |\n", mib(g.early), mib(g.late), 100*(g.late/g.early-1))
+	fmt.Fprintf(b.out, "| median RSS in the 10 s after the first 10 / in the last 10 s | %.1f / %.1f MiB (%+.1f %%) |\n", mib(g.early), mib(g.late), 100*(g.late/max(g.early, 1)-1))
 	fmt.Fprintf(b.out, "| RSS trend after 10 s (least squares) | %+.2f MiB per minute |\n", mib(g.perMinute))
 	fmt.Fprintf(b.out, "| highest RSS after 10 s (the collector's sawtooth included) | %.0f MiB (%+.1f %%) |\n", mib(float64(maxAfter)), 100*(float64(maxAfter)/float64(at10)-1))
 	fmt.Fprintf(b.out, "| client req/s, new hanging | %.0f |\n", l.rate())
@@ -425,16 +426,18 @@ func (b *bench) overload(ctx context.Context, p *benchProcess, new *benchBackend
 // growth is how a series of per-second samples moved after its first skip
 // seconds.
 type growth struct {
-	early, late float64 // medians of the first and the last 10 samples after skip
+	early, late float64 // upper medians of the first and the last samples after skip
 	perMinute   float64 // least-squares slope
 }
 
 // growthAfter judges growth by trend, not by one high sample: a heap
 // collected every few seconds makes RSS a sawtooth a few MiB high, and its
-// highest tooth says nothing about whether memory grows.
+// highest tooth says nothing about whether memory grows. The two windows
+// are 10 samples each, fewer when there are under 20 after skip, and never
+// overlap; skip must leave at least two samples.
 func growthAfter(samples []int64, skip int) growth {
 	s := samples[skip:]
-	w := min(10, len(s))
+	w := min(10, len(s)/2)
 	med := func(v []int64) float64 {
 		v = slices.Clone(v)
 		slices.Sort(v)

@@ -12,7 +12,8 @@ import (
 // program that stopped reading): the systems it started would otherwise
 // keep running, holding ports and taking the cores from the next run. Linux
 // ties the signal to the thread that started the process, which Go only
-// ends for a goroutine that locked it; the bench locks none.
+// ends for a goroutine that locked it (go.dev/issue/27505); the bench locks
+// none.
 func dieWithBench(cmd *exec.Cmd) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}

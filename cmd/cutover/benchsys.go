@@ -188,7 +188,12 @@ func (p *benchProcess) stop() {
 // pids returns the process and its children (nginx's workers).
 func (p *benchProcess) pids() []int {
 	pid := p.cmd.Process.Pid
-	out := []int{pid}
+	return append([]int{pid}, childPIDs(pid)...)
+}
+
+// childPIDs lists the processes whose parent is pid.
+func childPIDs(pid int) []int {
+	var out []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		child, err := strconv.Atoi(e.Name())

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,11 +204,12 @@ defaults: {phase: shadow-read}
 // TestBenchRuns runs a short `cutover bench` so the command anyone reruns
 // for the README's table keeps working. Its numbers mean nothing here.
 func TestBenchRuns(t *testing.T) {
-	out, err := exec.Command(cutoverBinary(t), "bench", "--rounds", "1", "--duration", "300ms", "--sizes", "1024", "--overload", "0", "--queue-outage", "2s", "--cutover-env", "GOGC=200").CombinedOutput()
+	out, err := exec.Command(cutoverBinary(t), "bench", "--rounds", "1", "--duration", "300ms", "--sizes", "1024", "--overload", "0", "--queue-outage", "2s", "--cutover-env", "GODEBUG=gctrace=1").CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
-	for _, want := range []string{"| plain Go proxy, GET |", "| cutover shadow-read, GET |", "| cutover dual-write async, PUT |", "half the plain proxy's capacity", "new +100 ms", "cutover processes run with GOGC=200",
+	for _, want := range []string{"| plain Go proxy, GET |", "| cutover shadow-read, GET |", "| cutover dual-write async, PUT |", "half the plain proxy's capacity", "new +100 ms", "cutover processes run with GODEBUG=gctrace=1",
+		"\ngc 1 @", // a cutover process's collector, tracing as the environment asked
 		"| on disk (DATA_DIR/queue.db", "| queued at the end (on disk) |"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
@@ -225,24 +225,10 @@ func TestBenchTakesItsSystemsDownWhenKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	children := func() []int {
-		var out []int
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			if f := statFields(pid); len(f) > 1 && f[1] == strconv.Itoa(cmd.Process.Pid) {
-				out = append(out, pid)
-			}
-		}
-		return out
-	}
 	// Two backends, the plain proxy and three cutovers.
 	var started []int
 	pollUntil(t, 60*time.Second, "the bench starts its six systems", func() (bool, string) {
-		started = children()
+		started = childPIDs(cmd.Process.Pid)
 		return len(started) >= 6, fmt.Sprintf("%d started", len(started))
 	})
 	cmd.Process.Kill()
