@@ -479,10 +479,10 @@ func (p *Proxy) recordRead(ex *exchange, outcome stats.Outcome, reason string, c
 	// The statistics keep what they need of the answers (copies, redacted):
 	// their buffers can serve the next read.
 	if cmp != nil {
-		for _, b := range cmp.buffers {
+		for i, b := range cmp.bodies {
 			p.buffers.put(b)
+			cmp.bodies[i] = nil
 		}
-		cmp.buffers = nil
 	}
 }
 

@@ -204,14 +204,13 @@ type comparison struct {
 	result                 *compare.Result
 	old, new               *compare.Response
 	noise                  *compare.Result // old vs noise, when a noise backend answered
-	// buffers go back to the pool once the outcome is recorded.
-	buffers [][]byte
+	// bodies go back to the pool once the outcome is recorded.
+	bodies [2][]byte
 
-	// What result, old, new and buffers point to, kept here so that a
-	// compared read allocates one comparison and nothing else.
+	// What result, old and new point to, kept here so that a compared read
+	// allocates one comparison and nothing else.
 	res              compare.Result
 	oldResp, newResp compare.Response
-	bodies           [2][]byte
 }
 
 // keep holds both answers for the outcome's record and their bodies for
@@ -220,7 +219,6 @@ func (c *comparison) keep(old, new compare.Response) {
 	c.oldResp, c.newResp = old, new
 	c.old, c.new, c.result = &c.oldResp, &c.newResp, &c.res
 	c.bodies = [2][]byte{old.Body, new.Body}
-	c.buffers = c.bodies[:]
 }
 
 func (c *comparison) fill(ev *stats.ReadEvent) {
