@@ -20,17 +20,15 @@ type answer struct {
 	reason  string        // set with err: a stats reason
 }
 
-// shadowJob joins a shadowed read's two legs. The handler sets primary once
-// the client has the primary's answer and only then starts send, so the
-// secondary's goroutine reads it without a channel.
+// shadowJob joins a shadowed read's two legs: the handler starts send with
+// the primary's answer once the client has it.
 type shadowJob struct {
-	primary answer
 	// The noise backend's answer, when backends.noise is set.
 	noise    answer
 	hasNoise bool
-	// send asks the secondary; set in rewrite, run once the client has the
-	// primary's answer.
-	send func()
+	// send asks the secondary and settles the read against the primary's
+	// answer; set in rewrite.
+	send func(primary answer)
 }
 
 // primaryAnswer turns what the client was sent into an answer to compare.
@@ -54,7 +52,6 @@ func primaryAnswer(ex *exchange) answer {
 }
 
 func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
-	j.primary = primaryAnswer(ex)
 	if j.send == nil {
 		// Rewrite never ran, so the primary was never asked (ReverseProxy
 		// always runs it today): the read still ends, and frees its slot.
@@ -62,7 +59,7 @@ func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 		p.recordRead(ex, stats.Error, stats.ReasonPrimaryFailed, nil)
 		return
 	}
-	go j.send()
+	go j.send(primaryAnswer(ex))
 }
 
 // startShadow prepares the secondary's copy of a read. It runs on the
@@ -77,7 +74,7 @@ func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 func (p *Proxy) startShadow(ex *exchange) {
 	side := ex.primary.Other()
 	req := p.secondaryRequest(p.stop, ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
-	ex.shadow.send = func() {
+	ex.shadow.send = func(prim answer) {
 		defer p.release()
 		var noise chan answer
 		if p.noise != nil {
@@ -85,7 +82,6 @@ func (p *Proxy) startShadow(ex *exchange) {
 			go func() { noise <- p.fetchNoise(ex) }()
 		}
 		sec := p.fetchSecondary(req, ex.route.Name, side)
-		prim := ex.shadow.primary
 		if noise != nil {
 			ex.shadow.noise = <-noise
 			ex.shadow.hasNoise = true
