@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -164,14 +165,21 @@ type row struct {
 	s    sample
 }
 
+// upperMedian is the middle value of v, the upper of the two middle ones
+// when there is an even number; v is left as it was.
+func upperMedian[T cmp.Ordered](v []T) T {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
 func median(ss []sample) sample {
 	pick := func(f func(sample) float64) float64 {
 		v := make([]float64, len(ss))
 		for i, s := range ss {
 			v[i] = f(s)
 		}
-		slices.Sort(v)
-		return v[len(v)/2]
+		return upperMedian(v)
 	}
 	return sample{
 		rate:       pick(func(s sample) float64 { return s.rate }),
@@ -363,9 +371,8 @@ func (b *bench) latency(ctx context.Context, size int, rate float64, plain, shad
 		fmt.Fprintf(b.out, "- p99 of %q against %q, round by round: median %.2f×, from %.2f× to %.2f×\n",
 			names[pair[0]], names[pair[1]], ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
 	}
-	med := func(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
 	fmt.Fprintf(b.out, "- the new backend's own CPU per request (it shares the cores): %.0f µs healthy, %.0f µs when 100 ms slower\n",
-		med(newCPU[1]), med(newCPU[2]))
+		upperMedian(newCPU[1]), upperMedian(newCPU[2]))
 	return nil
 }
 
@@ -438,12 +445,7 @@ type growth struct {
 func growthAfter(samples []int64, skip int) growth {
 	s := samples[skip:]
 	w := min(10, len(s)/2)
-	med := func(v []int64) float64 {
-		v = slices.Clone(v)
-		slices.Sort(v)
-		return float64(v[len(v)/2])
-	}
-	g := growth{early: med(s[:w]), late: med(s[len(s)-w:])}
+	g := growth{early: float64(upperMedian(s[:w])), late: float64(upperMedian(s[len(s)-w:]))}
 	var sx, sy, sxx, sxy float64
 	for i, v := range s {
 		x, y := float64(i), float64(v)
