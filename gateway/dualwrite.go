@@ -193,7 +193,7 @@ func (j *writeJob) primaryDone(p *Proxy, ex *exchange) {
 	if !j.accepted {
 		return // the primary refused or failed: nothing to compare
 	}
-	a := primaryAnswer(ex)
+	a := ex.takePrimaryAnswer()
 	j.mu.Lock()
 	j.prim = &a
 	both := j.sec != nil

@@ -51,6 +51,17 @@ func primaryAnswer(ex *exchange) answer {
 	return a
 }
 
+// takePrimaryAnswer returns the primary's answer and lets go of what only
+// led to it: the capture holds the primary's response body, and through it
+// the outgoing request and its contexts; the timer holds its trace. A
+// shadowed read may wait on the secondary for its whole timeout, and the
+// garbage collector scans what every read in flight keeps.
+func (ex *exchange) takePrimaryAnswer() answer {
+	a := primaryAnswer(ex)
+	ex.capture, ex.timer = nil, nil
+	return a
+}
+
 func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 	if j.send == nil {
 		// Rewrite never ran, so the primary was never asked (ReverseProxy
@@ -59,7 +70,7 @@ func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 		p.recordRead(ex, stats.Error, stats.ReasonPrimaryFailed, nil)
 		return
 	}
-	go j.send(primaryAnswer(ex))
+	go j.send(ex.takePrimaryAnswer())
 }
 
 // startShadow prepares the secondary's copy of a read. It runs on the
