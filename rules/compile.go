@@ -215,7 +215,7 @@ func (c *compiler) shadow(sc ShadowConfig) Shadow {
 	if sc.BreakerOpenFor.set && s.BreakerOpenFor == 0 {
 		// gobreaker reads 0 as its own default, 60 s: refuse it rather than
 		// open for six times the default without saying so.
-		c.fail("$.shadow.breaker_open_for", "write how long a tripped breaker refuses reads, like 10s; leave it out for the default", "a breaker cannot be open for 0s")
+		c.fail("$.shadow.breaker_open_for", "write how long a tripped breaker refuses reads, like 10s; leave it out for the default", "a breaker cannot be open for %s", strings.TrimSpace(sc.BreakerOpenFor.raw))
 	}
 	if s.Workers == 0 {
 		s.Workers = DefaultShadowWorkers

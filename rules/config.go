@@ -63,7 +63,7 @@ type ShadowConfig struct {
 	// repair.
 	WriteBuffer ByteSize `yaml:"write_buffer"`
 	// BreakerOpenFor is how long the secondary's tripped circuit breaker
-	// refuses before it lets one probe through (default 10s).
+	// refuses before it lets one probe through (default 10s; 0 is refused).
 	BreakerOpenFor Duration `yaml:"breaker_open_for"`
 }
 

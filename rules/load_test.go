@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cutover/cutover/rules"
 )
@@ -98,6 +99,22 @@ func TestPhaseAndReads(t *testing.T) {
 	}
 }
 
+func TestBreakerOpenForDefaultsWhenLeftOut(t *testing.T) {
+	for _, src := range []string{"", "shadow: {}\n", "shadow:\n  breaker_open_for: 3s\n"} {
+		set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+src))
+		if err != nil {
+			t.Fatalf("%q: %v", src, err)
+		}
+		want := rules.DefaultBreakerOpenFor
+		if strings.Contains(src, "3s") {
+			want = 3 * time.Second
+		}
+		if got := set.Shadow.BreakerOpenFor; got != want {
+			t.Errorf("%q: breaker_open_for = %v, want %v", src, got, want)
+		}
+	}
+}
+
 func TestProblemsHavePositions(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
@@ -112,7 +129,7 @@ func TestProblemsHavePositions(t *testing.T) {
 		{"unreachable", base + "routes:\n  - name: all\n    match: {path: \"/o/*\"}\n  - name: one\n    match: {methods: [GET], path: \"/o/{id}\"}\n", `cfg.yaml:8:35: route "one" can never match: route "all" (line 5)`},
 		{"override param", base + "routes:\n  - name: a\n    match: {path: \"/a/{id}\"}\n    overrides:\n      - when: {path_param: tenant, equals: x}\n        phase: cutover\n", `cfg.yaml:8:28: the path pattern "/a/{id}" has no parameter "tenant"`},
 		{"missing backend", "backends:\n  old: {url: \"http://a\"}\n", "cfg.yaml:2:6: backend new needs a url"},
-		{"breaker open for nothing", base + "shadow:\n  breaker_open_for: 0s\n", "cfg.yaml:5:21: a breaker cannot be open for 0s"},
+		{"breaker open for nothing", base + "shadow:\n  breaker_open_for: 0ms\n", "cfg.yaml:5:21: a breaker cannot be open for 0ms"},
 		{"sample", base + "defaults:\n  sample: 2\n", "cfg.yaml:5:11: sample 2 is not a share"},
 	}
 	for _, tt := range tests {
