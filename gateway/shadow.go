@@ -52,10 +52,12 @@ func primaryAnswer(ex *exchange) answer {
 }
 
 // takePrimaryAnswer returns the primary's answer and lets go of what only
-// led to it: the capture holds the primary's response body, and through it
-// the outgoing request and its contexts; the timer holds its trace. A
-// shadowed read may wait on the secondary for its whole timeout, and the
-// garbage collector scans what every read in flight keeps.
+// led to it. The timer's trace is chained to ReverseProxy's own (httptrace
+// composes them), whose 1xx hook holds the client's ResponseWriter, and
+// through it the inbound request and its contexts; the capture holds the
+// primary's response body. A shadowed read may wait on the secondary for
+// its whole timeout, and every collection marks what each read in flight
+// keeps (TestAShadowedReadWaitingOnTheSecondaryKeepsLittle).
 func (ex *exchange) takePrimaryAnswer() answer {
 	a := primaryAnswer(ex)
 	ex.capture, ex.timer = nil, nil
