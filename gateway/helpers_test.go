@@ -1,11 +1,15 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"testing"
@@ -196,3 +200,105 @@ func total(v stats.RouteView) int64 { return v.Reads.Total }
 
 // proxyIdle reports whether no secondary write is queued.
 func (g *gw) proxyIdle() bool { return g.proxy.QueueDepth() == 0 }
+
+// silentBackend accepts connections and reads what they send, and never
+// answers: a secondary that keeps every read waiting. It keeps little of its
+// own per connection, so that what the heap holds is the gateway's.
+type silentBackend struct {
+	ln    net.Listener
+	heads chan struct{} // one per request head received
+	done  chan struct{} // closed by close
+	wg    sync.WaitGroup
+	once  sync.Once
+
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
+}
+
+func newSilentBackend(t *testing.T) *silentBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &silentBackend{ln: ln, heads: make(chan struct{}, 256), done: make(chan struct{})}
+	s.wg.Add(1)
+	go s.accept()
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *silentBackend) url() string { return "http://" + s.ln.Addr().String() }
+
+func (s *silentBackend) accept() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s.conns = append(s.conns, c)
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.read(c)
+	}
+}
+
+// read reports each request head on c, and drains c until it closes.
+func (s *silentBackend) read(c net.Conn) {
+	defer s.wg.Done()
+	buf := make([]byte, 512)
+	var tail []byte
+	for {
+		n, err := c.Read(buf)
+		tail = append(tail, buf[:n]...)
+		for {
+			i := bytes.Index(tail, []byte("\r\n\r\n"))
+			if i < 0 {
+				break
+			}
+			tail = tail[i+4:]
+			select {
+			case s.heads <- struct{}{}:
+			case <-s.done:
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// close hangs up on every connection: the reads waiting on it end as the
+// secondary failed.
+func (s *silentBackend) close() {
+	s.once.Do(func() {
+		close(s.done)
+		s.ln.Close()
+		s.mu.Lock()
+		s.closed = true
+		for _, c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+}
+
+// heapObjects is the number of objects on the heap after a full collection
+// (two, so that sync.Pool's victim cache is gone too).
+func heapObjects() uint64 {
+	runtime.GC()
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/objects:objects"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
