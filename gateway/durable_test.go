@@ -1,16 +1,24 @@
 package gateway_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/cutover/cutover/gateway"
+	"github.com/cutover/cutover/rules"
+	"github.com/cutover/cutover/stats"
 )
 
 // durableConfig routes /items/{id} in dual-write with the given queue
@@ -241,4 +249,57 @@ func mustGet(t *testing.T, path string) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+// A record the queue cannot read stops the start with the file, the record
+// and what to do, and the file is left as it was: dropping it to start would
+// lose the writes it holds without a word.
+func TestAnUnreadableQueueRecordStopsTheStartAndSaysWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	cfg := durableConfig("http://127.0.0.1:1", "http://127.0.0.1:1", "  max_attempts: 3")
+	startProxy(t, cfg, dir).close()
+	path := filepath.Join(dir, "queue.db")
+	key, bad := []byte{0, 0, 0, 0, 0, 0, 0, 7}, []byte{99, 1, 2} // a record version this cutover does not know
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("held")).Put(key, bad) })
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	set, err := rules.Parse("test.yaml", strings.NewReader(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := gateway.New(gateway.Config{Rules: rules.NewStatic(set), Stats: stats.New(), Registerer: prometheus.NewRegistry(), DataDir: dir})
+	if err == nil {
+		p.Close(context.Background())
+		t.Fatal("the gateway started on a queue it cannot read")
+	}
+	for _, want := range []string{path, "held write 7", "corrupt queue record", "move the file aside"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+
+	db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var got []byte
+	if err := db.View(func(tx *bolt.Tx) error {
+		got = bytes.Clone(tx.Bucket([]byte("held")).Get(key))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, bad) {
+		t.Errorf("the unreadable record is now %q; it must be left as it was", got)
+	}
 }
