@@ -305,7 +305,11 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 		if rate <= 0 {
 			rate = rows[0].s.rate / 2
 		}
-		if err := b.latency(ctx, size, rate, systems[0].p, shadow, new, get); err != nil {
+		var shadowCapacity float64 // unknown without the closed loop
+		if rows != nil {
+			shadowCapacity = rows[2].s.rate
+		}
+		if err := b.latency(ctx, size, rate, shadowCapacity, systems[0].p, shadow, new, get); err != nil {
 			return err
 		}
 	}
@@ -326,8 +330,11 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 // proxy again (its ratio to the first plain row is the noise of the run),
 // taken in turn in every round so that the machine's drift falls on all
 // alike. Under the table: the median and range of the per-round p99 ratios,
-// and the new backend's own CPU per request, since it shares the cores.
-func (b *bench) latency(ctx context.Context, size int, rate float64, plain, shadow *benchProcess, new *benchBackend, req []byte) error {
+// the new backend's own CPU per request, since it shares the cores, and the
+// rate as a share of shadow-read's own capacity when the closed loop
+// measured it (shadowCapacity > 0): near it, requests queue, and the p99
+// measures the queue more than shadow-read's cost.
+func (b *bench) latency(ctx context.Context, size int, rate, shadowCapacity float64, plain, shadow *benchProcess, new *benchBackend, req []byte) error {
 	fmt.Fprintf(b.out, "\n### %d-byte answers at a fixed %.0f req/s (half the plain proxy's capacity unless --rate)\n\n", size, rate)
 	names := []string{"plain Go proxy, GET", "cutover shadow-read, GET", "cutover shadow-read, new +100 ms", "plain Go proxy again (the run's noise)"}
 	samples := make([][]sample, len(names))
@@ -373,6 +380,10 @@ func (b *bench) latency(ctx context.Context, size int, rate float64, plain, shad
 	}
 	fmt.Fprintf(b.out, "- the new backend's own CPU per request (it shares the cores): %.0f µs healthy, %.0f µs when 100 ms slower\n",
 		upperMedian(newCPU[1]), upperMedian(newCPU[2]))
+	if shadowCapacity > 0 {
+		fmt.Fprintf(b.out, "- the fixed rate is %.0f %% of shadow-read's own capacity in this run (%.0f req/s with %d connections); near 100 %% requests queue\n",
+			100*rate/shadowCapacity, shadowCapacity, b.conns)
+	}
 	return nil
 }
 

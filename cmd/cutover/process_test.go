@@ -208,7 +208,7 @@ func TestBenchRuns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
-	for _, want := range []string{"| plain Go proxy, GET |", "| cutover shadow-read, GET |", "| cutover dual-write async, PUT |", "half the plain proxy's capacity", "new +100 ms", "cutover processes run with GODEBUG=gctrace=1",
+	for _, want := range []string{"| plain Go proxy, GET |", "| cutover shadow-read, GET |", "| cutover dual-write async, PUT |", "half the plain proxy's capacity", "new +100 ms", "of shadow-read's own capacity in this run", "cutover processes run with GODEBUG=gctrace=1",
 		"\ngc 1 @", // a cutover process's collector, tracing as the environment asked
 		"| on disk (DATA_DIR/queue.db", "| queued at the end (on disk) |"} {
 		if !strings.Contains(string(out), want) {
