@@ -381,7 +381,7 @@ func (o *outbox) recover(now time.Time, queued func(key string, order uint64, fi
 		err := intents.ForEach(func(k, v []byte) error {
 			r, err := decodeRecord(v, true)
 			if err != nil {
-				return fmt.Errorf("write %d, sent to the primary when cutover stopped: %w", bytesU64(k), err)
+				return fmt.Errorf("write %d, under way when cutover stopped: %w", bytesU64(k), err)
 			}
 			r.State, r.Held, r.Reason = stateVerify, now, reasonGatewayStopped
 			ids = append(ids, append([]byte(nil), k...))

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -166,10 +167,13 @@ func (q *queue) replay() error {
 			rq.givenUp++
 		}
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, errCorruptRecord):
 		// Nothing is dropped to start: the file stays as it is, and the
 		// operator decides.
 		return fmt.Errorf("replay the queue in %s: %w; start the cutover version that wrote it, or move the file aside to start with an empty queue (the writes in it are then not sent to the secondary)", q.box.db.Path(), err)
+	case err != nil:
+		return fmt.Errorf("replay the queue in %s: %w", q.box.db.Path(), err)
 	}
 	q.seq.Store(rec.next)
 	if q.depth > 0 || rec.verified > 0 {
