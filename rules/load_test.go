@@ -100,17 +100,20 @@ func TestPhaseAndReads(t *testing.T) {
 }
 
 func TestBreakerOpenForDefaultsWhenLeftOut(t *testing.T) {
-	for _, src := range []string{"", "shadow: {}\n", "shadow:\n  breaker_open_for: 3s\n"} {
-		set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+src))
+	for _, tt := range []struct {
+		src  string
+		want time.Duration
+	}{
+		{"", rules.DefaultBreakerOpenFor},
+		{"shadow: {}\n", rules.DefaultBreakerOpenFor},
+		{"shadow:\n  breaker_open_for: 3s\n", 3 * time.Second},
+	} {
+		set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+tt.src))
 		if err != nil {
-			t.Fatalf("%q: %v", src, err)
+			t.Fatalf("%q: %v", tt.src, err)
 		}
-		want := rules.DefaultBreakerOpenFor
-		if strings.Contains(src, "3s") {
-			want = 3 * time.Second
-		}
-		if got := set.Shadow.BreakerOpenFor; got != want {
-			t.Errorf("%q: breaker_open_for = %v, want %v", src, got, want)
+		if got := set.Shadow.BreakerOpenFor; got != tt.want {
+			t.Errorf("%q: breaker_open_for = %v, want %v", tt.src, got, tt.want)
 		}
 	}
 }
