@@ -49,12 +49,16 @@ func (b *bodyBuffers) put(buf []byte) {
 	b.pool.Put(p)
 }
 
-// forBody returns a pooled buffer for an answer of declared length cl, or nil
-// when the length is unknown or larger than max (the reader then grows its
-// own).
+// forBody returns a pooled buffer for an answer of declared length cl: one
+// with room for it or, when the length is unknown (a chunked answer), any
+// the pool holds, which the reader grows and put recycles. nil when cl is
+// over max: the answer is skipped as too large.
 func (b *bodyBuffers) forBody(cl, max int64) []byte {
-	if cl < 0 || cl > max {
+	switch {
+	case cl > max:
 		return nil
+	case cl < 0:
+		return b.get(0)
 	}
 	return b.get(cl)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -193,18 +194,20 @@ func readBounded(r io.Reader, limit int64, sizeHint int64) ([]byte, bool, error)
 // readBoundedInto is readBounded reading into buf when it has room (a
 // pooled buffer), growing it when it does not.
 func readBoundedInto(buf []byte, r io.Reader, limit int64, sizeHint int64) ([]byte, bool, error) {
-	n := sizeHint
-	if n < 0 || n > limit {
-		n = min(limit, 64<<10)
-	}
-	// One byte more than the limit tells a body of exactly limit bytes from
-	// a longer one.
-	if int64(cap(buf)) < n+1 {
-		buf = make([]byte, 0, n+1)
+	switch {
+	case sizeHint >= 0 && sizeHint <= limit:
+		// One byte more than the length tells a body of exactly limit
+		// bytes from a longer one, and sees the end without growing.
+		if int64(cap(buf)) < sizeHint+1 {
+			buf = make([]byte, 0, sizeHint+1)
+		}
+	case cap(buf) == 0:
+		buf = make([]byte, 0, min(limit+1, unknownLengthStart))
 	}
 	for int64(len(buf)) <= limit {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			// Doubling, up to the limit and the byte past it.
+			buf = slices.Grow(buf, int(min(int64(cap(buf)), limit+1-int64(len(buf)))))
 		}
 		room := min(int64(cap(buf)), limit+1)
 		m, err := r.Read(buf[len(buf):room])
@@ -218,6 +221,10 @@ func readBoundedInto(buf []byte, r io.Reader, limit int64, sizeHint int64) ([]by
 	}
 	return buf[:limit], true, nil
 }
+
+// unknownLengthStart is the first room given to a body of unknown length
+// read without a buffer: it grows by doubling from there.
+const unknownLengthStart = 4 << 10
 
 // errorStatus is the one place a primary failure becomes a status: 504 when
 // the backend took too long, 499 (nginx's "client closed request") when the
