@@ -196,8 +196,9 @@ func readBounded(r io.Reader, limit int64, sizeHint int64) ([]byte, bool, error)
 func readBoundedInto(buf []byte, r io.Reader, limit int64, sizeHint int64) ([]byte, bool, error) {
 	switch {
 	case sizeHint >= 0 && sizeHint <= limit:
-		// One byte more than the length tells a body of exactly limit
-		// bytes from a longer one, and sees the end without growing.
+		// Room for one byte more than the declared length: the read
+		// that finds the end needs it, and so does telling a body of
+		// exactly limit bytes from a longer one.
 		if int64(cap(buf)) < sizeHint+1 {
 			buf = make([]byte, 0, sizeHint+1)
 		}

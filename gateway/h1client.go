@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"sync"
 	"syscall"
@@ -31,18 +33,37 @@ func newSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int, ide
 	if target.Scheme != "http" {
 		return &transportClient{t: newTransport(timeout, maxIdle), timeout: timeout}
 	}
+	c := newH1Client(target, timeout, maxIdle)
+	c.idempotencyHeader = idempotencyHeader
+	return c
+}
+
+// newPrimaryClient returns the client for a plain-HTTP backend's reads as
+// primary, nil for an https:// backend (its reads take the Transport). Its
+// timeout bounds the wait for an answer's head, as the Transport's
+// ResponseHeaderTimeout does: a long answer streams for as long as the
+// client reads it.
+func newPrimaryClient(target *url.URL, timeout time.Duration, maxIdle int) *h1Client {
+	if target.Scheme != "http" {
+		return nil
+	}
+	c := newH1Client(target, timeout, maxIdle)
+	c.headOnly = true
+	return c
+}
+
+func newH1Client(target *url.URL, timeout time.Duration, maxIdle int) *h1Client {
 	port := target.Port()
 	if port == "" {
 		port = "80"
 	}
 	return &h1Client{
-		addr:              net.JoinHostPort(target.Hostname(), port),
-		dial:              dialBackend,
-		timeout:           timeout,
-		idempotencyHeader: idempotencyHeader,
-		maxIdle:           maxIdle,
-		idleTimeout:       idleConnTimeout,
-		now:               time.Now,
+		addr:        net.JoinHostPort(target.Hostname(), port),
+		dial:        dialBackend,
+		timeout:     timeout,
+		maxIdle:     maxIdle,
+		idleTimeout: idleConnTimeout,
+		now:         time.Now,
 	}
 }
 
@@ -64,11 +85,15 @@ func newSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int, ide
 // (only replayable requests, as the Transport), the context's deadline and
 // cancellation applied to the connection. The backend's time is measured
 // here, from the request flushed to the answer's first byte; no httptrace
-// hook is called (no caller sets one on a secondary's request).
+// hook is called but Got1xxResponse, through which ReverseProxy passes 1xx
+// answers on to the client when the client serves the primary's reads.
 type h1Client struct {
 	addr    string
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	timeout time.Duration // of one exchange, from dialling to the body's end
+	// headOnly: the timeout ends once the answer's head is read, and the
+	// body has none; the request's context still cuts it.
+	headOnly bool
 	// idempotencyHeader makes a request replayable, as Idempotency-Key does.
 	idempotencyHeader string
 	maxIdle           int
@@ -176,7 +201,7 @@ func (c *h1Client) explain(ctx context.Context, deadline time.Time, err error) e
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("%w: %v", cerr, err)
 	}
-	if !c.now().Before(deadline) {
+	if !deadline.IsZero() && !c.now().Before(deadline) {
 		return fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
 	}
 	return err
@@ -235,7 +260,7 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 			pc.conn.SetReadDeadline(earliest(deadline, c.now().Add(50*time.Millisecond)))
 			if res, err := pc.readHead(req); err == nil && res.StatusCode >= 200 {
 				pc.conn.SetReadDeadline(deadline)
-				res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: deadline, stop: stop, keep: false}
+				res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: c.bodyDeadline(ctx, pc, deadline), stop: stop, keep: false}
 				return res, nil
 			}
 		}
@@ -255,12 +280,34 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 		case res.StatusCode == http.StatusSwitchingProtocols:
 			return fail(errors.New("the backend switched protocols on a shadowed request"), false)
 		case res.StatusCode < 200:
-			continue // 100 Continue, 103 Early Hints: the answer follows
+			// 100 Continue, 103 Early Hints: the answer follows. On the
+			// client's path ReverseProxy's trace hook passes them on.
+			if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+				if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
+					return fail(err, false)
+				}
+			}
+			continue
 		}
-		res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: deadline, stop: stop,
+		res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: c.bodyDeadline(ctx, pc, deadline), stop: stop,
 			keep: !res.Close && !req.Close, took: first.Sub(wrote)}
 		return res, nil
 	}
+}
+
+// bodyDeadline is the deadline an answer's body is read under once its
+// head is in: the exchange's, or none for a headOnly client.
+func (c *h1Client) bodyDeadline(ctx context.Context, pc *h1Conn, deadline time.Time) time.Time {
+	if !c.headOnly {
+		return deadline
+	}
+	pc.conn.SetDeadline(time.Time{})
+	if ctx.Err() != nil {
+		// The context ended between the head and here: its cut, which
+		// the line above undid, stands.
+		pc.conn.SetDeadline(longAgo)
+	}
+	return time.Time{}
 }
 
 // readHead reads an answer's status line and headers, at most

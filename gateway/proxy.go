@@ -67,6 +67,7 @@ type Proxy struct {
 	targets   [2]*url.URL // by rules.Side
 	timeouts  [2]time.Duration
 	secondary [2]secondaryClient // by the side that is secondary
+	primary   []*h1Client        // the primary's clients for reads (primaryTransport)
 	noise     *noise             // nil unless backends.noise is set
 	buffers   bodyBuffers        // answers kept for comparison
 	breakers  [2]*breaker
@@ -134,7 +135,14 @@ func New(cfg Config) (*Proxy, error) {
 		p.breakers[side] = newBreaker(side, set.Shadow.BreakerOpenFor, p.metrics, p.log)
 	}
 	p.noise = newNoise(set.Backends.Noise, secondaryIdle)
-	primary := &primaryTransport{p: p, t: [2]*http.Transport{newTransport(set.Backends.Old.Timeout, 512), newTransport(set.Backends.New.Timeout, 512)}}
+	primary := &primaryTransport{p: p}
+	for _, side := range []rules.Side{rules.Old, rules.New} {
+		primary.t[side] = newTransport(p.timeouts[side], primaryIdle)
+		primary.h1[side] = newPrimaryClient(p.targets[side], p.timeouts[side], primaryIdle)
+		if primary.h1[side] != nil {
+			p.primary = append(p.primary, primary.h1[side])
+		}
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			p.rewrite(pr, exchangeFrom(pr.In.Context()))
@@ -195,31 +203,49 @@ func (p *Proxy) sweepIdle() {
 	}
 }
 
-// clients are the secondary clients: one per backend, and the noise
-// backend's when there is one.
+// clients are the clients that pool their own connections: one per backend
+// as secondary, the noise backend's when there is one, and the primary's
+// for reads of plain-HTTP backends.
 func (p *Proxy) clients() []secondaryClient {
 	cs := []secondaryClient{p.secondary[rules.Old], p.secondary[rules.New]}
+	for _, c := range p.primary {
+		cs = append(cs, c)
+	}
 	if p.noise != nil {
 		cs = append(cs, p.noise.client)
 	}
 	return cs
 }
 
+// primaryIdle bounds the idle connections kept to a backend as primary.
+const primaryIdle = 512
+
 // idleSweepEvery is how often expired idle connections are looked for.
 const idleSweepEvery = 15 * time.Second
 
 // primaryTransport sends each primary request through the transport of the
 // backend it is aimed at, once a write that the secondary must get too is
-// recorded.
+// recorded. Reads without a body go over cutover's own HTTP/1.1 client when
+// the backend is plain HTTP: the exchange stays on the handler's goroutine,
+// where the Transport hands each request to a writer and a reader goroutine
+// per connection (BenchmarkShadowRead: 76.6-82.5 µs and 218 allocations
+// per read on the Transport, 69.3-70.2 µs and 196 on the client). Writes,
+// bodies and protocol upgrades keep the Transport: it writes a body while
+// the answer is read, waits for 100 Continue, and hands an upgraded
+// connection over.
 type primaryTransport struct {
-	p *Proxy
-	t [2]*http.Transport
+	p  *Proxy
+	t  [2]*http.Transport
+	h1 [2]*h1Client // by rules.Side; nil for an https:// backend
 }
 
 func (t *primaryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ex := exchangeFrom(req.Context())
 	if ex.write != nil {
 		req = t.p.recordWrite(req, ex)
+	}
+	if c := t.h1[ex.primary]; c != nil && ex.read && ex.write == nil && !ex.upgrade && req.Body == nil && req.Header.Get("Expect") == "" {
+		return c.RoundTrip(req)
 	}
 	if ex.shadow == nil && ex.write == nil {
 		// Nothing will be compared: the backends' own times are not
@@ -351,7 +377,7 @@ func sampled(share float64) bool {
 // hands the secondary its copy.
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	ex := exchangeFrom(res.Request.Context())
-	ex.primaryTime = ex.timer.latency(p.now().Sub(ex.start))
+	ex.primaryTime = backendTime(res, ex.timer.latency(p.now().Sub(ex.start)))
 	ex.status = res.StatusCode
 	ex.header = res.Header
 	p.metrics.upstream(ex.route.Name, ex.primary, true, ex.primaryTime)
@@ -515,6 +541,11 @@ func (p *Proxy) Close(ctx context.Context) error {
 		p.sweepWG.Wait()
 		for _, c := range p.clients() {
 			c.CloseIdleConnections()
+		}
+		if pt, ok := p.rp.Transport.(*primaryTransport); ok {
+			for _, t := range pt.t {
+				t.CloseIdleConnections()
+			}
 		}
 	})
 	return err

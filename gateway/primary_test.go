@@ -1,0 +1,146 @@
+package gateway_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/stats"
+)
+
+// The primary's reads go over cutover's own HTTP/1.1 client; these are the
+// things net/http's Transport did on that leg that the client must do too.
+
+const primaryRoute = "routes:\n  - name: items\n    match: {path: \"/items/{id}\"}\n    phase: %s\n"
+
+func TestThePrimaryPassesOn1xxAnswersToTheClient(t *testing.T) {
+	hinted := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"id": 1}`))
+	}
+	for _, phase := range []string{"prepare", "shadow-read", "cutover"} {
+		t.Run(phase, func(t *testing.T) {
+			g := startGateway(t, newBackend(t, "old", hinted), newBackend(t, "new", hinted), fmt.Sprintf(primaryRoute, phase))
+			var got []string
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				got = append(got, fmt.Sprintf("%d %s", code, h.Get("Link")))
+				return nil
+			}}
+			req, err := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), "GET", g.srv.URL+"/items/1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil || res.StatusCode != 200 || string(body) != `{"id": 1}` {
+				t.Fatalf("answer %d %q (%v), want 200 and the backend's body", res.StatusCode, body, err)
+			}
+			if want := "103 </a.css>; rel=preload"; len(got) != 1 || got[0] != want {
+				t.Errorf("the client got the 1xx answers %q, want [%q]", got, want)
+			}
+		})
+	}
+}
+
+// backends.*.timeout bounds the wait for the primary's head, as the
+// Transport's ResponseHeaderTimeout did; a body that takes longer still
+// streams to the client whole, and is compared whole.
+func TestAPrimaryAnswerStreamsPastTheBackendTimeout(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	half := `{"items": [` + strings.Repeat(`{"id": 1}, `, 50)
+	slow := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(half))
+		w.(http.Flusher).Flush()
+		// The rest comes after three timeouts: the backend is slow, on
+		// purpose; nothing waits on this to synchronise.
+		time.Sleep(3 * timeout)
+		w.Write([]byte(`{"id": 2}]}`))
+	}
+	old, new := newBackend(t, "old", slow), newBackend(t, "new", slow)
+	src := fmt.Sprintf("backends:\n  old: {url: %q, timeout: %s}\n  new: {url: %q, timeout: 2s}\n", old.srv.URL, timeout, new.srv.URL) + fmt.Sprintf(primaryRoute, "shadow-read")
+	g := startProxy(t, src, t.TempDir())
+	res, body := g.do("GET", "/items/1", "")
+	if want := half + `{"id": 2}]}`; res.StatusCode != 200 || string(body) != want {
+		t.Fatalf("answer %d with %d bytes, want 200 with all %d", res.StatusCode, len(body), len(want))
+	}
+	eventually(t, "the read compared", func() bool { return g.route("items").Reads.Matched == 1 })
+}
+
+func TestAPrimaryReadWithoutAHeadInTimeIsAGatewayTimeout(t *testing.T) {
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	silent := func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}
+	old, new := newBackend(t, "old", silent), newBackend(t, "new", jsonAnswer("new", `{}`))
+	src := fmt.Sprintf("backends:\n  old: {url: %q, timeout: 100ms}\n  new: {url: %q, timeout: 2s}\n", old.srv.URL, new.srv.URL) + fmt.Sprintf(primaryRoute, "shadow-read")
+	g := startProxy(t, src, t.TempDir())
+	if res, _ := g.do("GET", "/items/1", ""); res.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("answer %d, want 504", res.StatusCode)
+	}
+	eventually(t, "the read recorded", func() bool { return g.route("items").Reads.Errors == 1 })
+	if n := g.route("items").Reads.Reasons["error/"+stats.ReasonPrimaryFailed]; n != 1 {
+		t.Errorf("reads with reason %s: %d, want 1", stats.ReasonPrimaryFailed, n)
+	}
+}
+
+// A client that leaves in the middle of an answer ends the primary's
+// exchange: the backend sees its request's context end, and the connection
+// is not kept for the next read.
+func TestAClientLeavingMidAnswerEndsThePrimarysExchange(t *testing.T) {
+	ended := make(chan struct{}, 1)
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	endless := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"items": [`))
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			ended <- struct{}{}
+		case <-hold:
+		}
+	}
+	g := startGateway(t, newBackend(t, "old", endless), newBackend(t, "new", jsonAnswer("new", `{}`)), fmt.Sprintf(primaryRoute, "prepare"))
+	conn, err := net.Dial("tcp", g.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(res.Body, make([]byte, len(`{"items": [`))); err != nil {
+		t.Fatalf("the answer's first bytes: %v", err)
+	}
+	conn.Close()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backend's request did not end within 5 s of the client leaving")
+	}
+	// The next read is served on a connection of its own.
+	g.old.setHandler(jsonAnswer("old", `{"id": 1}`))
+	if res, body := g.do("GET", "/items/1", ""); res.StatusCode != 200 || string(body) != `{"id": 1}` {
+		t.Fatalf("the next read: %d %q", res.StatusCode, body)
+	}
+}
