@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"testing"
+	"testing/iotest"
 )
 
 func TestBodyBuffersAreReusedWithoutAllocating(t *testing.T) {
@@ -73,19 +76,28 @@ func TestABoundedReadStopsOneBytePastTheLimit(t *testing.T) {
 		{"known length under the limit", 100, 100, false},
 		{"known length at the limit", 1000, 1000, false},
 		{"unknown length at the limit", 1000, -1, false},
+		{"unknown length one byte over the limit", 1001, -1, true},
 		{"unknown length over the limit", 5000, -1, true},
 		{"declared over the limit", 5000, 5000, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			body := bytes.Repeat([]byte("x"), int(tc.size))
-			rd := bytes.NewReader(body)
-			got, over, err := readBoundedInto(nil, rd, 1000, tc.hint)
-			if err != nil || over != tc.over || !bytes.Equal(got, body[:min(tc.size, 1000)]) {
-				t.Fatalf("got %d bytes, over %t, error %v; want %d bytes, over %t", len(got), over, err, min(tc.size, 1000), tc.over)
-			}
-			if left := rd.Len(); tc.over && left != int(tc.size)-1001 {
-				t.Errorf("%d bytes left unread, want %d: the read goes one byte past the limit, no further", left, tc.size-1001)
-			}
-		})
+		// net/http's bodies report the end with their last bytes; a
+		// bytes.Reader reports it in a read of its own.
+		for _, endWithData := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, end with the data %t", tc.name, endWithData), func(t *testing.T) {
+				body := bytes.Repeat([]byte("x"), int(tc.size))
+				rd := bytes.NewReader(body)
+				var r io.Reader = rd
+				if endWithData {
+					r = iotest.DataErrReader(rd)
+				}
+				got, over, err := readBoundedInto(nil, r, 1000, tc.hint)
+				if err != nil || over != tc.over || !bytes.Equal(got, body[:min(tc.size, 1000)]) {
+					t.Fatalf("got %d bytes, over %t, error %v; want %d bytes, over %t", len(got), over, err, min(tc.size, 1000), tc.over)
+				}
+				if left := rd.Len(); tc.over && !endWithData && left != int(tc.size)-1001 {
+					t.Errorf("%d bytes left unread, want %d: the read goes one byte past the limit, no further", left, tc.size-1001)
+				}
+			})
+		}
 	}
 }

@@ -214,6 +214,11 @@ func readBoundedInto(buf []byte, r io.Reader, limit int64, sizeHint int64) ([]by
 		m, err := r.Read(buf[len(buf):room])
 		buf = buf[:len(buf)+m]
 		if err == io.EOF {
+			// The byte past the limit may come with the end (net/http's
+			// bodies report EOF with their last bytes).
+			if int64(len(buf)) > limit {
+				return buf[:limit], true, nil
+			}
 			return buf, false, nil
 		}
 		if err != nil {
