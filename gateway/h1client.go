@@ -25,6 +25,8 @@ type secondaryClient interface {
 	CloseIdleConnections()
 	// closeExpired closes the idle connections kept longer than allowed.
 	closeExpired()
+	// close closes the idle connections for good, when the gateway closes.
+	close()
 }
 
 // newSecondaryClient returns the client for one backend as secondary: h1Client
@@ -48,7 +50,7 @@ func newPrimaryClient(target *url.URL, timeout time.Duration, maxIdle int) *h1Cl
 		return nil
 	}
 	c := newH1Client(target, timeout, maxIdle)
-	c.headOnly = true
+	c.headOnly, c.maxHead = true, maxPrimaryHead
 	return c
 }
 
@@ -63,6 +65,7 @@ func newH1Client(target *url.URL, timeout time.Duration, maxIdle int) *h1Client 
 		timeout:     timeout,
 		maxIdle:     maxIdle,
 		idleTimeout: idleConnTimeout,
+		maxHead:     maxAnswerHead,
 		now:         time.Now,
 	}
 }
@@ -94,6 +97,7 @@ type h1Client struct {
 	// headOnly: the timeout ends once the answer's head is read, and the
 	// body has none; the request's context still cuts it.
 	headOnly bool
+	maxHead  int64 // bytes of an answer's head (readHead)
 	// idempotencyHeader makes a request replayable, as Idempotency-Key does.
 	idempotencyHeader string
 	maxIdle           int
@@ -101,8 +105,9 @@ type h1Client struct {
 	now               func() time.Time
 	writers           sync.Pool // *bufio.Writer, only needed while a request is written
 
-	mu   sync.Mutex
-	idle []*h1Conn // least recently used first
+	mu     sync.Mutex
+	idle   []*h1Conn // least recently used first
+	closed bool      // CloseIdleConnections ran: nothing is pooled any more
 }
 
 type h1Conn struct {
@@ -148,6 +153,10 @@ var longAgo = time.Unix(1, 0)
 // answer's): http.ReadResponse has no bound of its own, and a backend that
 // streams an endless header must not fill the gateway's memory.
 const maxAnswerHead = 1 << 20
+
+// maxPrimaryHead is the bound on the primary's leg: net/http's Transport's
+// default, which the client's answers had before reads left it.
+const maxPrimaryHead = 10 << 20
 
 // RoundTrip implements http.RoundTripper.
 func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -258,7 +267,7 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 		// reach it. Look for it briefly; without one the write failed.
 		if ctx.Err() == nil {
 			pc.conn.SetReadDeadline(earliest(deadline, c.now().Add(50*time.Millisecond)))
-			if res, err := pc.readHead(req); err == nil && res.StatusCode >= 200 {
+			if res, err := pc.readHead(req, c.maxHead); err == nil && res.StatusCode >= 200 {
 				pc.conn.SetReadDeadline(deadline)
 				res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: c.bodyDeadline(ctx, pc, deadline), stop: stop, keep: false}
 				return res, nil
@@ -272,7 +281,7 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 	}
 	first := c.now()
 	for {
-		res, err := pc.readHead(req)
+		res, err := pc.readHead(req, c.maxHead)
 		if err != nil {
 			return fail(err, false)
 		}
@@ -290,7 +299,7 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 			continue
 		}
 		res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: c.bodyDeadline(ctx, pc, deadline), stop: stop,
-			keep: !res.Close && !req.Close, took: first.Sub(wrote)}
+			keep: !res.Close && !req.Close, took: first.Sub(wrote), timed: true}
 		return res, nil
 	}
 }
@@ -310,14 +319,13 @@ func (c *h1Client) bodyDeadline(ctx context.Context, pc *h1Conn, deadline time.T
 	return time.Time{}
 }
 
-// readHead reads an answer's status line and headers, at most
-// maxAnswerHead bytes of them; its body is bounded by whoever reads it
-// (shadow.max_body).
-func (pc *h1Conn) readHead(req *http.Request) (*http.Response, error) {
-	pc.head.n = maxAnswerHead
+// readHead reads an answer's status line and headers, at most max bytes of
+// them; its body is bounded by whoever reads it (shadow.max_body).
+func (pc *h1Conn) readHead(req *http.Request, max int64) (*http.Response, error) {
+	pc.head.n = max
 	res, err := http.ReadResponse(pc.br, req)
 	if err != nil && pc.head.n == 0 {
-		err = fmt.Errorf("answer head larger than %d bytes", maxAnswerHead)
+		err = fmt.Errorf("answer head larger than %d bytes", max)
 	}
 	pc.head.n = -1
 	return res, err
@@ -345,9 +353,10 @@ type h1Body struct {
 	eof      bool
 	closed   bool
 	took     time.Duration // from the request flushed to the answer's first byte
+	timed    bool          // took is known: not for an answer read after a failed write
 }
 
-func (b *h1Body) backendTime() (time.Duration, bool) { return b.took, true }
+func (b *h1Body) backendTime() (time.Duration, bool) { return b.took, b.timed }
 
 func (b *h1Body) Read(p []byte) (int, error) {
 	if b.closed {
@@ -415,6 +424,12 @@ func (c *h1Client) put(pc *h1Conn) {
 	pc.conn.SetDeadline(time.Time{})
 	pc.idleAt = c.now()
 	c.mu.Lock()
+	if c.closed {
+		// An answer still streaming when the gateway closed.
+		c.mu.Unlock()
+		pc.conn.Close()
+		return
+	}
 	drop := c.evictLocked(pc.idleAt, c.maxIdle-1)
 	c.idle = append(c.idle, pc)
 	c.mu.Unlock()
@@ -450,6 +465,15 @@ func (c *h1Client) closeExpired() {
 	closeConns(drop)
 }
 
+// close closes every pooled connection, and from then on those handed back
+// too: an answer may still stream to a client when the gateway closes.
+func (c *h1Client) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.CloseIdleConnections()
+}
+
 // CloseIdleConnections closes every pooled connection.
 func (c *h1Client) CloseIdleConnections() {
 	c.mu.Lock()
@@ -479,6 +503,10 @@ func (c *transportClient) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (c *transportClient) CloseIdleConnections() { c.t.CloseIdleConnections() }
+
+// close implements secondaryClient: the Transport has no state to end
+// beyond its idle connections.
+func (c *transportClient) close() { c.t.CloseIdleConnections() }
 
 // closeExpired is the Transport's own business (IdleConnTimeout).
 func (c *transportClient) closeExpired() {}

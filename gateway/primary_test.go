@@ -144,3 +144,18 @@ func TestAClientLeavingMidAnswerEndsThePrimarysExchange(t *testing.T) {
 		t.Fatalf("the next read: %d %q", res.StatusCode, body)
 	}
 }
+
+// The primary's answer head may be as large as net/http's Transport let it
+// be (10 MB), larger than what the secondary's answers are held to.
+func TestAPrimaryAnswerKeepsTheTransportsHeadLimit(t *testing.T) {
+	big := strings.Repeat("v", 2<<20)
+	large := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Large", big)
+		w.Write([]byte(`{}`))
+	}
+	g := startGateway(t, newBackend(t, "old", large), newBackend(t, "new", large), fmt.Sprintf(primaryRoute, "prepare"))
+	res, body := g.do("GET", "/items/1", "")
+	if res.StatusCode != 200 || len(res.Header.Get("X-Large")) != len(big) || string(body) != `{}` {
+		t.Fatalf("answer %d with a %d-byte X-Large and body %q, want 200, all %d bytes and {}", res.StatusCode, len(res.Header.Get("X-Large")), body, len(big))
+	}
+}

@@ -540,7 +540,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 		p.cancel()
 		p.sweepWG.Wait()
 		for _, c := range p.clients() {
-			c.CloseIdleConnections()
+			c.close()
 		}
 		if pt, ok := p.rp.Transport.(*primaryTransport); ok {
 			for _, t := range pt.t {
