@@ -159,3 +159,43 @@ func TestAPrimaryAnswerKeepsTheTransportsHeadLimit(t *testing.T) {
 		t.Fatalf("answer %d with a %d-byte X-Large and body %q, want 200, all %d bytes and {}", res.StatusCode, len(res.Header.Get("X-Large")), body, len(big))
 	}
 }
+
+// A HEAD read gets the primary's head and no body, and the connection to
+// the backend serves the next read.
+func TestAHeadReadGetsThePrimarysHeadOnly(t *testing.T) {
+	answer := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "9")
+		if r.Method != http.MethodHead {
+			w.Write([]byte(`{"id": 1}`))
+		}
+	}
+	g := startGateway(t, newBackend(t, "old", answer), newBackend(t, "new", answer), "routes:\n  - name: items\n    match: {methods: [GET, HEAD], path: \"/items/{id}\"}\n    phase: shadow-read\n")
+	for _, method := range []string{"HEAD", "GET", "HEAD", "GET"} {
+		res, body := g.do(method, "/items/1", "")
+		want := `{"id": 1}`
+		if method == "HEAD" {
+			want = ""
+		}
+		if res.StatusCode != 200 || res.ContentLength != 9 || string(body) != want {
+			t.Fatalf("%s: %d, length %d, body %q; want 200, length 9, body %q", method, res.StatusCode, res.ContentLength, body, want)
+		}
+	}
+	eventually(t, "four reads recorded", func() bool { return g.route("items").Reads.Total == 4 })
+}
+
+// Trailers the primary announces reach the client with their values.
+func TestThePrimarysTrailersReachTheClient(t *testing.T) {
+	trailing := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"id": 1}`))
+		w.Header().Set("X-Checksum", "abc")
+	}
+	g := startGateway(t, newBackend(t, "old", trailing), newBackend(t, "new", trailing), fmt.Sprintf(primaryRoute, "shadow-read"))
+	res, body := g.do("GET", "/items/1", "")
+	if res.StatusCode != 200 || string(body) != `{"id": 1}` || res.Trailer.Get("X-Checksum") != "abc" {
+		t.Fatalf("answer %d %q with trailers %v; want 200, the body and X-Checksum: abc", res.StatusCode, body, res.Trailer)
+	}
+	eventually(t, "the read matched", func() bool { return g.route("items").Reads.Matched == 1 })
+}
