@@ -48,7 +48,10 @@ type node struct {
 type document struct {
 	src   []byte
 	nodes []node
-	keys  []int32 // scratch for duplicate detection
+	// Scratch for duplicate detection: the member names of the objects
+	// still open, innermost last, and indices into them.
+	names []memberName
+	keys  []int32
 
 	root    any // the document as encoding/json would decode it, for filters
 	hasRoot bool
@@ -58,8 +61,20 @@ type document struct {
 // escapes (a lone surrogate is not UTF-8 text), duplicate member names,
 // nesting depth and trailing data.
 func (d *document) parse(src []byte, maxDepth int) *failure {
+	return d.scan(src, maxDepth, true)
+}
+
+// validate checks src as parse does, with the same failure for the same
+// bytes, without building the nodes: two identical answers need only be
+// valid, and the nodes were most of parse's work.
+func (d *document) validate(src []byte, maxDepth int) *failure {
+	return d.scan(src, maxDepth, false)
+}
+
+func (d *document) scan(src []byte, maxDepth int, tape bool) *failure {
 	d.src = src
 	d.nodes = d.nodes[:0]
+	d.names = d.names[:0]
 	d.root, d.hasRoot = nil, false
 	if len(src) >= 1<<31-1 {
 		return &failure{ReasonTooLarge, "a JSON body of 2 GiB or more"}
@@ -69,7 +84,11 @@ func (d *document) parse(src []byte, maxDepth int) *failure {
 	if i == len(src) {
 		return &failure{ReasonInvalidJSON, "empty body"}
 	}
-	i = p.value(i)
+	if tape {
+		i = p.value(i)
+	} else {
+		i = p.skip(i)
+	}
 	if p.err != nil {
 		return p.err
 	}
@@ -147,13 +166,49 @@ func (p *parser) value(i int) int {
 	}
 }
 
-func (p *parser) literal(i, idx int, word string, k kind) int {
-	if !bytes.HasPrefix(p.s[i:], []byte(word)) {
+func (p *parser) literal(i, idx int, w string, k kind) int {
+	end := p.word(i, w)
+	if end >= 0 {
+		n := &p.d.nodes[idx]
+		n.kind, n.v1, n.end = k, int32(end), int32(idx+1)
+	}
+	return end
+}
+
+// word checks that the literal w is at i and returns the offset after it.
+func (p *parser) word(i int, w string) int {
+	if !bytes.HasPrefix(p.s[i:], []byte(w)) {
 		return p.fail(ReasonInvalidJSON, i, "invalid literal")
 	}
-	n := &p.d.nodes[idx]
-	n.kind, n.v1, n.end = k, int32(i+len(word)), int32(idx+1)
-	return i + len(word)
+	return i + len(w)
+}
+
+// skip checks the value at i as value does, with the same failures, and
+// keeps nothing but the member names of the objects still open.
+func (p *parser) skip(i int) int {
+	if i >= len(p.s) {
+		return p.fail(ReasonInvalidJSON, i, "unexpected end of JSON")
+	}
+	switch c := p.s[i]; c {
+	case '{':
+		return p.container(i, -1, kObject, '}')
+	case '[':
+		return p.container(i, -1, kArray, ']')
+	case '"':
+		end, _ := p.str(i + 1)
+		return end
+	case 't':
+		return p.word(i, "true")
+	case 'f':
+		return p.word(i, "false")
+	case 'n':
+		return p.word(i, "null")
+	default:
+		if c == '-' || c >= '0' && c <= '9' {
+			return p.number(i)
+		}
+		return p.fail(ReasonInvalidJSON, i, "unexpected %q", rune(c))
+	}
 }
 
 // number checks the RFC 8259 number grammar and returns the offset after it.
@@ -310,13 +365,15 @@ func hex4(s []byte, i int) (rune, bool) {
 	return r, true
 }
 
-// container parses an object or array whose bracket is at i.
+// container parses an object or array whose bracket is at i into the node
+// at idx, or only checks it when idx is -1 (skip).
 func (p *parser) container(i, idx int, k kind, closing byte) int {
 	start := i
 	if p.depth++; p.depth > p.maxDepth {
 		return p.fail(ReasonTooDeep, i, "nesting deeper than %d", p.maxDepth)
 	}
 	count := int32(0)
+	base := len(p.d.names)
 	i = p.ws(i + 1)
 	if i < len(p.s) && p.s[i] == closing {
 		i++
@@ -334,15 +391,21 @@ func (p *parser) container(i, idx int, k kind, closing byte) int {
 					return -1
 				}
 				k1 = i - 1
+				p.d.names = append(p.d.names, memberName{int32(k0), int32(k1), kesc})
 				if i = p.ws(i); i >= len(p.s) || p.s[i] != ':' {
 					return p.fail(ReasonInvalidJSON, i, "expected ':'")
 				}
 				i = p.ws(i + 1)
 			}
-			if i = p.value(i); i < 0 {
+			if idx < 0 {
+				i = p.skip(i)
+			} else {
+				i = p.value(i)
+			}
+			if i < 0 {
 				return -1
 			}
-			if k == kObject {
+			if k == kObject && idx >= 0 {
 				c := &p.d.nodes[child]
 				c.k0, c.k1, c.kesc = int32(k0), int32(k1), kesc
 			}
@@ -360,60 +423,89 @@ func (p *parser) container(i, idx int, k kind, closing byte) int {
 		}
 	}
 	p.depth--
-	n := &p.d.nodes[idx]
-	n.kind, n.count, n.v0, n.v1, n.end = k, count, int32(start), int32(i), int32(len(p.d.nodes))
-	if k == kObject && count > 1 {
-		if dup := p.d.duplicate(idx); dup >= 0 {
-			return p.fail(ReasonDuplicateKey, int(p.d.nodes[dup].k0), "duplicate member %q", p.d.name(int32(dup)))
+	if idx >= 0 {
+		n := &p.d.nodes[idx]
+		n.kind, n.count, n.v0, n.v1, n.end = k, count, int32(start), int32(i), int32(len(p.d.nodes))
+	}
+	if names := p.d.names[base:]; len(names) > 1 {
+		if dup := p.d.duplicate(names); dup >= 0 {
+			return p.fail(ReasonDuplicateKey, int(names[dup].k0), "duplicate member %q", names[dup].text(p.s))
 		}
 	}
+	p.d.names = p.d.names[:base]
 	return i
 }
 
-// duplicate returns a member of object o whose name an earlier member
-// already has, or -1. Names are compared after unescaping ("a" and "\u0061"
-// are the same name).
-func (d *document) duplicate(o int) int {
-	keys := d.keys[:0]
-	escaped := false
-	for c := int32(o + 1); c < d.nodes[o].end; c = d.nodes[c].end {
-		keys = append(keys, c)
-		escaped = escaped || d.nodes[c].kesc
+// memberName is an object member's name: its bytes inside the quotes, and
+// whether it has escapes.
+type memberName struct {
+	k0, k1 int32
+	esc    bool
+}
+
+func (m memberName) raw(src []byte) []byte { return src[m.k0:m.k1] }
+
+// text returns the unescaped name.
+func (m memberName) text(src []byte) string {
+	if !m.esc {
+		return string(m.raw(src))
 	}
-	d.keys = keys
+	return string(unescape(nil, m.raw(src)))
+}
+
+// duplicate returns the index of a member in names (one object's, in
+// document order) whose name an earlier member already has, or -1. Names
+// are compared after unescaping ("a" and "\u0061" are the same name).
+func (d *document) duplicate(names []memberName) int {
+	src := d.src
+	escaped := false
+	for _, m := range names {
+		escaped = escaped || m.esc
+	}
 	if escaped {
-		for i := 1; i < len(keys); i++ {
+		for i := 1; i < len(names); i++ {
 			for j := 0; j < i; j++ {
-				if d.sameName(keys[i], keys[j]) {
-					return int(keys[i])
+				if sameName(src, names[i], names[j]) {
+					return i
 				}
 			}
 		}
 		return -1
 	}
-	if len(keys) <= 16 {
+	if len(names) <= 16 {
 		// Compare a fingerprint (length, first and last byte) before the
 		// bytes: most pairs of names differ in one of them.
 		var fps [16]uint32
-		for i, k := range keys {
-			nd := &d.nodes[k]
-			fps[i] = uint32(nd.k1 - nd.k0)
-			if nd.k1 > nd.k0 {
-				fps[i] |= uint32(d.src[nd.k0])<<16 | uint32(d.src[nd.k1-1])<<24
+		for i, m := range names {
+			fps[i] = uint32(m.k1 - m.k0)
+			if m.k1 > m.k0 {
+				fps[i] |= uint32(src[m.k0])<<16 | uint32(src[m.k1-1])<<24
 			}
 			for j := 0; j < i; j++ {
-				if fps[j] == fps[i] && bytes.Equal(d.rawName(keys[j]), d.rawName(k)) {
-					return int(k)
+				if fps[j] == fps[i] && bytes.Equal(names[j].raw(src), m.raw(src)) {
+					return i
 				}
 			}
 		}
 		return -1
 	}
-	slices.SortFunc(keys, func(a, b int32) int { return bytes.Compare(d.rawName(a), d.rawName(b)) })
+	keys := d.keys[:0]
+	for i := range names {
+		keys = append(keys, int32(i))
+	}
+	d.keys = keys
+	slices.SortFunc(keys, func(a, b int32) int { return bytes.Compare(names[a].raw(src), names[b].raw(src)) })
 	for i := 1; i < len(keys); i++ {
-		if bytes.Equal(d.rawName(keys[i]), d.rawName(keys[i-1])) {
+		if bytes.Equal(names[keys[i]].raw(src), names[keys[i-1]].raw(src)) {
 			return int(max(keys[i], keys[i-1]))
 		}
 	}
 	return -1
+}
+
+func sameName(src []byte, a, b memberName) bool {
+	if !a.esc && !b.esc {
+		return bytes.Equal(a.raw(src), b.raw(src))
+	}
+	return a.text(src) == b.text(src)
 }

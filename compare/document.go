@@ -12,14 +12,6 @@ import (
 
 func (d *document) rawName(n int32) []byte { return d.src[d.nodes[n].k0:d.nodes[n].k1] }
 
-func (d *document) sameName(a, b int32) bool {
-	na, nb := &d.nodes[a], &d.nodes[b]
-	if !na.kesc && !nb.kesc {
-		return bytes.Equal(d.src[na.k0:na.k1], d.src[nb.k0:nb.k1])
-	}
-	return d.name(a) == d.name(b)
-}
-
 // name returns the unescaped member name of node n.
 func (d *document) name(n int32) string {
 	nd := &d.nodes[n]

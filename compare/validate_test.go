@@ -1,0 +1,53 @@
+package compare
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Identical answers are only validated (validate), not parsed into nodes:
+// the verdict on them must be the one parse would give, failure for
+// failure, detail for detail. FuzzCompare checks the same on any input.
+func TestValidateFailsExactlyAsParseDoes(t *testing.T) {
+	many := func(dup bool) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range 20 {
+			fmt.Fprintf(&b, `"k%02d": %d, `, i, i)
+		}
+		if dup {
+			b.WriteString(`"k07": 0, `)
+		}
+		b.WriteString(`"z": {"a": [1, {"b": null}]}}`)
+		return b.String()
+	}
+	for _, src := range []string{
+		`{"a": 1, "b": [true, false, null, "x", -1.5e3]}`,
+		`{"a": 1, "a": 2}`,
+		`{"a": {"b": 1, "b": 2}, "c": 3}`,
+		`{"a": 1, "\u0061": 2}`,
+		`[{"a": 1}, {"a": 2}, {"x": {"y": 1, "y": 1}}]`,
+		many(false),
+		many(true),
+		`{"a": 1, "b": {"a": 1}, "a": 3}`,
+		"\"\xc3\x28\"",
+		`"\ud800"`,
+		`{"a" 1}`,
+		`{"a": 1,}`,
+		`[1, 2`,
+		`01`,
+		`tru`,
+		`{} x`,
+		``,
+		strings.Repeat("[", DefaultMaxDepth+1) + strings.Repeat("]", DefaultMaxDepth+1),
+		`{"a": [1, 2, {"b": "\q"}]}`,
+	} {
+		var d, v document
+		parsed, checked := d.parse([]byte(src), DefaultMaxDepth), v.validate([]byte(src), DefaultMaxDepth)
+		if !reflect.DeepEqual(parsed, checked) {
+			t.Errorf("%.60q: parse says %v, validate says %v", src, parsed, checked)
+		}
+	}
+}
