@@ -10,8 +10,6 @@ import (
 
 // Accessors of a parsed document's names and values.
 
-func (d *document) rawName(n int32) []byte { return d.src[d.nodes[n].k0:d.nodes[n].k1] }
-
 // name returns the unescaped member name of node n.
 func (d *document) name(n int32) string {
 	nd := &d.nodes[n]

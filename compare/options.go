@@ -383,10 +383,15 @@ func (o *Options) Limits() Limits {
 }
 
 func (o *Options) release(s *session) {
-	if cap(s.a.nodes)+cap(s.b.nodes)+cap(s.renamed.nodes) > 1<<18 {
+	docs := [...]*document{&s.a, &s.b, &s.renamed}
+	held := 0
+	for _, d := range docs {
+		held += cap(d.nodes) + cap(d.names) + cap(d.keys)
+	}
+	if held > 1<<18 {
 		return // keep the pool small after a huge document
 	}
-	for _, d := range []*document{&s.a, &s.b, &s.renamed} {
+	for _, d := range docs {
 		d.src, d.root, d.hasRoot = nil, nil, false
 	}
 	s.w.o, s.w.a, s.w.b, s.w.hits = nil, nil, nil, nil

@@ -51,3 +51,15 @@ func TestValidateFailsExactlyAsParseDoes(t *testing.T) {
 		}
 	}
 }
+
+// A session goes back to the pool only when what it holds is small: the
+// names a validation collects count, not only the parse's nodes.
+func TestASessionThatGrewLargeIsNotPooled(t *testing.T) {
+	o := mustNew()
+	s := new(session)
+	s.a.names = make([]memberName, 0, 1<<18+1)
+	o.release(s)
+	if got, _ := o.sessions.Get().(*session); got != nil {
+		t.Fatal("a session holding 2^18 names was pooled")
+	}
+}
