@@ -107,7 +107,7 @@ type h1Client struct {
 
 	mu     sync.Mutex
 	idle   []*h1Conn // least recently used first
-	closed bool      // CloseIdleConnections ran: nothing is pooled any more
+	closed bool      // close ran: nothing is pooled any more
 }
 
 type h1Conn struct {

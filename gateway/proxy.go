@@ -67,7 +67,7 @@ type Proxy struct {
 	targets   [2]*url.URL // by rules.Side
 	timeouts  [2]time.Duration
 	secondary [2]secondaryClient // by the side that is secondary
-	primary   []*h1Client        // the primary's clients for reads (primaryTransport)
+	primary   *primaryTransport  // ReverseProxy's transport: the primary's clients
 	noise     *noise             // nil unless backends.noise is set
 	buffers   bodyBuffers        // answers kept for comparison
 	breakers  [2]*breaker
@@ -135,19 +135,16 @@ func New(cfg Config) (*Proxy, error) {
 		p.breakers[side] = newBreaker(side, set.Shadow.BreakerOpenFor, p.metrics, p.log)
 	}
 	p.noise = newNoise(set.Backends.Noise, secondaryIdle)
-	primary := &primaryTransport{p: p}
+	p.primary = &primaryTransport{p: p}
 	for _, side := range []rules.Side{rules.Old, rules.New} {
-		primary.t[side] = newTransport(p.timeouts[side], primaryIdle)
-		primary.h1[side] = newPrimaryClient(p.targets[side], p.timeouts[side], primaryIdle)
-		if primary.h1[side] != nil {
-			p.primary = append(p.primary, primary.h1[side])
-		}
+		p.primary.t[side] = newTransport(p.timeouts[side], primaryIdle)
+		p.primary.h1[side] = newPrimaryClient(p.targets[side], p.timeouts[side], primaryIdle)
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			p.rewrite(pr, exchangeFrom(pr.In.Context()))
 		},
-		Transport:      primary,
+		Transport:      p.primary,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.primaryError,
 		BufferPool:     &copyBuffers{},
@@ -208,8 +205,10 @@ func (p *Proxy) sweepIdle() {
 // for reads of plain-HTTP backends.
 func (p *Proxy) clients() []secondaryClient {
 	cs := []secondaryClient{p.secondary[rules.Old], p.secondary[rules.New]}
-	for _, c := range p.primary {
-		cs = append(cs, c)
+	for _, c := range p.primary.h1 {
+		if c != nil {
+			cs = append(cs, c)
+		}
 	}
 	if p.noise != nil {
 		cs = append(cs, p.noise.client)
@@ -244,7 +243,7 @@ func (t *primaryTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if ex.write != nil {
 		req = t.p.recordWrite(req, ex)
 	}
-	if c := t.h1[ex.primary]; c != nil && ex.read && ex.write == nil && !ex.upgrade && req.Body == nil && req.Header.Get("Expect") == "" {
+	if c := t.h1[ex.primary]; c != nil && ex.read && !ex.upgrade && req.Body == nil && req.Header.Get("Expect") == "" {
 		return c.RoundTrip(req)
 	}
 	if ex.shadow == nil && ex.write == nil {
@@ -542,10 +541,8 @@ func (p *Proxy) Close(ctx context.Context) error {
 		for _, c := range p.clients() {
 			c.close()
 		}
-		if pt, ok := p.rp.Transport.(*primaryTransport); ok {
-			for _, t := range pt.t {
-				t.CloseIdleConnections()
-			}
+		for _, t := range p.primary.t {
+			t.CloseIdleConnections()
 		}
 	})
 	return err
