@@ -13,11 +13,7 @@ import (
 // name returns the unescaped member name of node n.
 func (d *document) name(n int32) string {
 	nd := &d.nodes[n]
-	raw := d.src[nd.k0:nd.k1]
-	if !nd.kesc {
-		return string(raw)
-	}
-	return string(unescape(nil, raw))
+	return memberName{nd.k0, nd.k1, nd.kesc}.text(d.src)
 }
 
 // memberName returns the member name of n: a slice of the source, or a
