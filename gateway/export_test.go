@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"time"
@@ -11,10 +12,14 @@ import (
 // SecondaryClient is the client that sends the secondary its copies.
 type SecondaryClient = secondaryClient
 
-// NewSecondaryClient returns the client a Proxy would use for target.
-func NewSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int) SecondaryClient {
-	return newSecondaryClient(target, timeout, maxIdle, "Idempotency-Key")
+// NewSecondaryClient returns the client a Proxy would use for target, with
+// stop as the Proxy's stop context.
+func NewSecondaryClient(stop context.Context, target *url.URL, timeout time.Duration, maxIdle int) SecondaryClient {
+	return newSecondaryClient(stop, target, timeout, maxIdle, "Idempotency-Key")
 }
+
+// CloseClient closes c as the Proxy's Close does.
+func CloseClient(c SecondaryClient) { c.close() }
 
 // IsStaleConnection reports whether err says a reused connection was found
 // closed before any answer.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,13 +31,18 @@ type secondaryClient interface {
 }
 
 // newSecondaryClient returns the client for one backend as secondary: h1Client
-// for http:// backends, net/http's Transport for https:// ones.
-func newSecondaryClient(target *url.URL, timeout time.Duration, maxIdle int, idempotencyHeader string) secondaryClient {
+// for http:// backends, net/http's Transport for https:// ones. stop is the
+// context the gateway's copies carry (its own stop context): see h1Client's
+// stop field.
+func newSecondaryClient(stop context.Context, target *url.URL, timeout time.Duration, maxIdle int, idempotencyHeader string) secondaryClient {
 	if target.Scheme != "http" {
 		return &transportClient{t: newTransport(timeout, maxIdle), timeout: timeout}
 	}
 	c := newH1Client(target, timeout, maxIdle)
 	c.idempotencyHeader = idempotencyHeader
+	c.stop = stop
+	c.cutDone = make(chan struct{})
+	c.unwatchStop = context.AfterFunc(stop, c.cutWatched)
 	return c
 }
 
@@ -104,10 +110,23 @@ type h1Client struct {
 	idleTimeout       time.Duration
 	now               func() time.Time
 	writers           sync.Pool // *bufio.Writer, only needed while a request is written
+	// stop, when set, is the context every request of a secondary client
+	// carries: the gateway's own, which ends at shutdown. An exchange under
+	// any other context registers with it (context.AfterFunc) to cut its
+	// connection when it ends. Under stop, that would be an allocation per
+	// exchange and every shadowed read in flight taking the one context's
+	// lock, and a thousand registrations kept while a slow secondary holds
+	// a thousand reads. So the client registers once (cutWatched) and keeps
+	// the connections in an exchange under stop in watched.
+	stop        context.Context
+	unwatchStop func() bool
+	cutDone     chan struct{} // closed when cutWatched has run
 
-	mu     sync.Mutex
-	idle   []*h1Conn // least recently used first
-	closed bool      // close ran: nothing is pooled any more
+	mu      sync.Mutex
+	idle    []*h1Conn // least recently used first
+	closed  bool      // close ran: nothing is pooled any more
+	watched []*h1Conn // in an exchange under stop; see h1Conn.slot
+	cut     bool      // stop ended: cutWatched ran, and no exchange starts
 }
 
 type h1Conn struct {
@@ -115,6 +134,7 @@ type h1Conn struct {
 	head   limitedConn // what br reads through: bounded while a head is read
 	br     *bufio.Reader
 	idleAt time.Time
+	slot   int // 1 + its index in the client's watched, 0 when not there
 }
 
 // limitedConn reads from conn at most n more bytes, or without bound when n
@@ -240,9 +260,12 @@ func (c *h1Client) replayable(req *http.Request) bool {
 // the caller; closing it hands the connection back.
 func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, reused bool, deadline time.Time) (*http.Response, error) {
 	pc.conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { pc.conn.SetDeadline(longAgo) })
+	stop, err := c.watch(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
 	fail := func(err error, stale bool) (*http.Response, error) {
-		stop()
+		stop.end()
 		err = c.explain(ctx, deadline, err)
 		if stale && reused && ctx.Err() == nil {
 			return nil, errStale{err}
@@ -331,6 +354,72 @@ func (pc *h1Conn) readHead(req *http.Request, max int64) (*http.Response, error)
 	return res, err
 }
 
+// watch is what ends an exchange when its context does: a registration
+// with the context, or for one under the client's stop, the connection's
+// place among the watched.
+type watch struct {
+	stop func() bool // context.AfterFunc's, when not under the client's stop
+	c    *h1Client
+	pc   *h1Conn
+}
+
+// end undoes the watch. It reports false when the context already cut the
+// connection.
+func (w watch) end() bool {
+	if w.stop != nil {
+		return w.stop()
+	}
+	return w.c.unwatch(w.pc)
+}
+
+// watch makes ctx's end cut pc's exchange: pending reads and writes fail at
+// once. Under the client's stop, an exchange starting after stop ended
+// fails at once.
+func (c *h1Client) watch(ctx context.Context, pc *h1Conn) (watch, error) {
+	if c.stop == nil || ctx != c.stop {
+		return watch{stop: context.AfterFunc(ctx, func() { pc.conn.SetDeadline(longAgo) })}, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cut {
+		return watch{}, cmp.Or(ctx.Err(), context.Canceled)
+	}
+	c.watched = append(c.watched, pc)
+	pc.slot = len(c.watched)
+	return watch{c: c, pc: pc}, nil
+}
+
+// unwatch takes pc out of the watched; false when cutWatched cut it.
+func (c *h1Client) unwatch(pc *h1Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pc.slot == 0 {
+		return false
+	}
+	i, last := pc.slot-1, len(c.watched)-1
+	c.watched[i] = c.watched[last]
+	c.watched[i].slot = i + 1
+	c.watched[last] = nil
+	c.watched = c.watched[:last]
+	pc.slot = 0
+	return true
+}
+
+// cutWatched runs when the client's stop ends: it cuts every exchange
+// under it, and no later one starts.
+func (c *h1Client) cutWatched() {
+	defer close(c.cutDone)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = true
+	for _, pc := range c.watched {
+		pc.conn.SetDeadline(longAgo)
+		pc.slot = 0
+	}
+	clear(c.watched)
+	c.watched = nil
+}
+
 func earliest(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
@@ -348,7 +437,7 @@ type h1Body struct {
 	c        *h1Client
 	ctx      context.Context
 	deadline time.Time
-	stop     func() bool
+	stop     watch
 	keep     bool
 	eof      bool
 	closed   bool
@@ -380,7 +469,7 @@ func (b *h1Body) Close() error {
 	// stop reports false when the context already cut the connection.
 	// Bytes left in the buffer after the answer's end (an unasked answer,
 	// a body on a HEAD or 304) would be read as the next request's answer.
-	if b.stop() && b.eof && b.keep && b.pc.br.Buffered() == 0 {
+	if b.stop.end() && b.eof && b.keep && b.pc.br.Buffered() == 0 {
 		b.c.put(b.pc)
 		return nil
 	}
@@ -469,8 +558,13 @@ func (c *h1Client) closeExpired() {
 // too: an answer may still stream to a client when the gateway closes.
 func (c *h1Client) close() {
 	c.mu.Lock()
+	again := c.closed
 	c.closed = true
 	c.mu.Unlock()
+	if c.unwatchStop != nil && !again && !c.unwatchStop() {
+		// stop ended and cutWatched runs: it is the client's to wait for.
+		<-c.cutDone
+	}
 	c.CloseIdleConnections()
 }
 

@@ -45,7 +45,7 @@ func newH1Client(t *testing.T, s *h1Server) gateway.SecondaryClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := gateway.NewSecondaryClient(u, 5*time.Second, 16)
+	c := gateway.NewSecondaryClient(context.Background(), u, 5*time.Second, 16)
 	t.Cleanup(c.CloseIdleConnections)
 	return c
 }
@@ -169,7 +169,7 @@ func TestH1ClientRetriesOnlyReplayableRequests(t *testing.T) {
 			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 		}
 	})
-	c := gateway.NewSecondaryClient(u, 5*time.Second, 16)
+	c := gateway.NewSecondaryClient(context.Background(), u, 5*time.Second, 16)
 	defer c.CloseIdleConnections()
 	send := func(method string) error {
 		_, _, err := fetch(t, c, context.Background(), method, u.String(), "")
@@ -241,6 +241,110 @@ func TestH1ClientHonoursTheContext(t *testing.T) {
 	res.Body.Close()
 }
 
+// The gateway's copies all carry its stop context, and the client watches
+// their connections itself rather than registering each exchange with it:
+// when stop ends, an answer awaited and a body being read both end at once
+// with context.Canceled (a shutdown, not the backend's failure), long
+// before the backend's timeout, no later exchange reaches the backend, and
+// close waits for the cut.
+func TestH1ClientCutsItsExchangesWhenItsStopEnds(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	arrived := make(chan string, 2)
+	var requests atomic.Int64
+	s := newH1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if r.URL.Path == "/body" {
+			w.Header().Set("Content-Length", "100")
+			io.WriteString(w, "partial")
+			w.(http.Flusher).Flush()
+		}
+		arrived <- r.URL.Path
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := gateway.NewSecondaryClient(stop, u, time.Minute, 16)
+
+	head := make(chan error, 1)
+	go func() {
+		_, _, err := fetch(t, c, stop, http.MethodGet, s.URL+"/head", "")
+		head <- err
+	}()
+	req, _ := http.NewRequestWithContext(stop, http.MethodGet, s.URL+"/body", nil)
+	res, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(res.Body)
+		body <- err
+	}()
+	for range 2 {
+		<-arrived
+	}
+	cancel()
+	for what, ch := range map[string]chan error{"an awaited answer": head, "a body being read": body} {
+		select {
+		case err := <-ch:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("%s when stop ended: %v, want context.Canceled", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s went on after stop ended", what)
+		}
+	}
+	if _, _, err := fetch(t, c, stop, http.MethodGet, s.URL+"/late", ""); !errors.Is(err, context.Canceled) {
+		t.Errorf("an exchange after stop ended: %v, want context.Canceled", err)
+	}
+	if n := requests.Load(); n != 2 {
+		t.Errorf("the backend got %d requests, want the 2 sent before stop ended", n)
+	}
+	gateway.CloseClient(c)
+	gateway.CloseClient(c) // a second close returns too
+}
+
+// A client whose stop never ends closes, twice, without waiting for it, and
+// its exchanges under stop reuse their connection.
+func TestH1ClientClosesWhileItsStopGoesOn(t *testing.T) {
+	s := newH1Server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") })
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := gateway.NewSecondaryClient(stop, u, time.Minute, 16)
+	for range 3 {
+		if _, body, err := fetch(t, c, stop, http.MethodGet, s.URL, ""); err != nil || body != "{}" {
+			t.Fatalf("got %q, %v", body, err)
+		}
+	}
+	if n := s.opened.Load(); n != 1 {
+		t.Errorf("three exchanges under stop opened %d connections, want 1", n)
+	}
+	done := make(chan struct{})
+	go func() {
+		gateway.CloseClient(c)
+		gateway.CloseClient(c)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("close waited for a stop that never ends")
+	}
+}
+
 func TestH1ClientSkipsInformationalAnswers(t *testing.T) {
 	s := newH1Server(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "</style.css>; rel=preload")
@@ -299,7 +403,7 @@ func TestH1ClientNeverReusesAConnectionWithLeftovers(t *testing.T) {
 			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n\"fresh\"")
 		}
 	})
-	c := gateway.NewSecondaryClient(u, 5*time.Second, 16)
+	c := gateway.NewSecondaryClient(context.Background(), u, 5*time.Second, 16)
 	defer c.CloseIdleConnections()
 	for i, want := range []string{"{}", `"fresh"`} {
 		_, body, err := fetch(t, c, context.Background(), http.MethodGet, u.String(), "")
@@ -329,7 +433,7 @@ func TestH1ClientBoundsTheAnswerHead(t *testing.T) {
 			}
 		}
 	})
-	c := gateway.NewSecondaryClient(u, 10*time.Second, 16)
+	c := gateway.NewSecondaryClient(context.Background(), u, 10*time.Second, 16)
 	defer c.CloseIdleConnections()
 	_, _, err := fetch(t, c, context.Background(), http.MethodGet, u.String(), "")
 	if err == nil || !strings.Contains(err.Error(), "head larger than") {
@@ -349,7 +453,7 @@ func TestH1ClientKeepsAnAnswerSentBeforeTheRequestWasRead(t *testing.T) {
 		io.WriteString(conn, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large")
 		io.CopyN(io.Discard, br, 256<<10)
 	})
-	c := gateway.NewSecondaryClient(u, 10*time.Second, 16)
+	c := gateway.NewSecondaryClient(context.Background(), u, 10*time.Second, 16)
 	defer c.CloseIdleConnections()
 	res, body, err := fetch(t, c, context.Background(), http.MethodPut, u.String(), strings.Repeat("x", 16<<20))
 	if err != nil {

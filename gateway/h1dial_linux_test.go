@@ -58,7 +58,7 @@ func TestSecondaryTimeoutCoversABlockedDial(t *testing.T) {
 	for _, scheme := range []string{"http", "https"} {
 		t.Run(scheme, func(t *testing.T) {
 			u := &url.URL{Scheme: scheme, Host: addr}
-			c := gateway.NewSecondaryClient(u, 300*time.Millisecond, 4)
+			c := gateway.NewSecondaryClient(context.Background(), u, 300*time.Millisecond, 4)
 			t.Cleanup(c.CloseIdleConnections)
 			done := make(chan error, 1)
 			go func() {

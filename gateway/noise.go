@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -20,13 +21,13 @@ type noise struct {
 	client secondaryClient // bounded by the noise backend's own timeout
 }
 
-func newNoise(b *rules.Backend, maxIdle int) *noise {
+func newNoise(stop context.Context, b *rules.Backend, maxIdle int) *noise {
 	if b == nil || b.URL == nil {
 		return nil
 	}
 	target := backendTarget(*b)
 	// Reads only: no idempotency header makes anything replayable here.
-	return &noise{target: target, client: newSecondaryClient(target, b.Timeout, maxIdle, "")}
+	return &noise{target: target, client: newSecondaryClient(stop, target, b.Timeout, maxIdle, "")}
 }
 
 // fetchNoise asks the noise backend the same read, on the shadow worker's

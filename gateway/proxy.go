@@ -131,10 +131,10 @@ func New(cfg Config) (*Proxy, error) {
 		p.timeouts[side] = b.Timeout
 		// A round tripper, not an http.Client: redirects are answers to
 		// compare; the client bounds each exchange by the backend's timeout.
-		p.secondary[side] = newSecondaryClient(p.targets[side], b.Timeout, secondaryIdle, set.Shadow.IdempotencyHeader)
+		p.secondary[side] = newSecondaryClient(p.stop, p.targets[side], b.Timeout, secondaryIdle, set.Shadow.IdempotencyHeader)
 		p.breakers[side] = newBreaker(side, set.Shadow.BreakerOpenFor, p.metrics, p.log)
 	}
-	p.noise = newNoise(set.Backends.Noise, secondaryIdle)
+	p.noise = newNoise(p.stop, set.Backends.Noise, secondaryIdle)
 	p.primary = &primaryTransport{p: p}
 	for _, side := range []rules.Side{rules.Old, rules.New} {
 		p.primary.t[side] = newTransport(p.timeouts[side], primaryIdle)

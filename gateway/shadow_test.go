@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -231,5 +233,54 @@ routes:
 	t.Logf("%.1f heap objects per read in flight", per)
 	if per > 65 {
 		t.Errorf("a read waiting on the secondary keeps %.1f heap objects, want at most 65", per)
+	}
+}
+
+// Shutting down with reads still waiting on a secondary that never answers:
+// once Close's own deadline passes, they end at once as skipped/shutdown,
+// long before the secondary's timeout, and Close reports its deadline.
+func TestCloseEndsTheReadsWaitingOnTheSecondary(t *testing.T) {
+	old := httptest.NewServer(jsonAnswer("old", userJSON))
+	t.Cleanup(old.Close)
+	silent := newSilentBackend(t)
+	g := startProxy(t, fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 2s}
+  new: {url: %q, timeout: 30s}
+routes:
+  - name: users
+    match: {path: "/users/{id}"}
+    phase: shadow-read
+`, old.URL, silent.url()), t.TempDir())
+	const reads = 3
+	for i := range reads {
+		if res, _ := g.do("GET", fmt.Sprintf("/users/%d", i), ""); res.StatusCode != http.StatusOK {
+			t.Fatalf("GET: %s", res.Status)
+		}
+	}
+	for range reads {
+		select {
+		case <-silent.heads:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the secondary did not get its %d copies: %+v", reads, g.route("users").Reads)
+		}
+	}
+	g.srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- g.proxy.Close(ctx) }()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close: %v, want its deadline", err)
+		}
+	case <-time.After(15 * time.Second):
+		// Half the secondary's timeout: after that, the cleanup's Close
+		// waits for the first one, which ends with the timeout.
+		t.Fatal("Close waited on the secondary after its deadline")
+	}
+	v := g.route("users").Reads
+	if got := v.Reasons[string(stats.Skipped)+"/"+stats.ReasonShutdown]; got != reads || v.Total != reads {
+		t.Errorf("reads = %+v, want all %d skipped/%s", v, reads, stats.ReasonShutdown)
 	}
 }
