@@ -26,7 +26,9 @@ type secondaryClient interface {
 	CloseIdleConnections()
 	// closeExpired closes the idle connections kept longer than allowed.
 	closeExpired()
-	// close closes the idle connections for good, when the gateway closes.
+	// close closes the idle connections for good, when the gateway closes,
+	// after its stop context ended (h1Client waits for that context's cut
+	// of the exchanges in flight).
 	close()
 }
 
@@ -113,11 +115,11 @@ type h1Client struct {
 	// stop, when set, is the context every request of a secondary client
 	// carries: the gateway's own, which ends at shutdown. An exchange under
 	// any other context registers with it (context.AfterFunc) to cut its
-	// connection when it ends. Under stop, that would be an allocation per
-	// exchange and every shadowed read in flight taking the one context's
-	// lock, and a thousand registrations kept while a slow secondary holds
-	// a thousand reads. So the client registers once (cutWatched) and keeps
-	// the connections in an exchange under stop in watched.
+	// connection when it ends. Under stop, that was an allocation per
+	// exchange, and a thousand registrations in that one context while a
+	// slow secondary holds a thousand reads. So the client registers once
+	// (cutWatched) and keeps the connections in an exchange under stop in
+	// watched, under mu.
 	stop        context.Context
 	unwatchStop func() bool
 	cutDone     chan struct{} // closed when cutWatched has run
@@ -126,7 +128,7 @@ type h1Client struct {
 	idle    []*h1Conn // least recently used first
 	closed  bool      // close ran: nothing is pooled any more
 	watched []*h1Conn // in an exchange under stop; see h1Conn.slot
-	cut     bool      // stop ended: cutWatched ran, and no exchange starts
+	cut     bool      // stop ended: cutWatched ran, and no exchange under stop starts
 }
 
 type h1Conn struct {
@@ -292,6 +294,11 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 			pc.conn.SetReadDeadline(earliest(deadline, c.now().Add(50*time.Millisecond)))
 			if res, err := pc.readHead(req, c.maxHead); err == nil && res.StatusCode >= 200 {
 				pc.conn.SetReadDeadline(deadline)
+				if ctx.Err() != nil {
+					// The context's cut came between the deadlines above
+					// and was undone: it stands.
+					pc.conn.SetDeadline(longAgo)
+				}
 				res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: c.bodyDeadline(ctx, pc, deadline), stop: stop, keep: false}
 				return res, nil
 			}
@@ -373,20 +380,26 @@ func (w watch) end() bool {
 }
 
 // watch makes ctx's end cut pc's exchange: pending reads and writes fail at
-// once. Under the client's stop, an exchange starting after stop ended
-// fails at once.
+// once. Under the client's stop, an exchange starting after the cut fails
+// at once; one starting between stop's end and the cut is cut with the
+// others. After close (which stops watching stop), an exchange under stop
+// registers with it as any other.
 func (c *h1Client) watch(ctx context.Context, pc *h1Conn) (watch, error) {
-	if c.stop == nil || ctx != c.stop {
-		return watch{stop: context.AfterFunc(ctx, func() { pc.conn.SetDeadline(longAgo) })}, nil
+	if c.stop != nil && ctx == c.stop {
+		c.mu.Lock()
+		switch {
+		case c.cut:
+			c.mu.Unlock()
+			return watch{}, cmp.Or(ctx.Err(), context.Canceled)
+		case !c.closed:
+			c.watched = append(c.watched, pc)
+			pc.slot = len(c.watched)
+			c.mu.Unlock()
+			return watch{c: c, pc: pc}, nil
+		}
+		c.mu.Unlock()
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cut {
-		return watch{}, cmp.Or(ctx.Err(), context.Canceled)
-	}
-	c.watched = append(c.watched, pc)
-	pc.slot = len(c.watched)
-	return watch{c: c, pc: pc}, nil
+	return watch{stop: context.AfterFunc(ctx, func() { pc.conn.SetDeadline(longAgo) })}, nil
 }
 
 // unwatch takes pc out of the watched; false when cutWatched cut it.
@@ -555,7 +568,11 @@ func (c *h1Client) closeExpired() {
 }
 
 // close closes every pooled connection, and from then on those handed back
-// too: an answer may still stream to a client when the gateway closes.
+// too: an answer may still stream to a client when the gateway closes. The
+// gateway calls it once stop has ended, and it waits for cutWatched to be
+// done. Called while stop goes on, it stops watching stop: an exchange
+// under stop still in flight would then no longer be cut when stop ends
+// (a later one registers with stop itself).
 func (c *h1Client) close() {
 	c.mu.Lock()
 	again := c.closed

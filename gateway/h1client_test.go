@@ -246,7 +246,7 @@ func TestH1ClientHonoursTheContext(t *testing.T) {
 // when stop ends, an answer awaited and a body being read both end at once
 // with context.Canceled (a shutdown, not the backend's failure), long
 // before the backend's timeout, no later exchange reaches the backend, and
-// close waits for the cut.
+// close returns, twice.
 func TestH1ClientCutsItsExchangesWhenItsStopEnds(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
@@ -313,10 +313,23 @@ func TestH1ClientCutsItsExchangesWhenItsStopEnds(t *testing.T) {
 	gateway.CloseClient(c) // a second close returns too
 }
 
-// A client whose stop never ends closes, twice, without waiting for it, and
-// its exchanges under stop reuse their connection.
+// A client closed while its stop goes on closes, twice, without waiting for
+// stop; before, its exchanges under stop reuse their connection; after, one
+// under stop is still cut when stop ends.
 func TestH1ClientClosesWhileItsStopGoesOn(t *testing.T) {
-	s := newH1Server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") })
+	release := make(chan struct{})
+	defer close(release)
+	arrived := make(chan struct{}, 1)
+	s := newH1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hang" {
+			arrived <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		io.WriteString(w, "{}")
+	})
 	u, err := url.Parse(s.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -342,6 +355,21 @@ func TestH1ClientClosesWhileItsStopGoesOn(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("close waited for a stop that never ends")
+	}
+	hang := make(chan error, 1)
+	go func() {
+		_, _, err := fetch(t, c, stop, http.MethodGet, s.URL+"/hang", "")
+		hang <- err
+	}()
+	<-arrived
+	cancel()
+	select {
+	case err := <-hang:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("an exchange after close when stop ended: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an exchange under stop after close went on when stop ended")
 	}
 }
 
