@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"slices"
 	"unicode/utf8"
 )
@@ -261,11 +262,14 @@ const (
 	msb = 0x8080808080808080
 )
 
-// plain reports whether none of 8 bytes needs attention inside a string: no
-// control character, quote, backslash or non-ASCII byte. The expressions are
-// the exact "has a byte less than n" and "has a zero byte" bit tricks.
-func plain(x uint64) bool {
-	return (hasZero(x^(lsb*'"')) | hasZero(x^(lsb*'\\')) | hasLess(x, 0x20) | x&msb) == 0
+// specials marks, in the high bit of each of 8 bytes read little-endian,
+// the bytes that need attention inside a string: control characters, the
+// quote, the backslash and non-ASCII bytes. It is zero when there is none.
+// The expressions are the "has a byte less than n" and "has a zero byte"
+// bit tricks; above a marked byte they may mark more, but the lowest mark
+// is always the first such byte.
+func specials(x uint64) uint64 {
+	return hasZero(x^(lsb*'"')) | hasZero(x^(lsb*'\\')) | hasLess(x, 0x20) | x&msb
 }
 
 func hasZero(x uint64) uint64 { return (x - lsb) & ^x & msb }
@@ -281,7 +285,12 @@ const special = "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x0
 func (p *parser) str(i int) (int, bool) {
 	s, esc := p.s, false
 	for {
-		for i+8 <= len(s) && plain(binary.LittleEndian.Uint64(s[i:])) {
+		for i+8 <= len(s) {
+			m := specials(binary.LittleEndian.Uint64(s[i:]))
+			if m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
 			i += 8
 		}
 		for i < len(s) && special[s[i]] == 0 {

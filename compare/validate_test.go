@@ -63,3 +63,45 @@ func TestASessionThatGrewLargeIsNotPooled(t *testing.T) {
 		t.Fatal("a session holding 2^18 names was pooled")
 	}
 }
+
+// A string's scan reads 8 bytes at a time and stops at the first byte that
+// needs attention: wherever that byte falls in a word (and past the last
+// whole word), the string ends at its quote, keeps its escapes and UTF-8,
+// and fails at a control character or invalid UTF-8.
+func TestTheStringScanStopsAtEveryPosition(t *testing.T) {
+	for n := range 20 {
+		pad := strings.Repeat("a", n)
+		for _, tt := range []struct {
+			body, text, reason string
+		}{
+			{pad, pad, ""},
+			{pad + `\"b`, pad + `"b`, ""},
+			{pad + `\\`, pad + `\`, ""},
+			{pad + "é\u00a0x", pad + "é\u00a0x", ""},
+			{pad + "\x7f~ ", pad + "\x7f~ ", ""},
+			{pad + "\n", "", ReasonInvalidJSON},
+			{pad + "\x1f", "", ReasonInvalidJSON},
+			{pad + "\xff", "", ReasonInvalidUTF8},
+			{pad + "\xc3", "", ReasonInvalidUTF8},
+		} {
+			src := []byte(`"` + tt.body + `"`)
+			var d, v document
+			err := d.parse(src, DefaultMaxDepth)
+			if verr := v.validate(src, DefaultMaxDepth); !reflect.DeepEqual(err, verr) {
+				t.Fatalf("%q: parse says %v, validate says %v", src, err, verr)
+			}
+			switch {
+			case tt.reason == "" && err != nil:
+				t.Errorf("%q: %v, want valid", src, err)
+			case tt.reason == "" && d.text(0) != tt.text:
+				t.Errorf("%q: text %q, want %q", src, d.text(0), tt.text)
+			case tt.reason != "" && (err == nil || err.reason != tt.reason):
+				t.Errorf("%q: %v, want %s", src, err, tt.reason)
+			}
+			// Unterminated: the scan must not run past the end.
+			if err := d.parse(src[:len(src)-1], DefaultMaxDepth); err == nil {
+				t.Errorf("%q: valid without its closing quote", src[:len(src)-1])
+			}
+		}
+	}
+}
