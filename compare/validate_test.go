@@ -1,7 +1,9 @@
 package compare
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"reflect"
 	"strings"
 	"testing"
@@ -67,7 +69,9 @@ func TestASessionThatGrewLargeIsNotPooled(t *testing.T) {
 // A string's scan reads 8 bytes at a time and stops at the first byte that
 // needs attention: wherever that byte falls in a word (and past the last
 // whole word), the string ends at its quote, keeps its escapes and UTF-8,
-// and fails at a control character or invalid UTF-8.
+// and fails at a control character or invalid UTF-8, at that byte. Each
+// input is scanned as it is and with 8 spaces after it, so that the word
+// holding the byte is read whole at every offset.
 func TestTheStringScanStopsAtEveryPosition(t *testing.T) {
 	for n := range 20 {
 		pad := strings.Repeat("a", n)
@@ -77,30 +81,76 @@ func TestTheStringScanStopsAtEveryPosition(t *testing.T) {
 			{pad, pad, ""},
 			{pad + `\"b`, pad + `"b`, ""},
 			{pad + `\\`, pad + `\`, ""},
+			{pad + `\n\t`, pad + "\n\t", ""},
 			{pad + "é\u00a0x", pad + "é\u00a0x", ""},
+			{pad + "é", pad + "é", ""},
+			{pad + `é\n`, pad + "é\n", ""},
 			{pad + "\x7f~ ", pad + "\x7f~ ", ""},
 			{pad + "\n", "", ReasonInvalidJSON},
+			{pad + "é\n", "", ReasonInvalidJSON},
 			{pad + "\x1f", "", ReasonInvalidJSON},
 			{pad + "\xff", "", ReasonInvalidUTF8},
 			{pad + "\xc3", "", ReasonInvalidUTF8},
 		} {
-			src := []byte(`"` + tt.body + `"`)
-			var d, v document
-			err := d.parse(src, DefaultMaxDepth)
-			if verr := v.validate(src, DefaultMaxDepth); !reflect.DeepEqual(err, verr) {
-				t.Fatalf("%q: parse says %v, validate says %v", src, err, verr)
-			}
-			switch {
-			case tt.reason == "" && err != nil:
-				t.Errorf("%q: %v, want valid", src, err)
-			case tt.reason == "" && d.text(0) != tt.text:
-				t.Errorf("%q: text %q, want %q", src, d.text(0), tt.text)
-			case tt.reason != "" && (err == nil || err.reason != tt.reason):
-				t.Errorf("%q: %v, want %s", src, err, tt.reason)
+			for _, tail := range []string{"", "        "} {
+				src := []byte(`"` + tt.body + `"` + tail)
+				var d, v document
+				err := d.parse(src, DefaultMaxDepth)
+				if verr := v.validate(src, DefaultMaxDepth); !reflect.DeepEqual(err, verr) {
+					t.Fatalf("%q: parse says %v, validate says %v", src, err, verr)
+				}
+				switch {
+				case tt.reason == "" && err != nil:
+					t.Errorf("%q: %v, want valid", src, err)
+				case tt.reason == "" && d.text(0) != tt.text:
+					t.Errorf("%q: text %q, want %q", src, d.text(0), tt.text)
+				case tt.reason != "" && (err == nil || err.reason != tt.reason):
+					t.Errorf("%q: %v, want %s", src, err, tt.reason)
+				case tt.reason != "":
+					// The offending byte is the last of the body.
+					if at := fmt.Sprintf("at offset %d", len(tt.body)); !strings.HasSuffix(err.detail, at) {
+						t.Errorf("%q: %v, want it %s", src, err, at)
+					}
+				}
 			}
 			// Unterminated: the scan must not run past the end.
-			if err := d.parse(src[:len(src)-1], DefaultMaxDepth); err == nil {
-				t.Errorf("%q: valid without its closing quote", src[:len(src)-1])
+			src := []byte(`"` + tt.body)
+			var d document
+			if err := d.parse(src, DefaultMaxDepth); err == nil {
+				t.Errorf("%q: valid without its closing quote", src)
+			}
+		}
+	}
+}
+
+// specials marks exactly the first byte of a word that needs attention
+// inside a string, for every byte value at every position, among plain
+// neighbours and among the neighbours the bit tricks may mark falsely
+// above a real mark.
+func TestSpecialsMarksTheFirstByteThatNeedsAttention(t *testing.T) {
+	for _, fill := range []byte{'a', ' ', '#', ']', 0x01, 0x21, 0x7f, 0x80} {
+		for k := range 8 {
+			for b := range 256 {
+				var w [8]byte
+				for j := range w {
+					w[j] = fill
+				}
+				w[k] = byte(b)
+				want := 8
+				for j, c := range w {
+					if special[c] != 0 {
+						want = j
+						break
+					}
+				}
+				m := specials(binary.LittleEndian.Uint64(w[:]))
+				got := 8
+				if m != 0 {
+					got = bits.TrailingZeros64(m) / 8
+				}
+				if got != want {
+					t.Fatalf("% x: first marked byte %d, want %d", w, got, want)
+				}
 			}
 		}
 	}
