@@ -293,13 +293,7 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 		if ctx.Err() == nil {
 			pc.conn.SetReadDeadline(earliest(deadline, c.now().Add(50*time.Millisecond)))
 			if res, err := pc.readHead(req, c.maxHead); err == nil && res.StatusCode >= 200 {
-				pc.conn.SetReadDeadline(deadline)
-				if ctx.Err() != nil {
-					// The context's cut came between the deadlines above
-					// and was undone: it stands.
-					pc.conn.SetDeadline(longAgo)
-				}
-				res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: c.bodyDeadline(ctx, pc, deadline), stop: stop, keep: false}
+				res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: c.bodyDeadline(ctx, pc, deadline, true), stop: stop, keep: false}
 				return res, nil
 			}
 		}
@@ -328,25 +322,29 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 			}
 			continue
 		}
-		res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: c.bodyDeadline(ctx, pc, deadline), stop: stop,
+		res.Body = &h1Body{body: res.Body, pc: pc, c: c, ctx: ctx, deadline: c.bodyDeadline(ctx, pc, deadline, false), stop: stop,
 			keep: !res.Close && !req.Close, took: first.Sub(wrote), timed: true}
 		return res, nil
 	}
 }
 
 // bodyDeadline is the deadline an answer's body is read under once its
-// head is in: the exchange's, or none for a headOnly client.
-func (c *h1Client) bodyDeadline(ctx context.Context, pc *h1Conn, deadline time.Time) time.Time {
-	if !c.headOnly {
-		return deadline
+// head is in, the exchange's or none for a headOnly client, and sets it on
+// pc when it differs from the one set (reset: the head was looked for
+// under a shorter one).
+func (c *h1Client) bodyDeadline(ctx context.Context, pc *h1Conn, deadline time.Time, reset bool) time.Time {
+	if c.headOnly {
+		deadline, reset = time.Time{}, true
 	}
-	pc.conn.SetDeadline(time.Time{})
-	if ctx.Err() != nil {
-		// The context ended between the head and here: its cut, which
-		// the line above undid, stands.
-		pc.conn.SetDeadline(longAgo)
+	if reset {
+		pc.conn.SetDeadline(deadline)
+		if ctx.Err() != nil {
+			// The context's cut came before the line above undid it: it
+			// stands.
+			pc.conn.SetDeadline(longAgo)
+		}
 	}
-	return time.Time{}
+	return deadline
 }
 
 // readHead reads an answer's status line and headers, at most max bytes of
