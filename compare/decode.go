@@ -456,13 +456,17 @@ type memberName struct {
 
 func (m memberName) raw(src []byte) []byte { return src[m.k0:m.k1] }
 
-// text returns the unescaped name.
-func (m memberName) text(src []byte) string {
+// bytes returns the unescaped name: a slice of src, or a new copy when the
+// name has escapes.
+func (m memberName) bytes(src []byte) []byte {
 	if !m.esc {
-		return string(m.raw(src))
+		return m.raw(src)
 	}
-	return string(unescape(nil, m.raw(src)))
+	return unescape(nil, m.raw(src))
 }
+
+// text returns the unescaped name.
+func (m memberName) text(src []byte) string { return string(m.bytes(src)) }
 
 // duplicate returns the index of a member in names (one object's, in
 // document order) whose name an earlier member already has, or -1. Names

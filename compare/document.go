@@ -10,22 +10,18 @@ import (
 
 // Accessors of a parsed document's names and values.
 
-// name returns the unescaped member name of node n.
-func (d *document) name(n int32) string {
+// member returns node n's member name as it stands in the source.
+func (d *document) member(n int32) memberName {
 	nd := &d.nodes[n]
-	return memberName{nd.k0, nd.k1, nd.kesc}.text(d.src)
+	return memberName{nd.k0, nd.k1, nd.kesc}
 }
+
+// name returns the unescaped member name of node n.
+func (d *document) name(n int32) string { return d.member(n).text(d.src) }
 
 // memberName returns the member name of n: a slice of the source, or a
 // new unescaped copy when the name has escapes.
-func (d *document) memberName(n int32) []byte {
-	nd := &d.nodes[n]
-	raw := d.src[nd.k0:nd.k1]
-	if !nd.kesc {
-		return raw
-	}
-	return unescape(nil, raw)
-}
+func (d *document) memberName(n int32) []byte { return d.member(n).bytes(d.src) }
 
 // text returns the unescaped value of string node n.
 func (d *document) text(n int32) string {

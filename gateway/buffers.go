@@ -54,11 +54,11 @@ func (b *bodyBuffers) put(buf []byte) {
 // the pool holds, which the reader grows and put recycles. nil when cl is
 // over max: the answer is skipped as too large.
 func (b *bodyBuffers) forBody(cl, max int64) []byte {
-	switch {
-	case cl > max:
+	if cl > max {
 		return nil
-	case cl < 0:
-		return b.get(0)
+	}
+	if cl < 0 {
+		cl = 0 // any buffer the pool holds
 	}
 	return b.get(cl)
 }
