@@ -231,6 +231,20 @@ func newSilentBackend(t *testing.T) *silentBackend {
 
 func (s *silentBackend) url() string { return "http://" + s.ln.Addr().String() }
 
+// waitHeads waits until the silent backend has the heads of n more
+// requests from g's route users.
+func (s *silentBackend) waitHeads(t *testing.T, g *gw, n int) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for i := range n {
+		select {
+		case <-s.heads:
+		case <-timeout:
+			t.Fatalf("the secondary got %d of %d requests (reads skipped?): %+v", i, n, g.route("users").Reads)
+		}
+	}
+}
+
 func (s *silentBackend) accept() {
 	defer s.wg.Done()
 	for {

@@ -168,18 +168,7 @@ func assertSameResponse(t *testing.T, want *http.Response, wantBody []byte, got 
 // (README, "Performance"). So a read in flight keeps only what its
 // comparison needs, not the primary's exchange that led to it.
 func TestAShadowedReadWaitingOnTheSecondaryKeepsLittle(t *testing.T) {
-	// Not newBackend: it keeps every request it sees.
-	old := httptest.NewServer(jsonAnswer("old", userJSON))
-	t.Cleanup(old.Close)
-	silent := newSilentBackend(t)
-	g := startProxy(t, fmt.Sprintf(`backends:
-  old: {url: %q, timeout: 2s}
-  new: {url: %q, timeout: 1m}
-routes:
-  - name: users
-    match: {path: "/users/{id}"}
-    phase: shadow-read
-`, old.URL, silent.url()), t.TempDir())
+	g, silent := startBeforeASilentSecondary(t, "1m")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	t.Cleanup(client.CloseIdleConnections)
 	get := func(i int) {
@@ -193,28 +182,18 @@ routes:
 			t.Fatalf("GET /users/%d: %s", i, res.Status)
 		}
 	}
-	waitHeads := func(n int) {
-		timeout := time.After(10 * time.Second)
-		for i := range n {
-			select {
-			case <-silent.heads:
-			case <-timeout:
-				t.Fatalf("the secondary got %d of %d requests (reads skipped?): %+v", i, n, g.route("users").Reads)
-			}
-		}
-	}
 	// Connections to the old backend and the pools exist before the count
 	// starts.
 	const warm, reads = 20, 200
 	for i := range warm {
 		get(i)
 	}
-	waitHeads(warm)
+	silent.waitHeads(t, g, warm)
 	before := heapObjects()
 	for i := range reads {
 		get(warm + i)
 	}
-	waitHeads(reads)
+	silent.waitHeads(t, g, reads)
 	after := heapObjects()
 	ended := g.route("users").Reads.Total
 	silent.close()
@@ -240,30 +219,14 @@ routes:
 // once Close's own deadline passes, they end at once as skipped/shutdown,
 // long before the secondary's timeout, and Close reports its deadline.
 func TestCloseEndsTheReadsWaitingOnTheSecondary(t *testing.T) {
-	old := httptest.NewServer(jsonAnswer("old", userJSON))
-	t.Cleanup(old.Close)
-	silent := newSilentBackend(t)
-	g := startProxy(t, fmt.Sprintf(`backends:
-  old: {url: %q, timeout: 2s}
-  new: {url: %q, timeout: 30s}
-routes:
-  - name: users
-    match: {path: "/users/{id}"}
-    phase: shadow-read
-`, old.URL, silent.url()), t.TempDir())
+	g, silent := startBeforeASilentSecondary(t, "30s")
 	const reads = 3
 	for i := range reads {
 		if res, _ := g.do("GET", fmt.Sprintf("/users/%d", i), ""); res.StatusCode != http.StatusOK {
 			t.Fatalf("GET: %s", res.Status)
 		}
 	}
-	for range reads {
-		select {
-		case <-silent.heads:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("the secondary did not get its %d copies: %+v", reads, g.route("users").Reads)
-		}
-	}
+	silent.waitHeads(t, g, reads)
 	g.srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -283,4 +246,24 @@ routes:
 	if got := v.Reasons[string(stats.Skipped)+"/"+stats.ReasonShutdown]; got != reads || v.Total != reads {
 		t.Errorf("reads = %+v, want all %d skipped/%s", v, reads, stats.ReasonShutdown)
 	}
+}
+
+// startBeforeASilentSecondary runs a gateway that shadows /users/{id} (route
+// users) from a plain old backend to one that never answers, whose timeout
+// is newTimeout. The old backend is not newBackend: that keeps every
+// request it sees.
+func startBeforeASilentSecondary(t *testing.T, newTimeout string) (*gw, *silentBackend) {
+	t.Helper()
+	old := httptest.NewServer(jsonAnswer("old", userJSON))
+	t.Cleanup(old.Close)
+	silent := newSilentBackend(t)
+	g := startProxy(t, fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 2s}
+  new: {url: %q, timeout: %s}
+routes:
+  - name: users
+    match: {path: "/users/{id}"}
+    phase: shadow-read
+`, old.URL, silent.url(), newTimeout), t.TempDir())
+	return g, silent
 }
