@@ -41,13 +41,20 @@ func newH1Server(t *testing.T, h http.HandlerFunc) *h1Server {
 }
 
 func newH1Client(t *testing.T, s *h1Server) gateway.SecondaryClient {
+	c := clientFor(t, s, context.Background(), 5*time.Second)
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// clientFor returns the client a Proxy with stop as its stop context would
+// use for s.
+func clientFor(t *testing.T, s *h1Server, stop context.Context, timeout time.Duration) gateway.SecondaryClient {
+	t.Helper()
 	u, err := url.Parse(s.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := gateway.NewSecondaryClient(context.Background(), u, 5*time.Second, 16)
-	t.Cleanup(c.CloseIdleConnections)
-	return c
+	return gateway.NewSecondaryClient(stop, u, timeout, 16)
 }
 
 // fetch sends one request and reads its answer whole, as fetchSecondary does.
@@ -254,13 +261,9 @@ func TestH1ClientCutsItsExchangesWhenItsStopEnds(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	})
-	u, err := url.Parse(s.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	stop, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := gateway.NewSecondaryClient(stop, u, time.Minute, 16)
+	c := clientFor(t, s, stop, time.Minute)
 
 	head := async(func() error { _, _, err := fetch(t, c, stop, http.MethodGet, s.URL+"/head", ""); return err })
 	req, _ := http.NewRequestWithContext(stop, http.MethodGet, s.URL+"/body", nil)
@@ -303,13 +306,9 @@ func TestH1ClientClosesWhileItsStopGoesOn(t *testing.T) {
 		}
 		io.WriteString(w, "{}")
 	})
-	u, err := url.Parse(s.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	stop, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := gateway.NewSecondaryClient(stop, u, time.Minute, 16)
+	c := clientFor(t, s, stop, time.Minute)
 	for range 3 {
 		if _, body, err := fetch(t, c, stop, http.MethodGet, s.URL, ""); err != nil || body != "{}" {
 			t.Fatalf("got %q, %v", body, err)
