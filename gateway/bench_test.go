@@ -1,11 +1,15 @@
 package gateway_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"runtime"
+	"runtime/metrics"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,4 +128,74 @@ func waitSettled(b *testing.B, g *gw, reads int) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// BenchmarkCollectionWithReadsWaiting measures what reads waiting on a slow
+// secondary cost the garbage collector: each collection marks everything
+// every one of them keeps, and with the new backend 100 ms slower at 10,000
+// req/s about 1,000 wait at once, so each mark phase grows by that many
+// times this cost and delays the client's requests that run during it
+// (README, "Performance"). One op is a forced collection with 1,000 reads
+// waiting; gc-µs/read is the collector's CPU per op beyond that of a
+// collection before the reads, per read. It includes the test backend's
+// end of each connection (a goroutine, the connection and a small buffer),
+// which a real secondary keeps in its own process.
+func BenchmarkCollectionWithReadsWaiting(b *testing.B) {
+	g, silent := startBeforeASilentSecondary(b, "10m")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	b.Cleanup(client.CloseIdleConnections)
+	get := func(i int) error {
+		res, err := client.Get(fmt.Sprintf("%s/users/%d", g.srv.URL, i))
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, res.Body)
+		return res.Body.Close()
+	}
+	const warm, reads = 20, 1000
+	for i := range warm {
+		if err := get(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	silent.waitHeads(b, g, warm)
+	base := collectorCPU(20)
+	sent := make(chan error, 1)
+	go func() {
+		for i := range reads {
+			if err := get(warm + i); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	silent.waitHeads(b, g, reads)
+	if err := <-sent; err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	per := collectorCPU(b.N)
+	b.StopTimer()
+	if ended := g.route("users").Reads.Total; ended != 0 {
+		b.Fatalf("%d reads ended during the measure; all should still wait on the secondary", ended)
+	}
+	b.ReportMetric(float64(per-base)/reads/float64(time.Microsecond), "gc-µs/read")
+	silent.close()
+}
+
+// collectorCPU forces n collections and returns the collector's median CPU
+// time per collection.
+func collectorCPU(n int) time.Duration {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	cpu := make([]float64, 0, n)
+	for range n {
+		metrics.Read(s)
+		before := s[0].Value.Float64()
+		runtime.GC()
+		metrics.Read(s)
+		cpu = append(cpu, s[0].Value.Float64()-before)
+	}
+	slices.Sort(cpu)
+	return time.Duration(cpu[len(cpu)/2] * float64(time.Second))
 }

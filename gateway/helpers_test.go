@@ -216,13 +216,13 @@ type silentBackend struct {
 	closed bool
 }
 
-func newSilentBackend(t *testing.T) *silentBackend {
+func newSilentBackend(t testing.TB) *silentBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &silentBackend{ln: ln, heads: make(chan struct{}, 256), done: make(chan struct{})}
+	s := &silentBackend{ln: ln, heads: make(chan struct{}, 2048), done: make(chan struct{})}
 	s.wg.Add(1)
 	go s.accept()
 	t.Cleanup(s.close)
@@ -233,7 +233,7 @@ func (s *silentBackend) url() string { return "http://" + s.ln.Addr().String() }
 
 // waitHeads waits until the silent backend has the heads of n more
 // requests from g's route users.
-func (s *silentBackend) waitHeads(t *testing.T, g *gw, n int) {
+func (s *silentBackend) waitHeads(t testing.TB, g *gw, n int) {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for i := range n {

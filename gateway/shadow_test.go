@@ -252,7 +252,7 @@ func TestCloseEndsTheReadsWaitingOnTheSecondary(t *testing.T) {
 // users) from a plain old backend to one that never answers, whose timeout
 // is newTimeout. The old backend is not newBackend: that keeps every
 // request it sees.
-func startBeforeASilentSecondary(t *testing.T, newTimeout string) (*gw, *silentBackend) {
+func startBeforeASilentSecondary(t testing.TB, newTimeout string) (*gw, *silentBackend) {
 	t.Helper()
 	old := httptest.NewServer(jsonAnswer("old", userJSON))
 	t.Cleanup(old.Close)
