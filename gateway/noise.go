@@ -33,7 +33,7 @@ func newNoise(stop context.Context, b *rules.Backend, maxIdle int) *noise {
 // fetchNoise asks the noise backend the same read, on the shadow worker's
 // slot, bounded by the noise backend's own timeout.
 func (p *Proxy) fetchNoise(ex *exchange) answer {
-	req := p.secondaryRequest(p.stop, ex.method, p.noise.target, ex.outURL, ex.outHeader, ex.body)
+	req := p.secondaryRequest(ex.method, p.noise.target, ex.outURL, ex.outHeader, ex.body)
 	return fetchAnswer(p.noise.client, req, p.shadowCfg.MaxBody, stats.ReasonSecondaryFailed)
 }
 

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"sync"
 	"time"
@@ -63,6 +64,7 @@ type Proxy struct {
 	metrics   *metrics
 	trusted   trustedPrefixes
 	shadowCfg rules.Shadow
+	marker    string // shadowCfg.MarkerHeader, canonical
 
 	targets   [2]*url.URL // by rules.Side
 	timeouts  [2]time.Duration
@@ -108,6 +110,7 @@ func New(cfg Config) (*Proxy, error) {
 		now:          cfg.Now,
 		trusted:      set.Server.TrustedProxies,
 		shadowCfg:    set.Shadow,
+		marker:       textproto.CanonicalMIMEHeaderKey(set.Shadow.MarkerHeader),
 		slots:        make(chan struct{}, set.Shadow.Workers),
 		recheckAfter: set.Queue.RecheckAfter,
 		rechecks:     make(chan struct{}, maxRechecks),

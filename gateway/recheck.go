@@ -63,7 +63,7 @@ func (p *Proxy) agreeNow(ex *exchange) bool {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req := p.secondaryRequest(p.stop, ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
+			req := p.secondaryRequest(ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
 			if i == 0 {
 				// The primary's backend, outside its breaker (the breaker
 				// guards that backend as a secondary).

@@ -121,7 +121,7 @@ func (p *Proxy) attemptWrite(r *record, body []byte) answer {
 	if err != nil {
 		return answer{err: fmt.Errorf("queued URL: %w", err), reason: stats.ReasonSecondaryFailed}
 	}
-	req := p.secondaryRequest(p.stop, r.Method, p.targets[r.Side], u, r.Header, body)
+	req := p.secondaryRequest(r.Method, p.targets[r.Side], u, r.Header, body)
 	a := p.fetchSecondary(req, r.Route, r.Side)
 	if a.err != nil {
 		if a.reason == stats.ReasonTooLarge {

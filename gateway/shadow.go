@@ -86,7 +86,7 @@ func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 // since the pending check looks back to the read's start.
 func (p *Proxy) startShadow(ex *exchange) {
 	side := ex.primary.Other()
-	req := p.secondaryRequest(p.stop, ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
+	req := p.secondaryRequest(ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
 	ex.shadow.send = func(prim answer) {
 		defer p.release()
 		var noise chan answer
