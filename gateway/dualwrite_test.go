@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -174,5 +176,61 @@ func TestClientIdempotencyKeyIsPassedThrough(t *testing.T) {
 	eventually(t, "the secondary's copy", func() bool { return new.count() == 1 })
 	if o, n := old.seen()[0].Header.Get("Idempotency-Key"), new.seen()[0].Header.Get("Idempotency-Key"); o != "client-chosen-1" || n != o {
 		t.Errorf("keys: old %q new %q, want the client's on both", o, n)
+	}
+}
+
+// A write larger than shadow.write_buffer, and within
+// server.max_request_body, streams to the primary whole, with either
+// framing, and the secondary gets nothing: the write is given up as
+// too_large, since its body cannot be repeated.
+func TestAWriteLargerThanTheReplayBufferReachesThePrimaryWhole(t *testing.T) {
+	old := newBackend(t, "old", jsonAnswer("old", `{"ok":true}`))
+	new := newBackend(t, "new", jsonAnswer("new", `{"ok":true}`))
+	g := startGateway(t, old, new, `server: {max_request_body: 8KiB}
+shadow: {write_buffer: 1KiB}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+`)
+	// Every byte differs from its neighbours, so a byte lost or repeated
+	// anywhere shows.
+	var sb strings.Builder
+	for i := 0; sb.Len() < 4000; i++ {
+		fmt.Fprintf(&sb, "%d,", i)
+	}
+	body := `{"v": "` + sb.String() + `"}`
+	for i, framing := range []string{"Content-Length", "chunked"} {
+		t.Run(framing, func(t *testing.T) {
+			var rd io.Reader = strings.NewReader(body)
+			if framing == "chunked" {
+				rd = io.MultiReader(rd) // no length known: net/http chunks it
+			}
+			target := fmt.Sprintf("/items/%d", i)
+			req, err := http.NewRequest("PUT", g.srv.URL+target, rd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("PUT of %d bytes: %s", len(body), res.Status)
+			}
+			seen := old.seen()
+			got := seen[len(seen)-1]
+			if got.Target != target || string(got.Body) != body {
+				t.Errorf("the primary got %s with %d bytes, want %s with the %d sent", got.Target, len(got.Body), target, len(body))
+			}
+			if w := g.route("items").Writes; w.GaveUp != int64(i+1) {
+				t.Errorf("writes = %+v, want %d given up (too large to repeat)", w, i+1)
+			}
+		})
+	}
+	if n := len(new.seen()); n != 0 {
+		t.Errorf("the secondary got %d requests, want none", n)
 	}
 }

@@ -214,7 +214,9 @@ func singleJoin(a, b string) string {
 }
 
 // readBounded reads at most limit bytes of r. It reports whether r held more
-// (the rest is left unread), and passes read errors through.
+// (the rest is left unread), and passes read errors through. To know that r
+// held more it read one byte past the limit: that byte is body[:limit+1][limit],
+// and a caller that goes on reading r must take it first.
 func readBounded(r io.Reader, limit int64, sizeHint int64) ([]byte, bool, error) {
 	return readBoundedInto(nil, r, limit, sizeHint)
 }

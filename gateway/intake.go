@@ -86,7 +86,9 @@ func (p *Proxy) bufferBody(w http.ResponseWriter, in *http.Request, ex *exchange
 	// Larger than the replay buffer but allowed: it streams to the primary
 	// and the secondary cannot get it.
 	ex.bodyPartial = true
-	in.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), http.MaxBytesReader(w, rest, limit-keep)))
+	// The byte readBounded read past keep goes with it.
+	read := body[:keep+1]
+	in.Body = io.NopCloser(io.MultiReader(bytes.NewReader(read), http.MaxBytesReader(w, rest, limit-keep-1)))
 	return 0, nil
 }
 
