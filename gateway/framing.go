@@ -176,7 +176,8 @@ func (c *framingConn) endLine() {
 		c.cur.bareLF = true
 	}
 	line := c.line
-	if c.prevCR && len(line) > 0 && c.lineLen <= maxFramingLine {
+	whole := c.lineLen <= maxFramingLine
+	if c.prevCR && len(line) > 0 && whole {
 		line = line[:len(line)-1]
 	}
 	empty := c.lineLen == 0 || (c.lineLen == 1 && c.prevCR)
@@ -192,7 +193,7 @@ func (c *framingConn) endLine() {
 		case !c.started:
 			c.started = true
 		default:
-			c.header(line)
+			c.header(line, whole)
 		}
 	case stChunkSize:
 		size, _, _ := bytes.Cut(line, []byte(";"))
@@ -220,21 +221,41 @@ func (c *framingConn) endLine() {
 	}
 }
 
-func (c *framingConn) header(line []byte) {
+// header reads one header line of a head; whole is false when the line was
+// longer than the scanner keeps. Where the scanner cannot be sure of the
+// framing net/http will read, the head is ambiguous: otherwise net/http
+// could take a body the scanner reads as heads, and the verdicts of the
+// heads hidden in it would go to the requests after it.
+func (c *framingConn) header(line []byte, whole bool) {
+	if line[0] == ' ' || line[0] == '\t' {
+		// A folded line (obs-fold), which net/http joins to the header
+		// before it: RFC 9112 section 5.2 lets a server refuse it.
+		c.cur.confused = true
+		return
+	}
 	name, value, ok := bytes.Cut(line, []byte(":"))
 	if !ok {
-		return // net/http refuses it
+		return // net/http refuses it, or its name is too long to frame
 	}
 	value = bytes.TrimSpace(value)
 	name = bytes.TrimSpace(name)
 	switch {
 	case bytes.EqualFold(name, []byte("Content-Length")):
 		c.sawCL = true
-		if n, err := strconv.ParseInt(string(value), 10, 64); err == nil && n >= 0 {
-			c.cl = n
+		// As net/http reads it (which refuses a sign, a list, an empty
+		// value).
+		n, err := strconv.ParseUint(string(value), 10, 63)
+		if err != nil || !whole {
+			c.cur.confused = true
+			return
 		}
+		c.cl = int64(n)
 	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 		c.sawTE = true
+		if !whole {
+			c.cur.confused = true
+			return
+		}
 		last := value
 		if i := bytes.LastIndexByte(value, ','); i >= 0 {
 			last = value[i+1:]
@@ -247,6 +268,10 @@ func (c *framingConn) header(line []byte) {
 func (c *framingConn) endHead() {
 	c.cur.clAndTE = c.sawCL && c.sawTE
 	switch {
+	case c.cur.confused:
+		// A framing the scanner could not read: nothing after it can be
+		// framed (the handler refuses the head and closes the connection).
+		c.state = stOff
 	case c.sawTE && c.chunked:
 		c.state = stChunkSize
 	case c.sawTE:

@@ -2,9 +2,11 @@ package gateway_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +34,11 @@ func TestAmbiguousFramingReachesNoBackend(t *testing.T) {
 		{"OPTIONS * (net/http answers it itself)", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 200},
 		{"unknown transfer coding", "PUT /users/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
 		{"headers over max_header_bytes", "GET /users/1 HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 10<<10) + "\r\n\r\n", 431},
+		// The scanner must read the length net/http reads, or refuse.
+		{"Content-Length folded onto a second line", "PUT /users/1 HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n 2\r\n\r\n{}", 400},
+		{"a folded line elsewhere in the head", "GET /users/1 HTTP/1.1\r\nHost: x\r\nX-A: b\r\n\tc\r\n\r\n", 400},
+		{"Content-Length longer than the scanner's line", "PUT /users/1 HTTP/1.1\r\nHost: x\r\nContent-Length: " + strings.Repeat("0", 300) + "2\r\n\r\n{}", 400},
+		{"Transfer-Encoding longer than the scanner's line", "PUT /users/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + strings.Repeat(" ", 300) + "chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400},
 		{"h2c upgrade smuggling", "GET /users/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
 	}
 	for _, tt := range tests {
@@ -141,6 +148,54 @@ func TestForwardedForIsTrustedOnlyFromTrustedProxies(t *testing.T) {
 			}
 			if tc.trusted == "" && h.Get("X-Forwarded-Host") == "evil.example" {
 				t.Error("an untrusted client chose X-Forwarded-Host")
+			}
+		})
+	}
+}
+
+// A head whose framing the scanner cannot read hides the next head in what
+// net/http reads as its body: the scanner would take that body for a head
+// and queue a verdict for it, and every request after would be judged by
+// the verdict of the one before (an ambiguous one let through, a clean one
+// refused). The head is refused and its connection closed.
+func TestAHeadTheScannerCannotFrameEndsItsConnection(t *testing.T) {
+	hidden := "GET /users/9 HTTP/1.1\r\nHost: x\r\n\r\n"
+	for name, length := range map[string]string{
+		"folded":   "Content-Length:\r\n " + fmt.Sprint(len(hidden)),
+		"too long": "Content-Length: " + strings.Repeat("0", 300) + fmt.Sprint(len(hidden)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			old := newBackend(t, "old", jsonAnswer("old", `{"ok":1}`))
+			new := newBackend(t, "new", jsonAnswer("new", `{"ok":1}`))
+			g := startGateway(t, old, new, dualWrite)
+			raw := "PUT /users/1 HTTP/1.1\r\nHost: x\r\n" + length + "\r\n\r\n" + hidden +
+				// Refused when sent alone.
+				"PUT /users/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"b\":2}\r\n0\r\n\r\n"
+			conn, err := net.Dial("tcp", g.srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := conn.Write([]byte(raw)); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(conn)
+			var statuses []int
+			for range 3 {
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					break
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				statuses = append(statuses, res.StatusCode)
+			}
+			if len(statuses) == 0 || statuses[0] != http.StatusBadRequest || slices.Contains(statuses[1:], http.StatusOK) {
+				t.Errorf("statuses = %v, want 400 for the first head and nothing served after it", statuses)
+			}
+			if n := old.count() + new.count(); n != 0 {
+				t.Errorf("a backend was reached %d times: %+v", n, old.seen())
 			}
 		})
 	}
