@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"strings"
 	"context"
 	"errors"
 	"net/url"
@@ -13,10 +14,14 @@ import (
 type SecondaryClient = secondaryClient
 
 // NewSecondaryClient returns the client a Proxy would use for target, with
-// stop as the Proxy's stop context.
+// stop as the Proxy's stop context. Its shadow.idempotency_header is
+// WriteKeyHeader written in lower case, as a user may write it.
 func NewSecondaryClient(stop context.Context, target *url.URL, timeout time.Duration, maxIdle int) SecondaryClient {
-	return newSecondaryClient(stop, target, timeout, maxIdle, "Idempotency-Key")
+	return newSecondaryClient(stop, target, timeout, maxIdle, strings.ToLower(WriteKeyHeader))
 }
+
+// WriteKeyHeader is the idempotency header of NewSecondaryClient's clients.
+const WriteKeyHeader = "X-Write-Key"
 
 // CloseClient closes c as the Proxy's Close does.
 func CloseClient(c SecondaryClient) { c.close() }

@@ -41,7 +41,9 @@ func newSecondaryClient(stop context.Context, target *url.URL, timeout time.Dura
 		return &transportClient{t: newTransport(timeout, maxIdle), timeout: timeout}
 	}
 	c := newH1Client(target, timeout, maxIdle)
-	c.idempotencyHeader = idempotencyHeader
+	// replayable looks the name up in the map, where the gateway's
+	// Header.Set put it in canonical form.
+	c.idempotencyHeader = textproto.CanonicalMIMEHeaderKey(idempotencyHeader)
 	c.stop = stop
 	c.cutDone = make(chan struct{})
 	c.unwatchStop = context.AfterFunc(stop, c.cutWatched)

@@ -159,7 +159,8 @@ func TestH1ClientSkipsConnectionsTheBackendClosed(t *testing.T) {
 }
 
 // A replayable request on a reused connection that the backend drops as the
-// request arrives is sent again once on a new connection; a POST is not.
+// request arrives is sent again once on a new connection; a POST is not,
+// unless it carries the configured idempotency header.
 func TestH1ClientRetriesOnlyReplayableRequests(t *testing.T) {
 	var first atomic.Int64 // number of the connection that dies
 	first.Store(1)
@@ -200,6 +201,28 @@ func TestH1ClientRetriesOnlyReplayableRequests(t *testing.T) {
 	}
 	if err := send(http.MethodPost); !gateway.IsStaleConnection(err) {
 		t.Fatalf("a POST on a connection that died under it: %v, want the stale-connection error and no second try", err)
+	}
+	// The gateway sets the key with Header.Set, in canonical form,
+	// however shadow.idempotency_header is written.
+	first.Store(4)
+	keyed := func() error {
+		req, _ := http.NewRequest(http.MethodPost, u.String(), strings.NewReader("{}"))
+		req.Header.Set(gateway.WriteKeyHeader, "k1")
+		res, err := c.RoundTrip(req)
+		if err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		return err
+	}
+	if err := keyed(); err != nil {
+		t.Fatal(err)
+	}
+	if err := keyed(); err != nil {
+		t.Fatalf("a POST with an idempotency key on a connection that died under it was not sent again: %v", err)
+	}
+	if n := conns.Load(); n != 5 {
+		t.Fatalf("%d connections, want 5", n)
 	}
 }
 
