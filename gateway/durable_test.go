@@ -303,3 +303,38 @@ func TestAnUnreadableQueueRecordStopsTheStartAndSaysWhatToDo(t *testing.T) {
 		t.Errorf("the unreadable record is now %q; it must be left as it was", got)
 	}
 }
+
+// The queue indexes a queued write by its resource key, in a bbolt key of at
+// most 32 KiB. A write whose key is longer is refused before any backend
+// sees it: queued anyway, it was lost at the next restart, its index entry
+// refused while its record was kept. One just within the bound survives a
+// restart and is delivered.
+func TestAWriteTheQueueCannotIndexIsRefused(t *testing.T) {
+	primary := &faulty{k: newKV()}
+	secondary := &faulty{k: newKV(), fault: storm}
+	old, new := newServer(t, primary), newServer(t, secondary)
+	dir := t.TempDir()
+	cfg := durableConfig(old.url(), new.url(), "  base_backoff: 1h\n  max_backoff: 1h")
+	g := startProxy(t, cfg, dir)
+	long := "/items/" + strings.Repeat("a", 40<<10)
+	if res, _ := g.do("PUT", long, `{"v": 1}`); res.StatusCode != http.StatusRequestURITooLong {
+		t.Errorf("PUT of a 40 KiB resource: %s, want 414", res.Status)
+	}
+	if res, _ := g.do("GET", long, ""); res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET of it: %s, want the primary's 404 (reads are not queued)", res.Status)
+	}
+	if n := len(primary.k.log()[long]) + len(secondary.k.log()[long]); n != 0 {
+		t.Errorf("the refused write reached a backend %d times", n)
+	}
+	within := "/items/" + strings.Repeat("b", 32<<10-100)
+	put(t, g, within, 1)
+	eventually(t, "the first attempt", func() bool { return g.route("items").Writes.SecondaryFailed == 1 })
+	g.close()
+
+	secondary.healed.Store(true)
+	g2 := startProxy(t, cfg, dir)
+	eventually(t, "the replayed queue to drain", func() bool { return g2.proxy.QueueDepth() == 0 })
+	if diff := secondary.k.sameAs(primary.k); diff != "" {
+		t.Errorf("after the restart the secondary differs: %s", diff)
+	}
+}

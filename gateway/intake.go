@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5/middleware"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
@@ -26,7 +28,20 @@ var (
 	errBodyRead         = errors.New("request body could not be read")
 	errAmbiguousFraming = errors.New("ambiguous request framing (bare LF, or Content-Length with Transfer-Encoding)")
 	errBadTarget        = errors.New("the request path has characters that must be percent-encoded (RFC 3986 section 3.3)")
+	errKeyTooLong       = fmt.Errorf("the resource a write names is longer than the retry queue can index (%d bytes)", maxResourceKey)
 )
+
+// maxResourceKey bounds the resource key of a write the secondary gets: the
+// queue indexes queued writes by it, in a bbolt key with a length before it
+// and the write's order after it.
+const maxResourceKey = bolt.MaxKeySize - binary.MaxVarintLen64 - 8
+
+// keyTooLong reports whether ex is a write whose copy the secondary would
+// get, with a resource key the queue cannot index: it would be lost on
+// the next restart.
+func keyTooLong(ex *exchange, r *http.Request) bool {
+	return !ex.read && ex.phase.WritesSecondary() && ex.route.SecondaryWrites != rules.Off && len(ex.resourceKey(r)) > maxResourceKey
+}
 
 // targetKeptAsSent reports whether the path can be forwarded byte for byte.
 // net/url re-escapes a path holding characters RFC 3986 does not allow raw
@@ -116,6 +131,8 @@ func refusedReason(err error) string {
 		return "ambiguous_framing"
 	case errors.Is(err, errBadTarget):
 		return "bad_target"
+	case errors.Is(err, errKeyTooLong):
+		return "key_too_long"
 	}
 	return "body_unreadable"
 }

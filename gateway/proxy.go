@@ -343,6 +343,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.reject(w, r, ex, http.StatusBadRequest, errBadTarget)
 		return
 	}
+	if keyTooLong(ex, r) {
+		p.reject(w, r, ex, http.StatusRequestURITooLong, errKeyTooLong)
+		return
+	}
 	if ex.upgrade = isUpgrade(r.Header); ex.upgrade {
 		stopFraming(r.Context())
 	}
