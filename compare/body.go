@@ -33,6 +33,11 @@ func decodeBody(h http.Header, body []byte, max int64) ([]byte, *failure) {
 	if int64(len(body)) > max {
 		return nil, &failure{ReasonTooLarge, fmt.Sprintf("a body of %d bytes, more than %d", len(body), max)}
 	}
+	if len(body) == 0 {
+		// Nothing was encoded: the answer to a HEAD, a 204 or a 304 keeps
+		// the Content-Encoding its GET would have.
+		return body, nil
+	}
 	for i := len(encs) - 1; i >= 0; i-- {
 		var r io.Reader
 		var err error

@@ -72,6 +72,10 @@ func TestBodies(t *testing.T) {
 		{"JSON against HTML", resp("application/json", "", []byte(`{"a":1}`)), resp("text/html", "", []byte("<p>oops</p>")), Mismatch, "", `type $ {"a":1} → "<p>oops</p>"`},
 		{"empty against JSON", resp("application/json", "", nil), resp("application/json", "", []byte(`{}`)), Mismatch, "", `extra $ → {}`},
 		{"both empty", resp("application/json", "", nil), resp("", "", nil), Match, "", ""},
+		// HEAD, 204 and 304 answers keep their GET's Content-Encoding.
+		{"empty under gzip", resp("application/json", "gzip", nil), resp("application/json", "gzip", nil), Match, "", ""},
+		{"empty under deflate and br", resp("application/json", "deflate", nil), resp("application/json", "br", nil), Match, "", ""},
+		{"empty under gzip against gzipped JSON", resp("application/json", "gzip", nil), resp("application/json", "gzip", gz(doc)), Mismatch, "", `extra $ → {"a":[1,2,3],"b":"x"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
