@@ -64,7 +64,7 @@ func cancelNoise(route *rules.Route, res *compare.Result, old, noise answer) (*c
 		return nil, false
 	}
 	nr := route.Compare.Compare(old.resp, noise.resp)
-	if res.Outcome != compare.Mismatch || nr.Outcome != compare.Mismatch {
+	if res.Outcome != compare.Mismatch || nr.Outcome != compare.Mismatch || !twinOf(&nr) {
 		return &nr, false
 	}
 	real, cancelled := compare.Cancel(res.Diffs, nr.Diffs)
@@ -77,4 +77,18 @@ func cancelNoise(route *rules.Route, res *compare.Result, old, noise answer) (*c
 		return &nr, true
 	}
 	return &nr, false
+}
+
+// twinOf says whether the noise backend answered as old's twin: with old's
+// status and a body of old's kind, differing at most field by field. A
+// failing twin (a 503 page against old's JSON) differs at "status" and at
+// "$"; taken as noise, those would cancel the very differences a new
+// backend that lacks the resource shows, and turn them into a match.
+func twinOf(nr *compare.Result) bool {
+	for _, d := range nr.Diffs {
+		if d.Path == "status" || d.Path == "$" {
+			return false
+		}
+	}
+	return true
 }

@@ -47,3 +47,27 @@ func TestNoiseBackendCancelsNoise(t *testing.T) {
 		t.Error("a write reached the noise backend")
 	}
 }
+
+// A noise backend that fails (or answers another status) is no twin of old:
+// what it differs in says nothing of noise. A new backend that lacks the
+// resource must stay a mismatch, not be cancelled by a twin's error page.
+func TestAFailingNoiseBackendCancelsNothing(t *testing.T) {
+	old := newBackend(t, "old", jsonAnswer("old", `{"id": 1, "name": "Ada"}`))
+	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+	})
+	twin := newBackend(t, "noise", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/2") {
+			w.WriteHeader(http.StatusNotFound) // another status, no body
+			return
+		}
+		http.Error(w, "upstream unavailable", http.StatusServiceUnavailable)
+	})
+	g := startGateway(t, old, new, fmt.Sprintf("  noise: {url: %q}\nroutes:\n  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: shadow-read\n", twin.srv.URL))
+	g.do("GET", "/users/1", "")
+	g.do("GET", "/users/2", "")
+	eventually(t, "two outcomes", func() bool { return total(g.route("users")) == 2 })
+	if v := g.route("users").Reads; v.Mismatched != 2 {
+		t.Errorf("reads = %+v; want both 200-against-404 reads mismatched", v)
+	}
+}
