@@ -1,10 +1,10 @@
 package gateway
 
 import (
-	"strings"
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 	"time"
 )
 

@@ -116,8 +116,9 @@ func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, ex *exchange, sta
 	p.metrics.refused.WithLabelValues(ex.route.Name, refusedReason(err)).Inc()
 	if ex.read {
 		// A read that reached no backend is still a read that entered the
-		// gateway: it ends as an error so the counts add up.
-		p.recordRead(ex, stats.Error, stats.ReasonPrimaryFailed, nil)
+		// gateway: it ends so the counts add up, as skipped, since neither
+		// backend failed it (an error would count against the new one).
+		p.recordRead(ex, stats.Skipped, stats.ReasonRefused, nil)
 	}
 	w.Header().Set("Connection", "close")
 	http.Error(w, http.StatusText(status), status)

@@ -145,6 +145,60 @@ func TestAClientLeavingMidAnswerEndsThePrimarysExchange(t *testing.T) {
 	}
 }
 
+// A client that leaves before its answer is written whole is no failure of
+// either backend: the read is skipped as client_gone, not an error of the
+// primary (which counted against the new backend's readiness in the cutover
+// phase), and its copy is not sent to the secondary, whose answer nobody
+// waits for. A read the gateway refuses is skipped as refused.
+func TestAClientLeavingIsNoFailureOfEitherBackend(t *testing.T) {
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	endless := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"items": [`))
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-hold:
+		}
+	}
+	for _, phase := range []string{"shadow-read", "cutover"} {
+		t.Run(phase, func(t *testing.T) {
+			old, new := newBackend(t, "old", endless), newBackend(t, "new", endless)
+			g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, phase))
+			conn, err := net.Dial("tcp", g.srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(conn, "GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(res.Body, make([]byte, len(`{"items": [`))); err != nil {
+				t.Fatalf("the answer's first bytes: %v", err)
+			}
+			conn.Close()
+			eventually(t, "the read recorded", func() bool { return total(g.route("items")) == 1 })
+			v := g.route("items")
+			if v.Reads.Reasons["skipped/"+stats.ReasonClientGone] != 1 || v.Reads.Errors != 0 {
+				t.Errorf("reads = %+v, want one skipped/%s", v.Reads, stats.ReasonClientGone)
+			}
+			if n := old.count() + new.count(); n != 1 {
+				t.Errorf("the backends got %d requests, want the primary's only", n)
+			}
+
+			if status := rawRequest(t, g.srv.Listener.Addr().String(), "GET /items/a\"b HTTP/1.1\r\nHost: x\r\n\r\n"); status != http.StatusBadRequest {
+				t.Fatalf("a read with a raw quote in its path: %d, want 400", status)
+			}
+			eventually(t, "the refused read recorded", func() bool { return total(g.route("items")) == 2 })
+			if v := g.route("items").Reads; v.Reasons["skipped/"+stats.ReasonRefused] != 1 || v.Errors != 0 {
+				t.Errorf("reads = %+v, want one skipped/%s", v, stats.ReasonRefused)
+			}
+		})
+	}
+}
+
 // The primary's answer head may be as large as net/http's Transport let it
 // be (10 MB), larger than what the secondary's answers are held to.
 func TestAPrimaryAnswerKeepsTheTransportsHeadLimit(t *testing.T) {

@@ -303,6 +303,9 @@ type exchange struct {
 	// Decided before proxying: a read's outcome when it is not shadowed.
 	skip   stats.Outcome
 	reason string
+	// clientGone: the client left before its answer was written whole
+	// (its request's context ended), set by finish.
+	clientGone bool
 
 	shadow *shadowJob // a shadowed read
 	write  *writeJob  // a write that the secondary gets too
@@ -360,7 +363,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		p.planWrite(ex, r)
 	}
-	defer p.finish(ex)
+	defer p.finish(ex, in)
 	p.rp.ServeHTTP(w, in)
 }
 
@@ -414,7 +417,11 @@ func (p *Proxy) primaryError(w http.ResponseWriter, r *http.Request, err error) 
 // finish runs when the client's answer is written (or the copy failed): it
 // hands the primary's answer to the shadow or write work and records reads
 // that were not shadowed. It never waits for the secondary.
-func (p *Proxy) finish(ex *exchange) {
+func (p *Proxy) finish(ex *exchange, in *http.Request) {
+	// The server ends a request's context when its client leaves, and
+	// only after the handler returns otherwise. A client that left is no
+	// fault of the primary's, whose exchange it cut.
+	ex.clientGone = in.Context().Err() != nil
 	switch {
 	case ex.shadow != nil:
 		ex.shadow.primaryDone(p, ex)
@@ -422,7 +429,11 @@ func (p *Proxy) finish(ex *exchange) {
 		ex.write.primaryDone(p, ex)
 	case ex.read:
 		outcome, reason := ex.skip, ex.reason
-		if ex.primaryErr != nil && ex.phase.ComparesReads() {
+		switch {
+		case !ex.phase.ComparesReads():
+		case ex.clientGone:
+			outcome, reason = stats.Skipped, stats.ReasonClientGone
+		case ex.primaryErr != nil:
 			outcome, reason = stats.Error, stats.ReasonPrimaryFailed
 		}
 		p.recordRead(ex, outcome, reason, nil)

@@ -35,6 +35,8 @@ type shadowJob struct {
 func primaryAnswer(ex *exchange) answer {
 	a := answer{latency: ex.primaryTime}
 	switch {
+	case ex.clientGone:
+		a.err, a.reason = errors.New("the client left before its answer was written"), stats.ReasonClientGone
 	case ex.primaryErr != nil:
 		a.err, a.reason = ex.primaryErr, stats.ReasonPrimaryFailed
 	case ex.capture == nil:
@@ -72,7 +74,15 @@ func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 		p.recordRead(ex, stats.Error, stats.ReasonPrimaryFailed, nil)
 		return
 	}
-	go j.send(ex.takePrimaryAnswer())
+	prim := ex.takePrimaryAnswer()
+	if prim.reason == stats.ReasonClientGone {
+		// Nobody waits for this read's answer any more: its copy would be
+		// the secondary's work for nothing, and its outcome is known.
+		p.release()
+		p.recordRead(ex, stats.Skipped, stats.ReasonClientGone, nil)
+		return
+	}
+	go j.send(prim)
 }
 
 // startShadow prepares the secondary's copy of a read. It runs on the

@@ -32,7 +32,8 @@ const (
 	ReasonTooLarge    = "too_large"    // skipped: an answer exceeded shadow.max_body
 	ReasonBusy        = "busy"         // skipped: every shadow worker was busy
 	ReasonBreakerOpen = "breaker_open" // skipped: the secondary's breaker is open
-	ReasonClientGone  = "client_gone"  // skipped: the client went away before the primary answered
+	ReasonClientGone  = "client_gone"  // skipped: the client went away before its answer was written
+	ReasonRefused     = "refused"      // skipped: the gateway refused the request before any backend saw it
 	ReasonShutdown    = "shutdown"     // skipped: the gateway stopped before the comparison ran
 	ReasonUpgrade     = "upgrade"      // skipped: a protocol switch (WebSocket) cannot be shadowed
 	ReasonNoise       = "noise"        // match: every difference also showed between old and backends.noise

@@ -21,6 +21,7 @@ var knownReasons = [...]struct {
 	{Skipped, ReasonBusy},
 	{Skipped, ReasonBreakerOpen},
 	{Skipped, ReasonClientGone},
+	{Skipped, ReasonRefused},
 	{Skipped, ReasonShutdown},
 	{Error, ReasonPrimaryFailed},
 	{Error, ReasonSecondaryFailed},
