@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cutover/cutover/stats"
 )
 
 const dualWrite = "routes:\n  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: dual-write\n"
@@ -232,5 +234,43 @@ routes:
 	}
 	if n := len(new.seen()); n != 0 {
 		t.Errorf("the secondary got %d requests, want none", n)
+	}
+}
+
+// A write whose secondary answered with more than shadow.max_body landed:
+// it counts as delivered, and its comparison is skipped as too_large, not
+// run on the answer's first max_body bytes (an invalid_json error).
+func TestAWriteAnswerOverMaxBodyLandsUncompared(t *testing.T) {
+	old := newBackend(t, "old", jsonAnswer("old", `{"id": 1}`))
+	new := newBackend(t, "new", jsonAnswer("new", `{"id": 1, "pad": "`+strings.Repeat("x", 200)+`"}`))
+	g := startGateway(t, old, new, "shadow:\n  max_body: 100\n"+dualWrite)
+	if res, _ := g.do("PUT", "/users/1", `{}`); res.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: %s", res.Status)
+	}
+	skipped := func() float64 {
+		families, err := g.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range families {
+			if mf.GetName() != "cutover_write_comparisons_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["outcome"] == "skipped" && labels["reason"] == "too_large" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	eventually(t, "the write's comparison skipped as too_large", func() bool { return skipped() == 1 })
+	v := g.route("users")
+	if v.Writes.SecondarySucceeded != 1 || v.WriteComparisons != (stats.WriteComparisons{}) {
+		t.Errorf("writes = %+v, write comparisons = %+v; want one delivered and none compared", v.Writes, v.WriteComparisons)
 	}
 }

@@ -125,8 +125,9 @@ func (p *Proxy) attemptWrite(r *record, body []byte) answer {
 	a := p.fetchSecondary(req, r.Route, r.Side)
 	if a.err != nil {
 		if a.reason == stats.ReasonTooLarge {
-			// The write landed; only its answer is too large to compare.
-			a.err, a.reason = nil, ""
+			// The write landed; only its answer is too large to compare
+			// (its body is cut at max_body).
+			a.err, a.reason, a.over = nil, "", true
 		} else {
 			return a
 		}

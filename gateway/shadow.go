@@ -18,6 +18,9 @@ type answer struct {
 	latency time.Duration // to response headers
 	err     error         // no usable answer; see reason
 	reason  string        // set with err: a stats reason
+	// over: a write's answer larger than shadow.max_body. The write
+	// landed (err is nil), but its answer cannot be compared.
+	over bool
 }
 
 // shadowJob joins a shadowed read's two legs: the handler starts send with
@@ -173,6 +176,8 @@ func (p *Proxy) settle(ex *exchange, prim, sec answer) {
 		p.recordRead(ex, skipOrError(prim.reason), prim.reason, cmp)
 	case sec.err != nil:
 		p.recordRead(ex, skipOrError(sec.reason), sec.reason, cmp)
+	case sec.over:
+		p.recordRead(ex, stats.Skipped, stats.ReasonTooLarge, cmp)
 	default:
 		cmp.keep(old.resp, new.resp)
 		cmp.res = ex.route.Compare.Compare(old.resp, new.resp)
