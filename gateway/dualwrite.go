@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptrace"
@@ -38,29 +39,44 @@ type writeJob struct {
 // recordWrite records the intent of a write just before the primary is sent
 // it, and marks the request so that the moment it may have reached the
 // primary is known. It runs in the primary's transport, after rewrite, so
-// the record holds exactly what the primary gets.
-func (p *Proxy) recordWrite(req *http.Request, ex *exchange) *http.Request {
+// the record holds exactly what the primary gets. Once Close has begun it
+// refuses the write (errClosing, a 503): no worker would deliver the
+// secondary's copy, and a handler still running then (a slow upload that
+// outlived the server's shutdown) would have given the primary a write
+// that nothing recorded.
+func (p *Proxy) recordWrite(req *http.Request, ex *exchange) (*http.Request, error) {
 	job := ex.write
-	if job == nil || ex.bodyPartial {
-		return req
+	if job == nil {
+		return req, nil
 	}
-	job.rec = newRecord(ex)
-	job.rec.body = ex.body
-	if x := p.queue.intend(job.rec); x != nil {
+	select {
+	case <-p.closing:
+		return nil, errClosing
+	default:
+	}
+	if ex.bodyPartial {
+		return req, nil
+	}
+	rec := newRecord(ex)
+	rec.body = ex.body
+	if x := p.queue.intend(rec); x != nil {
 		// Not bounded by the client's context: once begun, the record must
 		// say what became of the write.
-		if err := x.wait(); err != nil {
+		if err := x.wait(); errors.Is(err, errOutboxClosed) {
+			return nil, errClosing
+		} else if err != nil {
 			// Fail open: the client's write goes on (the gateway's disk is
 			// no reason to refuse it); the write is tracked in memory only.
 			p.storeFailed(ex.route.Name, "recording a write before the primary", err)
 		}
 	}
+	job.rec = rec
 	trace := &httptrace.ClientTrace{
 		// Once the headers are written the primary may act on the request
 		// (conservative: more verify records, never fewer).
 		WroteHeaders: func() { job.sent.Store(true) },
 	}
-	return req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	return req.WithContext(httptrace.WithClientTrace(req.Context(), trace)), nil
 }
 
 func (p *Proxy) storeFailed(route, doing string, err error) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
@@ -336,5 +337,42 @@ func TestAWriteTheQueueCannotIndexIsRefused(t *testing.T) {
 	eventually(t, "the replayed queue to drain", func() bool { return g2.proxy.QueueDepth() == 0 })
 	if diff := secondary.k.sameAs(primary.k); diff != "" {
 		t.Errorf("after the restart the secondary differs: %s", diff)
+	}
+}
+
+// A write whose handler still runs once Close has begun (a slow upload
+// that outlived the server's shutdown: serve closes the gateway when its
+// drain times out) is refused with 503 before the primary gets it: no
+// worker would deliver the secondary's copy, and nothing would record it.
+// With the queue on disk or in memory.
+func TestAWriteAfterCloseBeganIsRefused(t *testing.T) {
+	for _, store := range []string{"on disk", "in memory"} {
+		t.Run(store, func(t *testing.T) {
+			primary, secondary := &faulty{k: newKV()}, &faulty{k: newKV()}
+			old, new := newServer(t, primary), newServer(t, secondary)
+			dir := ""
+			if store == "on disk" {
+				dir = t.TempDir()
+			}
+			cfg := durableConfig(old.url(), new.url(), "  base_backoff: 1h\n  max_backoff: 1h")
+			g := startProxy(t, cfg, dir)
+			put(t, g, "/items/a", 1)
+			eventually(t, "the first write delivered", func() bool { return g.route("items").Writes.SecondarySucceeded == 1 })
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := g.proxy.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			res, _ := g.do("PUT", "/items/b", `{"v": 2}`)
+			if res.StatusCode != http.StatusServiceUnavailable || !res.Close {
+				t.Errorf("a write after Close: %s (closing the connection: %t), want 503 and the connection closed", res.Status, res.Close)
+			}
+			if n := len(primary.k.log()["/items/b"]) + len(secondary.k.log()["/items/b"]); n != 0 {
+				t.Errorf("the refused write reached a backend %d times", n)
+			}
+			if res, body := g.do("GET", "/items/a", ""); res.StatusCode != http.StatusOK {
+				t.Errorf("a read after Close: %s %s, want the primary's answer", res.Status, body)
+			}
+		})
 	}
 }

@@ -262,6 +262,10 @@ func readBoundedInto(buf []byte, r io.Reader, limit int64, sizeHint int64) ([]by
 // read without a buffer: it grows by doubling from there.
 const unknownLengthStart = 4 << 10
 
+// errClosing refuses a write that arrives once the gateway is closing,
+// before the primary gets it.
+var errClosing = errors.New("the gateway is shutting down")
+
 // errorStatus is the one place a primary failure becomes a status: 504 when
 // the backend took too long, 499 (nginx's "client closed request") when the
 // client went away, 502 otherwise.

@@ -134,6 +134,8 @@ func refusedReason(err error) string {
 		return "bad_target"
 	case errors.Is(err, errKeyTooLong):
 		return "key_too_long"
+	case errors.Is(err, errClosing):
+		return "shutting_down"
 	}
 	return "body_unreadable"
 }

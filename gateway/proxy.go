@@ -244,7 +244,10 @@ type primaryTransport struct {
 func (t *primaryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ex := exchangeFrom(req.Context())
 	if ex.write != nil {
-		req = t.p.recordWrite(req, ex)
+		var err error
+		if req, err = t.p.recordWrite(req, ex); err != nil {
+			return nil, err
+		}
 	}
 	if c := t.h1[ex.primary]; c != nil && ex.read && !ex.upgrade && req.Body == nil && req.Header.Get("Expect") == "" {
 		return c.RoundTrip(req)
@@ -405,6 +408,13 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 func (p *Proxy) primaryError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := exchangeFrom(r.Context())
 	ex.primaryErr = err
+	if errors.Is(err, errClosing) {
+		// Refused before the primary got it.
+		p.metrics.refused.WithLabelValues(ex.route.Name, refusedReason(err)).Inc()
+		w.Header().Set("Connection", "close")
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	status := errorStatus(r.Context(), err)
 	if status != 499 {
 		p.log.Warn("primary failed", slog.String(keyRoute, ex.route.Name), slog.String(keyBackend, ex.primary.String()), slog.String("error", err.Error()))
