@@ -224,8 +224,12 @@ func (j *writeJob) primaryDone(p *Proxy, ex *exchange) {
 // handler nor a queue worker (which other resources' writes wait for) runs
 // the comparison itself (DESIGN.md guarantee 5).
 func (p *Proxy) settleOffPath(ex *exchange, prim, sec answer) {
-	if !p.tryAcquire() {
+	switch {
+	case !p.tryAcquire():
 		p.recordRead(ex, stats.Skipped, stats.ReasonBusy, nil)
+		return
+	case !p.beginShadow():
+		p.recordRead(ex, stats.Skipped, stats.ReasonShutdown, nil)
 		return
 	}
 	go func() {

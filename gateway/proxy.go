@@ -88,6 +88,10 @@ type Proxy struct {
 	stop     context.Context
 	cancel   context.CancelFunc
 	shadowWG sync.WaitGroup
+	// shadowClosed, set by Close under shadowMu, ends beginShadow's
+	// additions to shadowWG before Close waits for it.
+	shadowMu     sync.RWMutex
+	shadowClosed bool
 	closing  chan struct{}
 	closed   sync.Once
 }
@@ -496,19 +500,40 @@ func newIdempotencyKey() string {
 	return id.String()
 }
 
-// tryAcquire takes a shadow slot without waiting.
+// tryAcquire takes a shadow slot without waiting. A read takes it before
+// the primary is asked, so that one that cannot be compared captures
+// nothing; its shadow work begins later (beginShadow).
 func (p *Proxy) tryAcquire() bool {
 	select {
 	case p.slots <- struct{}{}:
-		p.shadowWG.Add(1)
 		return true
 	default:
 		return false
 	}
 }
 
+// releaseSlot gives back a slot whose shadow work never began.
+func (p *Proxy) releaseSlot() { <-p.slots }
+
+// beginShadow counts the shadow work about to start on the slot held, for
+// Close to wait for; once Close waits it gives the slot back and returns
+// false, and the work must not start. Only the work after the client's
+// answer is counted: a client's answer still streaming when Close began
+// (its handler outlived the server's drain) is not Close's to wait for.
+func (p *Proxy) beginShadow() bool {
+	p.shadowMu.RLock()
+	defer p.shadowMu.RUnlock()
+	if p.shadowClosed {
+		p.releaseSlot()
+		return false
+	}
+	p.shadowWG.Add(1)
+	return true
+}
+
+// release ends shadow work begun with beginShadow.
 func (p *Proxy) release() {
-	<-p.slots
+	p.releaseSlot()
 	p.shadowWG.Done()
 }
 
@@ -549,6 +574,9 @@ func (p *Proxy) Close(ctx context.Context) error {
 		// The queue first: its workers hand write comparisons to shadow
 		// slots, which must not begin while the slots are waited for.
 		err = p.queue.close(ctx)
+		p.shadowMu.Lock()
+		p.shadowClosed = true
+		p.shadowMu.Unlock()
 		done := make(chan struct{})
 		go func() {
 			p.shadowWG.Wait()

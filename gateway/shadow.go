@@ -73,19 +73,22 @@ func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 	if j.send == nil {
 		// Rewrite never ran, so the primary was never asked (ReverseProxy
 		// always runs it today): the read still ends, and frees its slot.
-		p.release()
+		p.releaseSlot()
 		p.recordRead(ex, stats.Error, stats.ReasonPrimaryFailed, nil)
 		return
 	}
 	prim := ex.takePrimaryAnswer()
-	if prim.reason == stats.ReasonClientGone {
+	switch {
+	case prim.reason == stats.ReasonClientGone:
 		// Nobody waits for this read's answer any more: its copy would be
 		// the secondary's work for nothing, and its outcome is known.
-		p.release()
+		p.releaseSlot()
 		p.recordRead(ex, stats.Skipped, stats.ReasonClientGone, nil)
-		return
+	case !p.beginShadow():
+		p.recordRead(ex, stats.Skipped, stats.ReasonShutdown, nil)
+	default:
+		go j.send(prim)
 	}
-	go j.send(prim)
 }
 
 // startShadow prepares the secondary's copy of a read. It runs on the

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -266,4 +267,60 @@ routes:
     phase: shadow-read
 `, old.URL, silent.url(), newTimeout), t.TempDir())
 	return g, silent
+}
+
+// Close is not held by a shadowed read whose client is still being sent the
+// primary's answer (a handler that outlived the server's drain): that
+// handler is not shadow work yet. When its answer ends, the read is
+// skipped as shutdown, and the secondary is not asked.
+func TestCloseDoesNotWaitForAnAnswerStillStreaming(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open)
+	stream := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"items": [`))
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.Write([]byte(`1]}`))
+	}
+	old, new := newBackend(t, "old", stream), newBackend(t, "new", stream)
+	g := startGateway(t, old, new, "routes:\n  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: shadow-read\n")
+	res, err := http.Get(g.srv.URL + "/users/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if _, err := io.ReadFull(res.Body, make([]byte, len(`{"items": [`))); err != nil {
+		t.Fatalf("the answer's first bytes: %v", err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		closed <- g.proxy.Close(ctx)
+	}()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for a client's answer still streaming")
+	}
+	open()
+	if body, err := io.ReadAll(res.Body); err != nil || string(body) != `1]}` {
+		t.Fatalf("the rest of the answer: %q, %v", body, err)
+	}
+	eventually(t, "the read recorded", func() bool { return total(g.route("users")) == 1 })
+	if v := g.route("users").Reads; v.Reasons["skipped/"+stats.ReasonShutdown] != 1 {
+		t.Errorf("reads = %+v, want one skipped/%s", v, stats.ReasonShutdown)
+	}
+	if n := new.count(); n != 0 {
+		t.Errorf("the secondary got %d requests after Close, want none", n)
+	}
 }
