@@ -54,11 +54,15 @@ func (p *Proxy) recordWrite(req *http.Request, ex *exchange) (*http.Request, err
 		return nil, errClosing
 	default:
 	}
-	if ex.bodyPartial {
-		return req, nil
-	}
 	rec := newRecord(ex)
-	rec.body = ex.body
+	if ex.bodyPartial {
+		// Too large to keep: recorded without it, so that whatever
+		// becomes of the write is still on disk (primaryAccepted,
+		// primaryFailed, or the intent a restart finds).
+		rec.NoBody = true
+	} else {
+		rec.body = ex.body
+	}
 	if x := p.queue.intend(rec); x != nil {
 		// Not bounded by the client's context: once begun, the record must
 		// say what became of the write.
@@ -91,15 +95,13 @@ func (p *Proxy) storeFailed(route, doing string, err error) {
 // (DESIGN.md guarantee 2).
 func (p *Proxy) primaryAccepted(ex *exchange, res *http.Response) {
 	job := ex.write
-	if ex.bodyPartial {
-		if ex.route.WriteSucceeded(res.StatusCode) {
-			p.tooLargeToRepeat(ex)
-		}
-		return
-	}
 	job.decided = true
 	if !ex.route.WriteSucceeded(res.StatusCode) {
 		p.queue.drop(job.rec)
+		return
+	}
+	if ex.bodyPartial {
+		p.tooLargeToRepeat(ex)
 		return
 	}
 	job.accepted = true
@@ -140,14 +142,19 @@ func newRecord(ex *exchange) *record {
 	}
 }
 
-// tooLargeToRepeat holds a write whose body was too large to keep: the
-// secondary cannot get the same write. It is counted as given up and kept
-// for inspection; it needs repair by hand.
+// tooLargeToRepeat holds a write the primary accepted whose body was too
+// large to keep: the secondary cannot get the same write. It is counted as
+// given up and kept for inspection, on disk before the client's answer goes
+// out; it needs repair by hand.
 func (p *Proxy) tooLargeToRepeat(ex *exchange) {
-	r := newRecord(ex)
-	r.State, r.Held, r.Reason, r.NoBody = stateGaveUp, p.now(), stats.ReasonTooLarge, true
+	r := ex.write.rec
+	r.State, r.Reason = stateGaveUp, stats.ReasonTooLarge
 	r.LastErr = "request body larger than shadow.write_buffer"
-	p.queue.hold(r)
+	if x := p.queue.holdIntent(r); x != nil {
+		if err := x.wait(); err != nil {
+			p.storeFailed(ex.route.Name, "holding a write too large to repeat", err)
+		}
+	}
 	p.emitWrite(r, stats.WriteFailed, stats.ReasonTooLarge)
 	p.emitWrite(r, stats.WriteGaveUp, stats.ReasonTooLarge)
 }

@@ -376,3 +376,64 @@ func TestAWriteAfterCloseBeganIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// A write whose body is larger than shadow.write_buffer cannot be repeated
+// to the secondary, but what became of it is on disk as for any write: held
+// to verify when the primary's outcome is unknown (here it applied the write
+// and never answered), given up when the primary accepted it, and still
+// there after a restart.
+func TestAWriteTooLargeToRepeatIsStillRecorded(t *testing.T) {
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	primary := &faulty{k: newKV(), fault: func(k *kv, w http.ResponseWriter, r *http.Request) {
+		k.apply(r)
+		if strings.HasSuffix(r.URL.Path, "/lost") {
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}}
+	secondary := &faulty{k: newKV()}
+	old, new := newServer(t, primary), newServer(t, secondary)
+	cfg := fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 200ms}
+  new: {url: %q, timeout: 1s}
+shadow: {write_buffer: 1KiB}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+`, old.url(), new.url())
+	dir := t.TempDir()
+	g := startProxy(t, cfg, dir)
+	big := `{"v": "` + strings.Repeat("x", 4000) + `"}`
+	if res, _ := g.do("PUT", "/items/lost", big); res.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("PUT to a primary that never answers: %s, want 504", res.Status)
+	}
+	if res, _ := g.do("PUT", "/items/kept", big); res.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: %s", res.Status)
+	}
+	want := map[string]string{"/items/lost": "verify", "/items/kept": "gave_up"}
+	check := func(g *gw, when string) {
+		t.Helper()
+		var held []gateway.HeldWrite
+		eventually(t, "two writes held "+when, func() bool {
+			held, _ = g.proxy.HeldWrites("", "", 0, 10)
+			return len(held) == 2
+		})
+		for _, h := range held {
+			if want[h.Target] != h.Kind || h.Replayable {
+				t.Errorf("%s: held %s %s (replayable %t), want %s and not replayable", when, h.Target, h.Kind, h.Replayable, want[h.Target])
+			}
+		}
+	}
+	check(g, "")
+	g.close()
+	check(startProxy(t, cfg, dir), "after a restart")
+	if n := len(secondary.k.log()); n != 0 {
+		t.Errorf("the secondary got %d writes", n)
+	}
+}

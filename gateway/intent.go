@@ -68,38 +68,36 @@ func (q *queue) drop(r *record) {
 
 // verify holds a write whose primary outcome is unknown.
 func (q *queue) verify(r *record, reason string, status int, cause error) {
-	r.State, r.Held, r.Reason, r.Status = stateVerify, q.p.now(), reason, status
+	r.State, r.Reason, r.Status = stateVerify, reason, status
 	if cause != nil {
 		r.LastErr = cause.Error()
 	}
+	q.holdIntent(r)
+}
+
+// holdIntent turns the intent of r into a held write, in r's state (to
+// verify, or given up) with r's reason: kept for an operator, since the
+// secondary will not get it. Wait on the op (nil in memory mode) for it to
+// be on disk.
+func (q *queue) holdIntent(r *record) *op {
+	r.Held = q.p.now()
 	q.touch(r.Key)
 	q.mu.Lock()
 	q.settled(r.Key)
-	q.route(r.Route).verify++
+	if r.State == stateVerify {
+		q.route(r.Route).verify++
+	} else {
+		q.route(r.Route).givenUp++
+	}
 	q.publish(r.Route)
 	if q.box == nil {
 		q.holdInMemory(r)
 	}
 	q.mu.Unlock()
-	if q.box != nil {
-		q.box.submit(&op{kind: opVerify, id: r.ID, rec: &record{Held: r.Held, Reason: r.Reason, Status: r.Status, LastErr: r.LastErr}})
-	}
-}
-
-// hold keeps a write that can never be delivered (its body was too large to
-// keep) as given up.
-func (q *queue) hold(r *record) {
-	r.ID = q.seq.Add(1)
-	q.mu.Lock()
-	q.route(r.Route).givenUp++
-	q.publish(r.Route)
 	if q.box == nil {
-		q.holdInMemory(r)
+		return nil
 	}
-	q.mu.Unlock()
-	if q.box != nil {
-		q.box.submitRecord(opHold, r)
-	}
+	return q.box.submit(&op{kind: opHoldIntent, id: r.ID, rec: &record{State: r.State, Held: r.Held, Reason: r.Reason, Status: r.Status, LastErr: r.LastErr}})
 }
 
 // holdInMemory keeps a held write without a data directory, dropping the

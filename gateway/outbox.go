@@ -63,13 +63,12 @@ const (
 	opIntent    opKind = iota // record an intent
 	opAccept                  // intent → queue at rec.Order
 	opDrop                    // forget an intent: the primary refused, or never saw it
-	opVerify                  // intent → held, to verify
+	opHoldIntent              // intent → held: to verify, or given up
 	opAck                     // the secondary has it: forget it
 	opAttempted               // remember a failed attempt
 	opGiveUp                  // queue → held, given up
 	opRequeue                 // held → queue at order (re-drive)
 	opDiscard                 // forget a held write
-	opHold                    // record a held write directly
 )
 
 // op is one change for the committer. Its fields are read by the committer
@@ -227,12 +226,12 @@ func apply(tx *bolt.Tx, x *op) error {
 		return byKey.Put(keyIndex(x.rec.Key, x.rec.Order), indexValue(x.rec.First, x.rec.Route))
 	case opDrop:
 		return intents.Delete(u64(x.id))
-	case opVerify:
+	case opHoldIntent:
 		r, err := get(intents, u64(x.id))
 		if err != nil {
 			return err
 		}
-		r.State, r.Held, r.Reason, r.Status, r.LastErr = stateVerify, x.rec.Held, x.rec.Reason, x.rec.Status, x.rec.LastErr
+		r.State, r.Held, r.Reason, r.Status, r.LastErr = x.rec.State, x.rec.Held, x.rec.Reason, x.rec.Status, x.rec.LastErr
 		if err := held.Put(u64(r.ID), r.encode()); err != nil {
 			return err
 		}
@@ -280,8 +279,6 @@ func apply(tx *bolt.Tx, x *op) error {
 			return errNotFound
 		}
 		return held.Delete(u64(x.id))
-	case opHold:
-		return held.Put(u64(x.rec.ID), x.enc)
 	}
 	return fmt.Errorf("unknown queue change %d", x.kind)
 }
