@@ -134,11 +134,13 @@ type h1Client struct {
 }
 
 type h1Conn struct {
-	conn   net.Conn
-	head   limitedConn // what br reads through: bounded while a head is read
-	br     *bufio.Reader
-	idleAt time.Time
-	slot   int // 1 + its index in the client's watched, 0 when not there
+	conn net.Conn
+	head limitedConn // what br reads through: bounded while a head is read
+	// headLeft is what the last head read left of its bound.
+	headLeft int64
+	br       *bufio.Reader
+	idleAt   time.Time
+	slot     int // 1 + its index in the client's watched, 0 when not there
 }
 
 // limitedConn reads from conn at most n more bytes, or without bound when n
@@ -306,8 +308,13 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 		return fail(err, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
 	}
 	first := c.now()
+	// Every head of the answer counts against one bound, 1xx ones
+	// included, unless they go on to the client (as net/http's Transport
+	// does): a backend streaming 100 Continue heads would keep the
+	// exchange parsing until its timeout.
+	limit := c.maxHead
 	for {
-		res, err := pc.readHead(req, c.maxHead)
+		res, err := pc.readHead(req, limit)
 		if err != nil {
 			return fail(err, false)
 		}
@@ -317,10 +324,12 @@ func (c *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request, 
 		case res.StatusCode < 200:
 			// 100 Continue, 103 Early Hints: the answer follows. On the
 			// client's path ReverseProxy's trace hook passes them on.
+			limit = pc.headLeft
 			if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 				if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
 					return fail(err, false)
 				}
+				limit = c.maxHead
 			}
 			continue
 		}
@@ -357,7 +366,7 @@ func (pc *h1Conn) readHead(req *http.Request, max int64) (*http.Response, error)
 	if err != nil && pc.head.n == 0 {
 		err = fmt.Errorf("answer head larger than %d bytes", max)
 	}
-	pc.head.n = -1
+	pc.headLeft, pc.head.n = pc.head.n, -1
 	return res, err
 }
 

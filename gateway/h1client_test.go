@@ -517,3 +517,26 @@ func TestH1ClientSweepClosesExpiredIdleConnections(t *testing.T) {
 	gateway.SweepIdleAfter(c, 91*time.Second)
 	eventually(t, "the expired idle connection closed", func() bool { return s.closed.Load() == 1 })
 }
+
+// 1xx heads that go to nobody count against the answer's head bound, as
+// net/http's Transport counts them: a backend streaming 100 Continue heads
+// ends the exchange at the bound, not at its timeout.
+func TestH1ClientBoundsTheHeadsOfAnAnswerTogether(t *testing.T) {
+	u, _ := rawBackend(t, func(_ int64, conn net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		heads := []byte(strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 1000))
+		for {
+			if _, err := conn.Write(heads); err != nil {
+				return
+			}
+		}
+	})
+	c := gateway.NewSecondaryClient(context.Background(), u, time.Minute, 4)
+	defer c.CloseIdleConnections()
+	_, _, err := fetch(t, c, context.Background(), http.MethodGet, u.String(), "")
+	if err == nil || !strings.Contains(err.Error(), "answer head larger than") {
+		t.Fatalf("endless 100 Continue heads: %v, want the head bound", err)
+	}
+}
