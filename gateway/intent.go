@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"hash/maphash"
+	"log/slog"
 	"time"
 )
 
@@ -100,17 +101,23 @@ func (q *queue) holdIntent(r *record) *op {
 	return q.box.submit(&op{kind: opHoldIntent, id: r.ID, rec: &record{State: r.State, Held: r.Held, Reason: r.Reason, Status: r.Status, LastErr: r.LastErr}})
 }
 
-// holdInMemory keeps a held write without a data directory, dropping the
-// oldest past the bound; q.mu is held.
+// holdInMemory keeps a held write without a data directory, forgetting the
+// oldest past the bound: its route's count goes down with it, and the log
+// keeps what it was. q.mu is held.
 func (q *queue) holdInMemory(r *record) {
 	q.memHeld[r.ID] = r
-	if len(q.memHeld) > maxHeldInMemory {
-		var oldest uint64
-		for id := range q.memHeld {
-			if oldest == 0 || id < oldest {
-				oldest = id
-			}
-		}
-		delete(q.memHeld, oldest)
+	if len(q.memHeld) <= maxHeldInMemory {
+		return
 	}
+	var oldest *record
+	for _, h := range q.memHeld {
+		if oldest == nil || h.ID < oldest.ID {
+			oldest = h
+		}
+	}
+	q.unheld(oldest)
+	q.publish(oldest.Route)
+	q.p.log.Error("held write forgotten: more than the held writes kept without a data directory", slog.Int("kept", maxHeldInMemory),
+		slog.String(keyRoute, oldest.Route), slog.String("state", string(oldest.State)), slog.String("method", oldest.Method),
+		slog.String("target", q.p.rules.Current().RedactTarget(oldest.Target)), slog.Uint64("id", oldest.ID))
 }

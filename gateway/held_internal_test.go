@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/rules"
+	"github.com/cutover/cutover/stats"
+)
+
+// Without a data directory the gateway keeps at most maxHeldInMemory held
+// writes. The oldest one it forgets past that leaves the route's count too:
+// the gauges never report writes that the held list cannot show, and that
+// could never be redriven or discarded.
+func TestAHeldWriteForgottenInMemoryLeavesTheCounts(t *testing.T) {
+	set, err := rules.Parse("test.yaml", strings.NewReader(`backends:
+  old: {url: "http://127.0.0.1:1"}
+  new: {url: "http://127.0.0.1:2"}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stats.New()
+	p, err := New(Config{Rules: rules.NewStatic(set), Stats: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	})
+	// As the gateway holds them: an intent, then held, to verify or given
+	// up; the first is the one to go.
+	for i := range maxHeldInMemory + 1 {
+		r := &record{Key: fmt.Sprint("items/", i), Route: "items", Method: "PUT", Target: fmt.Sprint("/items/", i)}
+		p.queue.intend(r)
+		r.State = stateGaveUp
+		if i == 0 {
+			r.State = stateVerify
+		}
+		p.queue.holdIntent(r)
+	}
+	var w stats.Writes
+	for _, v := range st.Routes(nil) {
+		if v.Name == "items" {
+			w = v.Writes
+		}
+	}
+	if w.GivenUp != maxHeldInMemory || w.ToVerify != 0 {
+		t.Errorf("given up %d, to verify %d; want %d and 0 (the oldest, to verify, forgotten)", w.GivenUp, w.ToVerify, maxHeldInMemory)
+	}
+	held, err := p.HeldWrites("", "", 0, maxHeldInMemory+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != maxHeldInMemory || held[0].Target != "/items/1" {
+		t.Errorf("%d held, the first %+v; want %d from /items/1", len(held), held[0], maxHeldInMemory)
+	}
+}
