@@ -399,7 +399,13 @@ func (q *queue) work() {
 		}
 		e, body, err := q.head(kq)
 		if err != nil {
-			q.p.log.Error("reading the queue store", slog.String(keyRoute, kq.route), slog.String("error", err.Error()))
+			// The resource's writes wait: delivering the ones behind a
+			// write that cannot be read would change their order, and
+			// skipping it would lose it. Its pending age grows (and
+			// alerts) until a cutover that reads it runs, or an operator
+			// removes it from queue.db.
+			q.p.log.Error("reading the queue store: this resource's queued writes wait until the one at their head can be read",
+				slog.String(keyRoute, kq.route), slog.String("error", err.Error()))
 			q.p.metrics.storeErrors.Inc()
 			q.mu.Lock()
 			q.delay(kq, q.p.now().Add(q.cfg.MaxBackoff))

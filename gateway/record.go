@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -88,8 +89,11 @@ var errCorruptRecord = errors.New("corrupt queue record")
 // decodeRecord reads an encoded record; withBody copies the body too (the
 // input is bbolt memory, valid only inside its transaction).
 func decodeRecord(b []byte, withBody bool) (*record, error) {
-	if len(b) < 2 || b[0] != recordVersion {
+	if len(b) < 2 {
 		return nil, errCorruptRecord
+	}
+	if b[0] != recordVersion {
+		return nil, fmt.Errorf("%w: its format is version %d and this cutover reads version %d (was it written by another release?)", errCorruptRecord, b[0], recordVersion)
 	}
 	n, w := binary.Uvarint(b[1:])
 	if w <= 0 || uint64(len(b)-1-w) < n {
