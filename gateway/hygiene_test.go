@@ -61,26 +61,7 @@ func TestPipelinedRequestsStayInStep(t *testing.T) {
 		"PUT /users/2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"b\r\n4\r\n\":2}\r\n0\r\n\r\n" +
 		"GET /users/3 HTTP/1.1\r\nHost: x\r\n\r\n" +
 		"GET /users/4 HTTP/1.1\nHost: x\n\n"
-	conn, err := net.Dial("tcp", g.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Write([]byte(raw)); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(conn)
-	var statuses []int
-	for range 4 {
-		res, err := http.ReadResponse(br, nil)
-		if err != nil {
-			break
-		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		statuses = append(statuses, res.StatusCode)
-	}
+	statuses := pipeline(t, g, raw, 4)
 	if len(statuses) != 4 || statuses[0] != 200 || statuses[1] != 200 || statuses[2] != 200 || statuses[3] != 400 {
 		t.Errorf("statuses = %v, want three 200s then 400 for the bare-LF head", statuses)
 	}
@@ -171,26 +152,7 @@ func TestAHeadTheScannerCannotFrameEndsItsConnection(t *testing.T) {
 			raw := "PUT /users/1 HTTP/1.1\r\nHost: x\r\n" + length + "\r\n\r\n" + hidden +
 				// Refused when sent alone.
 				"PUT /users/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"b\":2}\r\n0\r\n\r\n"
-			conn, err := net.Dial("tcp", g.srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			if _, err := conn.Write([]byte(raw)); err != nil {
-				t.Fatal(err)
-			}
-			br := bufio.NewReader(conn)
-			var statuses []int
-			for range 3 {
-				res, err := http.ReadResponse(br, nil)
-				if err != nil {
-					break
-				}
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				statuses = append(statuses, res.StatusCode)
-			}
+			statuses := pipeline(t, g, raw, 3)
 			if len(statuses) == 0 || statuses[0] != http.StatusBadRequest || slices.Contains(statuses[1:], http.StatusOK) {
 				t.Errorf("statuses = %v, want 400 for the first head and nothing served after it", statuses)
 			}
@@ -199,4 +161,32 @@ func TestAHeadTheScannerCannotFrameEndsItsConnection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pipeline sends raw, requests one after the other, on one connection to
+// g, and returns the statuses of up to max answers, until the connection
+// ends.
+func pipeline(t *testing.T, g *gw, raw string, max int) []int {
+	t.Helper()
+	conn, err := net.Dial("tcp", g.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	var statuses []int
+	for range max {
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			break
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		statuses = append(statuses, res.StatusCode)
+	}
+	return statuses
 }

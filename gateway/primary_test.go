@@ -106,33 +106,8 @@ func TestAPrimaryReadWithoutAHeadInTimeIsAGatewayTimeout(t *testing.T) {
 // is not kept for the next read.
 func TestAClientLeavingMidAnswerEndsThePrimarysExchange(t *testing.T) {
 	ended := make(chan struct{}, 1)
-	hold := make(chan struct{})
-	t.Cleanup(func() { close(hold) })
-	endless := func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"items": [`))
-		w.(http.Flusher).Flush()
-		select {
-		case <-r.Context().Done():
-			ended <- struct{}{}
-		case <-hold:
-		}
-	}
-	g := startGateway(t, newBackend(t, "old", endless), newBackend(t, "new", jsonAnswer("new", `{}`)), fmt.Sprintf(primaryRoute, "prepare"))
-	conn, err := net.Dial("tcp", g.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\n")
-	br := bufio.NewReader(conn)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(res.Body, make([]byte, len(`{"items": [`))); err != nil {
-		t.Fatalf("the answer's first bytes: %v", err)
-	}
-	conn.Close()
+	g := startGateway(t, newBackend(t, "old", endlessAnswer(t, ended)), newBackend(t, "new", jsonAnswer("new", `{}`)), fmt.Sprintf(primaryRoute, "prepare"))
+	leaveMidAnswer(t, g, "/items/1")
 	select {
 	case <-ended:
 	case <-time.After(5 * time.Second):
@@ -151,34 +126,11 @@ func TestAClientLeavingMidAnswerEndsThePrimarysExchange(t *testing.T) {
 // phase), and its copy is not sent to the secondary, whose answer nobody
 // waits for. A read the gateway refuses is skipped as refused.
 func TestAClientLeavingIsNoFailureOfEitherBackend(t *testing.T) {
-	hold := make(chan struct{})
-	t.Cleanup(func() { close(hold) })
-	endless := func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"items": [`))
-		w.(http.Flusher).Flush()
-		select {
-		case <-r.Context().Done():
-		case <-hold:
-		}
-	}
 	for _, phase := range []string{"shadow-read", "cutover"} {
 		t.Run(phase, func(t *testing.T) {
-			old, new := newBackend(t, "old", endless), newBackend(t, "new", endless)
+			old, new := newBackend(t, "old", endlessAnswer(t, nil)), newBackend(t, "new", endlessAnswer(t, nil))
 			g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, phase))
-			conn, err := net.Dial("tcp", g.srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(conn, "GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\n")
-			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.ReadFull(res.Body, make([]byte, len(`{"items": [`))); err != nil {
-				t.Fatalf("the answer's first bytes: %v", err)
-			}
-			conn.Close()
+			leaveMidAnswer(t, g, "/items/1")
 			eventually(t, "the read recorded", func() bool { return total(g.route("items")) == 1 })
 			v := g.route("items")
 			if v.Reads.Reasons["skipped/"+stats.ReasonClientGone] != 1 || v.Reads.Errors != 0 {
@@ -252,4 +204,43 @@ func TestThePrimarysTrailersReachTheClient(t *testing.T) {
 		t.Fatalf("answer %d %q with trailers %v; want 200, the body and X-Checksum: abc", res.StatusCode, body, res.Trailer)
 	}
 	eventually(t, "the read matched", func() bool { return g.route("items").Reads.Matched == 1 })
+}
+
+// endlessAnswer is a backend that sends the head and the first bytes of a
+// JSON answer and then nothing, until its request or the test ends; ended,
+// when not nil, hears of the request's end.
+func endlessAnswer(t *testing.T, ended chan<- struct{}) http.HandlerFunc {
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"items": [`))
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			if ended != nil {
+				ended <- struct{}{}
+			}
+		case <-hold:
+		}
+	}
+}
+
+// leaveMidAnswer reads the head and the first bytes of g's answer to a GET
+// of target (from an endlessAnswer), and hangs up.
+func leaveMidAnswer(t *testing.T, g *gw, target string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", g.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", target)
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(res.Body, make([]byte, len(`{"items": [`))); err != nil {
+		t.Fatalf("the answer's first bytes: %v", err)
+	}
 }
