@@ -60,15 +60,15 @@ func (k opKind) String() string {
 }
 
 const (
-	opIntent    opKind = iota // record an intent
-	opAccept                  // intent → queue at rec.Order
-	opDrop                    // forget an intent: the primary refused, or never saw it
-	opHoldIntent              // intent → held: to verify, or given up
-	opAck                     // the secondary has it: forget it
-	opAttempted               // remember a failed attempt
-	opGiveUp                  // queue → held, given up
-	opRequeue                 // held → queue at order (re-drive)
-	opDiscard                 // forget a held write
+	opIntent     opKind = iota // record an intent
+	opAccept                   // intent → queue at rec.Order
+	opDrop                     // forget an intent: the primary refused, or never saw it
+	opHoldIntent               // intent → held: to verify, or given up
+	opAck                      // the secondary has it: forget it
+	opAttempted                // remember a failed attempt
+	opGiveUp                   // queue → held, given up
+	opRequeue                  // held → queue at order (re-drive)
+	opDiscard                  // forget a held write
 )
 
 // op is one change for the committer. Its fields are read by the committer

@@ -92,8 +92,8 @@ type Proxy struct {
 	// additions to shadowWG before Close waits for it.
 	shadowMu     sync.RWMutex
 	shadowClosed bool
-	closing  chan struct{}
-	closed   sync.Once
+	closing      chan struct{}
+	closed       sync.Once
 }
 
 // New builds a Proxy from the rule set in force, replays the secondary
