@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -374,13 +375,55 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, in)
 }
 
-// matchPath is the path routes are matched against: the escaped form when the
-// request had one, as chi does.
+// matchPath is the path routes are matched against: decoded, except that
+// an escaped slash stays "%2F" inside its segment. "/%6Frders/1" is
+// "/orders/1", as RFC 3986 section 6.2.2.2 says and backends read it
+// (matched as sent, a write there took the unmatched route's phase and
+// never reached the new backend), and the parameter of "/users/a%40b.com"
+// is "a@b.com", for overrides and resource keys; "/a%2Fb" is still one
+// segment, as Go's ServeMux and most routers read it. The backends get the
+// path as sent.
 func matchPath(u *url.URL) string {
-	if u.RawPath != "" {
-		return u.RawPath
+	if u.RawPath == "" {
+		// Path has no escaped slash: one would have kept RawPath.
+		return u.Path
 	}
-	return u.Path
+	raw := u.RawPath
+	var b strings.Builder
+	b.Grow(len(raw))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '%' && i+2 < len(raw) {
+			if c, ok := unhex(raw[i+1], raw[i+2]); ok {
+				if c == '/' {
+					b.WriteString("%2F")
+				} else {
+					b.WriteByte(c)
+				}
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(raw[i])
+	}
+	return b.String()
+}
+
+// unhex decodes the two hex digits of a percent-escape.
+func unhex(h, l byte) (byte, bool) {
+	d := func(c byte) (byte, bool) {
+		switch {
+		case '0' <= c && c <= '9':
+			return c - '0', true
+		case 'a' <= c && c <= 'f':
+			return c - 'a' + 10, true
+		case 'A' <= c && c <= 'F':
+			return c - 'A' + 10, true
+		}
+		return 0, false
+	}
+	hi, ok1 := d(h)
+	lo, ok2 := d(l)
+	return hi<<4 | lo, ok1 && ok2
 }
 
 // sampled decides whether one read is in the route's sample.
