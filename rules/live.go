@@ -92,8 +92,14 @@ func (l *Live) Reload() error {
 	}
 	old := l.cur.Load()
 	if set.Version == old.Version {
+		// The rules in force, written again: a good reload all the same,
+		// and the one that ends a refused one (a file put back as it was
+		// after a bad edit must clear the failure the hook reported).
 		st.LastError = ""
 		l.status.Store(&st)
+		if l.onReload != nil {
+			l.onReload(old, nil)
+		}
 		return nil
 	}
 	for _, what := range restartOnly(old, set) {

@@ -80,6 +80,25 @@ func TestReloadKeepsTheLastGoodRules(t *testing.T) {
 	if ok, bad := seen.counts(); ok != 1 || bad != 1 {
 		t.Errorf("hook saw %d good and %d bad reloads, want 1 and 1", ok, bad)
 	}
+
+	// A bad edit put back as it was: the rules in force again, and a good
+	// reload for the hook (cutover_rules_last_reload_successful is 1
+	// again).
+	good := live.Status()
+	write(t, path, liveBase+"cutoverr\n")
+	if err := live.Reload(); err == nil {
+		t.Fatal("a bad file was taken")
+	}
+	write(t, path, liveBase+"cutover\n")
+	if err := live.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if st := live.Status(); st.Version != good.Version || st.LastError != "" {
+		t.Errorf("status after the file was put back = %+v", st)
+	}
+	if ok, bad := seen.counts(); ok != 2 || bad != 2 {
+		t.Errorf("hook saw %d good and %d bad reloads, want 2 and 2", ok, bad)
+	}
 }
 
 // TestWatchSeesAConfigMapUpdate replays what the kubelet does to a mounted
