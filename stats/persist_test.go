@@ -227,3 +227,26 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// A shutdown whose drain took its whole budget still writes the evidence:
+// Close flushes whatever its context says (it was cut before the flush, and
+// lost up to a flush interval of counts and samples).
+func TestCloseFlushesAfterTheShutdownsDeadline(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	s, err := stats.Open(stats.Options{Dir: dir, Now: c.Now, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		s.Read(match("user"))
+	}
+	spent, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Close(spent); err != nil {
+		t.Fatal(err)
+	}
+	if got := one(t, open(t, dir, c), userRoute).Reads.Window.Compared; got != 10 {
+		t.Errorf("after a restart %d reads compared, want the 10 recorded before Close", got)
+	}
+}

@@ -275,11 +275,14 @@ func (in *instance) shutdown() error {
 	if err := in.proxy.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("background work: %w", err))
 	}
-	if err := in.store.Close(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("statistics: %w", err))
-	}
+	// The admin listener before the statistics: an operator's reset or
+	// redrive after their last flush would be lost.
 	if err := in.adminSrv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("admin listener: %w", err))
+	}
+	// Flushed even when the drain took the whole timeout.
+	if err := in.store.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("statistics: %w", err))
 	}
 	in.serving.Wait()
 	if in.audit != nil {
