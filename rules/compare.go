@@ -6,6 +6,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"regexp/syntax"
 	"strings"
@@ -299,13 +300,13 @@ func (c *compiler) noise(path string, nc *NoiseConfig, report bool) compare.Nois
 	}
 	rc := ruleCompiler{c: c, report: report}
 	if nc.Relative != nil {
-		if *nc.Relative < 0 {
-			rc.fail(path+".relative", "write 0.2 for 20 % above the noise rate", "relative %v must not be negative", *nc.Relative)
+		if x := *nc.Relative; !(x >= 0) || math.IsInf(x, 1) { // NaN too
+			rc.fail(path+".relative", "write 0.2 for 20 % above the noise rate", "relative %v is not a number of 0 or more", *nc.Relative)
 		}
 		t.Relative = max(*nc.Relative, 0)
 	}
 	if nc.Absolute != nil {
-		if *nc.Absolute < 0 || *nc.Absolute > 1 {
+		if x := *nc.Absolute; !(x >= 0 && x <= 1) { // NaN too
 			rc.fail(path+".absolute", "write a share between 0 and 1, like 0.0003 for 0.03 %", "absolute %v is not a share", *nc.Absolute)
 		}
 		t.Absolute = min(max(*nc.Absolute, 0), 1)

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"regexp"
@@ -265,7 +266,7 @@ func (c *compiler) readiness(rc ReadinessConfig) Readiness {
 		if p == nil {
 			return
 		}
-		if *p < 0 || *p > 1 {
+		if !(*p >= 0 && *p <= 1) { // NaN too
 			c.fail(path, "write a share between 0 and 1, like 0.999 for 99.9 %", "%v is not a share", *p)
 			return
 		}
@@ -274,8 +275,8 @@ func (c *compiler) readiness(rc ReadinessConfig) Readiness {
 	rate("$.readiness.match_rate", rc.MatchRate, &r.MatchRate)
 	rate("$.readiness.secondary_write_success", rc.SecondaryWriteSuccess, &r.SecondaryWriteSuccess)
 	if rc.P99LatencyIncrease != nil {
-		if *rc.P99LatencyIncrease < 0 {
-			c.fail("$.readiness.p99_latency_increase", "write 0.2 for at most 20 % slower", "p99_latency_increase must not be negative")
+		if x := *rc.P99LatencyIncrease; !(x >= 0) || math.IsInf(x, 1) { // NaN too
+			c.fail("$.readiness.p99_latency_increase", "write 0.2 for at most 20 % slower", "p99_latency_increase %v is not a number of 0 or more", *rc.P99LatencyIncrease)
 		}
 		r.P99LatencyIncrease = *rc.P99LatencyIncrease
 	}
@@ -338,7 +339,7 @@ func (c *compiler) sample(path string, p *float64, def float64) float64 {
 	if p == nil {
 		return def
 	}
-	if *p < 0 || *p > 1 {
+	if !(*p >= 0 && *p <= 1) { // NaN too
 		c.fail(path, "write a share between 0 and 1, like 0.25 for a quarter of reads", "sample %v is not a share", *p)
 		return def
 	}

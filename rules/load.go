@@ -84,6 +84,23 @@ func decode(name string, src []byte) (cfg *Config, loc *locator, err error) {
 	if err := dec.Decode(cfg); err != nil {
 		return nil, nil, yamlProblem(name, err)
 	}
+	// The decoder reads the first document only: routes after a "---"
+	// would be dropped without a word.
+	var docs []*ast.DocumentNode
+	for _, doc := range file.Docs {
+		if doc.Body != nil {
+			docs = append(docs, doc)
+		}
+	}
+	if len(docs) > 1 {
+		at := docs[1].Body.GetToken()
+		if docs[1].Start != nil {
+			at = docs[1].Start // its "---"
+		}
+		pos := at.Position
+		return nil, nil, Problems{{File: name, Line: pos.Line, Col: pos.Column, Msg: "a second YAML document (after ---): cutover reads one",
+			Hint: "put everything in one document, or split the file"}}
+	}
 	return cfg, newLocator(name, file), nil
 }
 

@@ -167,3 +167,26 @@ func TestLoadFileMissing(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// What a YAML file can say that a config cannot: a second document (the
+// decoder reads the first only, and routes after "---" were dropped) and
+// shares or factors that are not numbers (NaN compares false with every
+// bound).
+func TestNotANumberAndASecondDocumentAreRefused(t *testing.T) {
+	const head = "backends:\n  old: {url: \"http://127.0.0.1:1\"}\n  new: {url: \"http://127.0.0.1:2\"}\n"
+	for name, c := range map[string]struct{ src, want string }{
+		"second document":       {head + "routes:\n  - name: a\n    match: {path: /a}\n---\nroutes:\n  - name: b\n    match: {path: /b}\n", "c.yaml:7:1: a second YAML document"},
+		"NaN match_rate":        {head + "readiness: {match_rate: .nan}\n", "NaN is not a share"},
+		"NaN sample":            {head + "routes:\n  - name: a\n    sample: .nan\n    match: {path: /a}\n", "sample NaN is not a share"},
+		"infinite p99 factor":   {head + "readiness: {p99_latency_increase: .inf}\n", "p99_latency_increase +Inf is not a number of 0 or more"},
+		"NaN noise threshold":   {head + "defaults:\n  compare:\n    noise: {relative: .nan}\n", "relative NaN is not a number of 0 or more"},
+		"NaN absolute in noise": {head + "defaults:\n  compare:\n    noise: {absolute: .nan}\n", "absolute NaN is not a share"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := rules.Parse("c.yaml", strings.NewReader(c.src))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
