@@ -206,3 +206,55 @@ func TestTokenCheckTimeDoesNotDependOnTheGuess(t *testing.T) {
 		t.Errorf("refusing a near guess takes %.2f× as long as a far one", ratio)
 	}
 }
+
+// Without admin.auth the admin surface listens on loopback only, and it
+// answers only to a loopback host name: a web page whose own name was
+// rebound in DNS to 127.0.0.1 reaches it as same-origin, and could read
+// the recorded answers and discard held writes. /metrics stays open to a
+// Prometheus that scrapes it by name. With admin.auth, credentials decide.
+func TestWithoutAuthOnlyALoopbackHostIsAnswered(t *testing.T) {
+	store := stats.New()
+	store.Read(stats.ReadEvent{Route: "users", Outcome: stats.Match})
+	view := stats.View{Store: store, Config: func() []stats.RouteInfo { return []stats.RouteInfo{{Name: "users", Phase: "shadow-read"}} }}
+	srv := httptest.NewServer(web.New(web.Options{
+		Stats:      view,
+		Metrics:    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("# metrics\n")) }),
+		ResetRoute: func(string) error { store.Reset("users"); return nil },
+		Logger:     slog.New(slog.DiscardHandler),
+	}))
+	t.Cleanup(srv.Close)
+	as := func(host string) func(*http.Request) {
+		return func(r *http.Request) {
+			r.Host = host
+			r.Header.Set("Origin", "http://"+host)
+		}
+	}
+	for _, path := range readRoutes {
+		want := http.StatusMisdirectedRequest
+		if path == "/metrics" {
+			want = http.StatusOK
+		}
+		if got := call(t, "GET", srv.URL+path, as("rebound.example:9090")); got != want {
+			t.Errorf("GET %s as rebound.example: %d, want %d", path, got, want)
+		}
+		for _, host := range []string{"localhost:9090", "127.0.0.1:9090", "[::1]:9090", "app.localhost"} {
+			if got := call(t, "GET", srv.URL+path, as(host)); got != http.StatusOK {
+				t.Errorf("GET %s as %s: %d, want 200", path, host, got)
+			}
+		}
+	}
+	if got := call(t, "POST", srv.URL+"/api/v1/routes/users/reset", as("rebound.example:9090")); got != http.StatusMisdirectedRequest {
+		t.Errorf("POST reset as rebound.example: %d, want 421", got)
+	}
+	if v := view.Routes(); len(v) != 1 || v[0].Reads.Total != 1 {
+		t.Errorf("routes = %+v: the route was reset through a rebound host name", v)
+	}
+
+	authed, _, _ := authedAdmin(t, false)
+	if got := call(t, "GET", authed.URL+"/api/v1/routes", func(r *http.Request) {
+		r.Host = "cutover.internal:9090"
+		r.Header.Set("Authorization", "Bearer "+viewerToken)
+	}); got != http.StatusOK {
+		t.Errorf("with admin.auth, a viewer by another host name: %d, want 200", got)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cutover/cutover/stats"
@@ -128,7 +130,7 @@ func New(o Options) http.Handler {
 	probes.Get("/readyz", probe(o.Ready))
 
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(noStore)
+		r.Use(noStore, h.loopbackHost)
 		// Operator actions check their own credentials (and say so in the
 		// audit log when they refuse).
 		if o.ResetRoute != nil {
@@ -148,15 +150,17 @@ func New(o Options) http.Handler {
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(h.requireRole(RoleViewer))
-		r.Get("/", h.index)
-		r.Get("/assets/*", h.assets)
+		r.With(h.loopbackHost).Get("/", h.index)
+		r.With(h.loopbackHost).Get("/assets/*", h.assets)
 		if o.Metrics != nil {
+			// Scraped by name (a Prometheus beside the gateway): no
+			// bodies, no actions.
 			r.Mount("/metrics", o.Metrics)
 		}
 	})
 	if o.Debug != nil {
 		// A CPU profile costs the proxy while it runs: operators only.
-		r.With(h.requireRole(RoleOperator)).Mount("/debug/pprof", o.Debug)
+		r.With(h.requireRole(RoleOperator), h.loopbackHost).Mount("/debug/pprof", o.Debug)
 	}
 	return r
 }
@@ -214,4 +218,36 @@ func probe(ok func() bool) http.HandlerFunc {
 		}
 		w.Write([]byte("ok\n"))
 	}
+}
+
+// loopbackHost refuses, when the admin surface has no authentication, a
+// request whose Host is not a loopback name. Without it the surface is safe
+// only because it listens on loopback (serve refuses anything else), and a
+// web page can get around that: its host name, rebound in DNS to 127.0.0.1,
+// makes the browser send the page's requests here as same-origin ones,
+// answers readable and actions allowed (DNS rebinding).
+func (h *handler) loopbackHost(next http.Handler) http.Handler {
+	if h.o.Auth != nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackName(r.Host) {
+			h.error(w, r, http.StatusMisdirectedRequest, "the admin surface without admin.auth answers only to a loopback host name (127.0.0.1, [::1], localhost): set admin.auth to reach it by another name")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackName reports whether a Host header names this machine's loopback.
+func loopbackName(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return ip != nil && ip.IsLoopback()
 }
