@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http/httptest"
 	"strings"
@@ -188,5 +189,32 @@ func TestNotANumberAndASecondDocumentAreRefused(t *testing.T) {
 				t.Errorf("err = %v, want %q", err, c.want)
 			}
 		})
+	}
+}
+
+// A route after one that matches every path it matches is refused; one
+// that can still be reached is not (a wildcard needs the slash after its
+// segments, a parameter never matches an empty segment).
+func TestAnUnreachableRouteIsRefusedAndOnlyThen(t *testing.T) {
+	const head = "backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\nroutes:\n"
+	for _, c := range []struct {
+		first, second string
+		unreachable   bool
+	}{
+		{"/o/*", "/o/{id}", true},
+		{"/o/*", "/o/", true},
+		{"/o/*", "/o/*", true},
+		{"/o/*", "/o/a/*", true},
+		{"/users/{id}", "/users/x", true},
+		{"/o/*", "/o", false},
+		{"/users/{id}", "/users/", false},
+		{"/users/{id:[a-z]*}", "/users/", false},
+		{"/o/{id}/*", "/o/x", false},
+	} {
+		src := fmt.Sprintf("%s  - name: first\n    match: {path: %q}\n  - name: second\n    match: {path: %q}\n", head, c.first, c.second)
+		_, err := rules.Parse("cfg.yaml", strings.NewReader(src))
+		if got := err != nil && strings.Contains(err.Error(), "can never match"); got != c.unreachable || (err != nil && !got) {
+			t.Errorf("%s then %s: %v, want unreachable %t", c.first, c.second, err, c.unreachable)
+		}
 	}
 }

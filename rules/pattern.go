@@ -131,11 +131,17 @@ func (p *pattern) covers(q *pattern) bool {
 		if q.wildcard || len(p.segments) != len(q.segments) {
 			return false
 		}
-	} else if len(q.segments) < len(p.segments) {
+	} else if len(q.segments) < len(p.segments) || len(q.segments) == len(p.segments) && !q.wildcard {
+		// p needs a slash after its segments ("/orders/*" does not match
+		// "/orders"): q must have one too.
 		return false
 	}
 	for i, ps := range p.segments {
 		qs := q.segments[i]
+		if ps.param != "" && qs.param == "" && qs.literal == "" {
+			// A parameter never matches an empty segment ("/users/").
+			return false
+		}
 		switch {
 		case ps.param != "" && ps.re == nil:
 			// matches any one segment
