@@ -3,9 +3,11 @@ package rules
 import (
 	"fmt"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -73,6 +75,12 @@ func compile(cfg *Config, loc *locator) (*Set, error) {
 		Listen:    or(cfg.Listen, DefaultListen),
 		Admin:     Admin{Listen: or(cfg.Admin.Listen, DefaultAdminListen), Auth: c.auth(cfg.Admin.Auth), Pprof: cfg.Admin.Pprof},
 		Readiness: c.readiness(cfg.Readiness),
+	}
+	c.listenAddr("$.listen", s.Listen)
+	c.listenAddr("$.admin.listen", s.Admin.Listen)
+	if !s.Admin.Auth.Enabled() && !loopbackAddr(s.Admin.Listen) {
+		c.fail("$.admin.listen", "set admin.auth (token_file, token_env or basic), or listen on 127.0.0.1",
+			"admin.listen %q is reachable from other hosts but admin.auth is not set: it shows request bodies and answers", s.Admin.Listen)
 	}
 	s.Server = c.server(cfg.Server)
 	s.Shadow = c.shadow(cfg.Shadow)
@@ -489,4 +497,31 @@ func (c *compiler) override(path string, oc *OverrideConfig, p *pattern) *Overri
 		o.Name = o.from.kind + ":" + o.from.name + "=" + strings.Join(o.values, ",")
 	}
 	return o
+}
+
+// listenAddr checks an address to listen on: host (or none, for every
+// interface) and port, as net.Listen takes them.
+func (c *compiler) listenAddr(path, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		if n, perr := strconv.ParseUint(port, 10, 16); perr != nil || (n == 0 && port != "0") {
+			err = fmt.Errorf("port %q is not a number from 0 to 65535", port)
+		}
+	}
+	if err != nil {
+		c.fail(path, `write host:port, like "127.0.0.1:9090", or ":8080" for every interface`, "%q is not an address to listen on: %v", addr, err)
+	}
+}
+
+// loopbackAddr reports whether a listen address is on loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

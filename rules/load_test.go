@@ -135,6 +135,10 @@ func TestProblemsHavePositions(t *testing.T) {
 		{"missing backend", "backends:\n  old: {url: \"http://a\"}\n", "cfg.yaml:2:6: backend new needs a url"},
 		{"breaker open for nothing", base + "shadow:\n  breaker_open_for: 0ms\n", "cfg.yaml:5:21: a breaker cannot be open for 0ms"},
 		{"sample", base + "defaults:\n  sample: 2\n", "cfg.yaml:5:11: sample 2 is not a share"},
+		// What serve could not start with, check and a reload refuse too.
+		{"admin open to others", base + "admin: {listen: \"0.0.0.0:9090\"}\n", `cfg.yaml:4:17: admin.listen "0.0.0.0:9090" is reachable from other hosts but admin.auth is not set`},
+		{"listen without a port", "listen: \"8080\"\n" + base, `cfg.yaml:1:9: "8080" is not an address to listen on`},
+		{"admin port out of range", base + "admin: {listen: \"127.0.0.1:70000\"}\n", `cfg.yaml:4:17: "127.0.0.1:70000" is not an address to listen on: port "70000"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -134,9 +134,6 @@ func (in *instance) start(live *rules.Live, dataDir string) (err error) {
 			in.closeOpened()
 		}
 	}()
-	if err := checkAdminExposure(set); err != nil {
-		return err
-	}
 	if dataDir != "" {
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return fmt.Errorf("data dir: %w", err)
@@ -308,24 +305,4 @@ func redactOptions(r rules.Redact) (stats.RedactOptions, error) {
 		o.Key = key
 	}
 	return o, nil
-}
-
-// checkAdminExposure refuses an admin listener reachable from other hosts
-// without authentication: it shows request bodies and answers.
-func checkAdminExposure(set *rules.Set) error {
-	if set.Admin.Auth.Enabled() {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(set.Admin.Listen)
-	if err != nil {
-		return fmt.Errorf("admin.listen %q: %w", set.Admin.Listen, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("admin.listen %q is reachable from other hosts but admin.auth is not set: set admin.auth (token_file, token_env or basic), or listen on 127.0.0.1", set.Admin.Listen)
-	}
-	return nil
 }
