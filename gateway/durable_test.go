@@ -437,3 +437,47 @@ routes:
 		t.Errorf("the secondary got %d writes", n)
 	}
 }
+
+// The statistics restore the queue state of their last flush. When the
+// writes it counted were delivered before the gateway stopped (a crash
+// right after a flush), the next start must say what the queue holds now:
+// nothing pending, for every route, emptied ones too.
+func TestTheQueueStateAfterARestartIsTheQueues(t *testing.T) {
+	dir := t.TempDir()
+	before, err := stats.Open(stats.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before.SetQueue("items", stats.QueueState{Pending: 5, GivenUp: 2, Oldest: time.Now()})
+	if err := before.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := stats.Open(stats.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close(context.Background()) })
+	w := func() stats.Writes {
+		for _, v := range st.Routes(nil) {
+			if v.Name == "items" {
+				return v.Writes
+			}
+		}
+		return stats.Writes{}
+	}
+	if got := w(); got.PendingRetries != 5 {
+		t.Fatalf("the statistics restored %+v, want the 5 pending they were flushed with", got)
+	}
+	set, err := rules.Parse("test.yaml", strings.NewReader(durableConfig("http://127.0.0.1:1", "http://127.0.0.1:2", "  base_backoff: 1h\n  max_backoff: 1h")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := gateway.New(gateway.Config{Rules: rules.NewStatic(set), Stats: st, Registerer: prometheus.NewRegistry(), DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	if got := w(); got.PendingRetries != 0 || got.GivenUp != 0 || got.OldestPending != nil || got.Unresolved != 0 {
+		t.Errorf("after the start: %+v, want nothing pending or held (the queue is empty)", got)
+	}
+}

@@ -185,6 +185,14 @@ func (q *queue) replay() error {
 			slog.Int("count", rec.verified))
 	}
 	q.p.metrics.queueDepth.Set(float64(q.depth))
+	// Every route's state, emptied ones too: the statistics restore the
+	// queue state of their last flush, which may count writes delivered
+	// since (before a crash); the queue is what is true now.
+	set := q.p.rules.Current()
+	for _, r := range set.Routes {
+		q.route(r.Name)
+	}
+	q.route(set.Default.Name)
 	for name := range q.routes {
 		q.publish(name)
 	}
