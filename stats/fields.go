@@ -1,6 +1,8 @@
 package stats
 
 import (
+	"hash/fnv"
+	"slices"
 	"sort"
 
 	"github.com/cutover/cutover/compare"
@@ -22,8 +24,27 @@ type fieldCount struct {
 type fieldSet struct {
 	Paths         map[string]*fieldCount `json:"paths"`
 	OverflowCount int64                  `json:"overflow_count"`
-	OverflowPaths int64                  `json:"overflow_paths"` // distinct paths not tracked (lower bound: repeats are not known)
+	OverflowPaths int64                  `json:"overflow_paths"` // distinct paths not tracked (a lower bound once OverflowSeen is full)
 	OverflowNoise int64                  `json:"overflow_noise"`
+	// OverflowSeen holds, sorted, the hashes of the untracked paths seen,
+	// up to maxOverflowSeen: what tells a new one from a repeat.
+	OverflowSeen []uint64 `json:"overflow_seen,omitempty"`
+}
+
+// maxOverflowSeen bounds the untracked paths told apart per route.
+const maxOverflowSeen = 1024
+
+// untracked counts one comparison's difference at a path not tracked.
+func (f *fieldSet) untracked(path string) {
+	f.OverflowCount++
+	h := fnv.New64a()
+	h.Write([]byte(path))
+	sum := h.Sum64()
+	i, found := slices.BinarySearch(f.OverflowSeen, sum)
+	if !found && len(f.OverflowSeen) < maxOverflowSeen {
+		f.OverflowSeen = slices.Insert(f.OverflowSeen, i, sum)
+		f.OverflowPaths = max(f.OverflowPaths, int64(len(f.OverflowSeen)))
+	}
 }
 
 func (f *fieldSet) get(path string) *fieldCount {
@@ -45,8 +66,7 @@ func (f *fieldSet) add(pks []PathKind) {
 		fc := f.get(pk.Path)
 		if fc == nil {
 			if i == 0 || pk.Path != last {
-				f.OverflowCount++
-				f.OverflowPaths++
+				f.untracked(pk.Path)
 			}
 			last = pk.Path
 			continue

@@ -3,6 +3,7 @@ package stats
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,6 +143,7 @@ func (r *route) snapshot(now time.Time) routeSnapshot {
 
 func (f *fieldSet) clone() fieldSet {
 	out := *f
+	out.OverflowSeen = slices.Clone(f.OverflowSeen)
 	out.Paths = make(map[string]*fieldCount, len(f.Paths))
 	for p, fc := range f.Paths {
 		cp := *fc

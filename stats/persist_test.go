@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,5 +249,45 @@ func TestCloseFlushesAfterTheShutdownsDeadline(t *testing.T) {
 	}
 	if got := one(t, open(t, dir, c), userRoute).Reads.Window.Compared; got != 10 {
 		t.Errorf("after a restart %d reads compared, want the 10 recorded before Close", got)
+	}
+}
+
+// Past the 500 paths a route tracks, differing paths are counted in the
+// overflow: paths once each however often they differ, counts every time,
+// and the distinction survives a restart.
+func TestTheFieldOverflowCountsDistinctPaths(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	s, err := stats.Open(stats.Options{Dir: dir, Now: c.Now, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mismatch := func(path string) stats.ReadEvent {
+		ev := match("user")
+		ev.Outcome = stats.Mismatch
+		ev.Result = &compare.Result{Outcome: compare.Mismatch, Diffs: []compare.Difference{{Path: path, Kind: compare.Changed, Old: "1", New: "2"}}}
+		return ev
+	}
+	for i := range 500 {
+		s.Read(mismatch(fmt.Sprintf("$['f%d']", i)))
+	}
+	for i := range 10 {
+		s.Read(mismatch(fmt.Sprintf("$['late%d']", i%2)))
+	}
+	overflow := func(s *stats.Store) stats.FieldOverflow {
+		ev, _ := s.Evidence(userRoute, stats.EvidenceQuery{Fields: 500})
+		return ev.Fields.Overflow
+	}
+	if got := overflow(s); got != (stats.FieldOverflow{Paths: 2, Count: 10}) {
+		t.Errorf("overflow = %+v, want 2 paths differing 10 times", got)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, c)
+	s.Read(mismatch("$['late1']"))
+	s.Read(mismatch("$['late2']"))
+	if got := overflow(s); got != (stats.FieldOverflow{Paths: 3, Count: 12}) {
+		t.Errorf("after a restart, overflow = %+v, want 3 paths differing 12 times", got)
 	}
 }
