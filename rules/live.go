@@ -115,7 +115,11 @@ func (l *Live) Reload() error {
 }
 
 // restartOnly names the settings that differ between two sets but are only
-// read at start (listeners, backends, bounds of background work).
+// read at start (listeners, backends, bounds of background work). Some of
+// their sections are read anew: server.max_request_body and
+// shadow.write_buffer for each request, server.drain_delay and
+// server.shutdown_timeout when shutting down; redact for logs and the held
+// list, while the statistics keep the start's until a restart.
 func restartOnly(old, new *Set) []string {
 	var out []string
 	check := func(name string, a, b any) {
@@ -123,12 +127,16 @@ func restartOnly(old, new *Set) []string {
 			out = append(out, name)
 		}
 	}
+	so, sn := old.Server, new.Server
+	so.MaxRequestBody, so.DrainDelay, so.ShutdownTimeout = sn.MaxRequestBody, sn.DrainDelay, sn.ShutdownTimeout
+	sho, shn := old.Shadow, new.Shadow
+	sho.WriteBuffer = shn.WriteBuffer
 	check("listen", old.Listen, new.Listen)
 	check("admin", old.Admin, new.Admin)
-	check("server", old.Server, new.Server)
-	check("shadow", old.Shadow, new.Shadow)
+	check("server (but max_request_body, drain_delay and shutdown_timeout, which apply now)", so, sn)
+	check("shadow (but write_buffer, which applies now)", sho, shn)
 	check("queue", old.Queue, new.Queue)
-	check("redact", old.Redact, new.Redact)
+	check("redact, for the statistics (logs and the held list use the new one now)", old.Redact, new.Redact)
 	check("backends", old.Backends, new.Backends)
 	return out
 }

@@ -1,7 +1,9 @@
 package rules_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,5 +179,31 @@ func TestWatchSeesAConfigMapUpdate(t *testing.T) {
 	}
 	if live.Current().Route("users").Phase != rules.Cutover {
 		t.Error("a bad update replaced good rules")
+	}
+}
+
+// A reload warns about the settings that wait for a restart, and only
+// those: the request body bounds apply at once, so they are not among them.
+func TestAReloadNamesWhatWaitsForARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cutover.yaml")
+	write(t, path, "server: {max_request_body: 1MiB, idle_timeout: 30s}\n"+liveBase+"shadow-read\n")
+	var logs bytes.Buffer
+	live, err := rules.NewLive(path, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, path, "server: {max_request_body: 2MiB, idle_timeout: 30s}\n"+liveBase+"shadow-read\n")
+	if err := live.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "only on restart") {
+		t.Errorf("a change that applies at once was logged as waiting for a restart:\n%s", logs.String())
+	}
+	write(t, path, "server: {max_request_body: 2MiB, idle_timeout: 1m}\n"+liveBase+"shadow-read\n")
+	if err := live.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `setting="server (but max_request_body`) {
+		t.Errorf("a change of server.idle_timeout was not named:\n%s", logs.String())
 	}
 }
