@@ -122,6 +122,7 @@ func (p *Proxy) primaryAccepted(ex *exchange, res *http.Response) {
 		case <-job.firstDone():
 		case <-t.C:
 		case <-p.stop.Done():
+		case <-res.Request.Context().Done(): // the client left
 		}
 	}
 }

@@ -274,3 +274,40 @@ func TestAWriteAnswerOverMaxBodyLandsUncompared(t *testing.T) {
 		t.Errorf("writes = %+v, write comparisons = %+v; want one delivered and none compared", v.Writes, v.WriteComparisons)
 	}
 }
+
+// A sync write waits for its first attempt, and only while one is coming:
+// behind an earlier write of its resource that backs off (an hour here),
+// or when the client leaves, it answers at once instead of waiting out the
+// secondary's timeout (a minute here), with the queue and its disk record
+// still holding it.
+func TestASyncWriteDoesNotWaitForAnAttemptThatIsNotComing(t *testing.T) {
+	primary := &faulty{k: newKV()}
+	secondary := &faulty{k: newKV(), fault: storm}
+	old, new := newServer(t, primary), newServer(t, secondary)
+	cfg := fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 1s}
+  new: {url: %q, timeout: 1m}
+queue: {base_backoff: 1h, max_backoff: 1h}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+    secondary_writes: sync
+`, old.url(), new.url())
+	g := startProxy(t, cfg, t.TempDir())
+	put(t, g, "/items/a", 1) // its first attempt fails: an hour's backoff
+	eventually(t, "the first write's attempt", func() bool { return g.route("items").Writes.SecondaryFailed == 1 })
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		put(t, g, "/items/a", 2)
+	}()
+	select {
+	case <-answered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a sync write behind one that backs off waited for the secondary's timeout")
+	}
+	if w := g.route("items").Writes; w.PendingRetries != 2 {
+		t.Errorf("writes = %+v, want both pending", w)
+	}
+}

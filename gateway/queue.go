@@ -243,9 +243,36 @@ func (q *queue) pending(key string) bool {
 func (q *queue) accept(r *record, onFirst func(answer)) *op {
 	q.touch(r.Key)
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.settled(r.Key)
-	return q.enqueue(r, onFirst, opAccept)
+	x := q.enqueue(r, onFirst, opAccept)
+	var told []func(answer)
+	if kq := q.keys[r.Key]; kq.due.After(q.p.now()) {
+		// Behind a write that backs off: the first attempt is that far
+		// away, and a sync write must not wait for it.
+		told = q.behind(kq, nil)
+	}
+	q.mu.Unlock()
+	tellQueued(told)
+	return x
+}
+
+// behind returns, added to told, whoever waits for the first attempt of a
+// write of kq behind its head, which has just been put off: call
+// tellQueued once q.mu is released. q.mu is held.
+func (q *queue) behind(kq *keyQueue, told []func(answer)) []func(answer) {
+	for i, e := range kq.entries {
+		if i > 0 && e.onFirst != nil {
+			told = append(told, e.onFirst)
+			e.onFirst = nil
+		}
+	}
+	for _, e := range kq.tail {
+		if e.onFirst != nil {
+			told = append(told, e.onFirst)
+			e.onFirst = nil
+		}
+	}
+	return told
 }
 
 // enqueue gives r the next order and puts it behind its key's writes; a
@@ -454,6 +481,7 @@ func (q *queue) release(kq *keyQueue) {
 func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 	now := q.p.now()
 	var outcomes []stats.WriteOutcome
+	var told []func(answer)
 	leaves := false
 	r := e.rec
 	q.mu.Lock()
@@ -473,6 +501,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 		// disk) for the next start.
 	case a.reason == stats.ReasonBreakerOpen && r.Attempts > 0:
 		q.delay(kq, now.Add(q.backoff(r.Attempts)))
+		told = q.behind(kq, told)
 	default:
 		r.Attempts++
 		r.LastErr = a.err.Error()
@@ -498,6 +527,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 				}
 			}
 			q.delay(kq, now.Add(q.backoff(r.Attempts)))
+			told = q.behind(kq, told)
 		}
 	}
 	if leaves {
@@ -513,6 +543,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 	onFirst := e.onFirst
 	e.onFirst = nil
 	q.mu.Unlock()
+	tellQueued(told)
 
 	for _, o := range outcomes {
 		q.p.emitWrite(r, o, a.reason)
