@@ -9,6 +9,7 @@ import (
 	"math"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strings"
 
 	"github.com/cutover/cutover/compare"
@@ -391,11 +392,44 @@ func (rc ruleCompiler) rename(at string, rn RenameRule) (compare.Rule, bool) {
 			rc.fail(at+".to", "a destination names one place: member names and indices only, ending with a name", "%s is not a single place", rn.To)
 			good = false
 		}
+		if good && ok && mayLieWithin(to, from) {
+			// Moved into itself, a member would be cut off from the
+			// document: old would lose it, and a difference with it.
+			rc.fail(at+".to", "move it beside what it renames, like $.a_z, not inside it", "%s lies inside %s, which it moves", rn.To, rn.From)
+			good = false
+		}
 		r.ToPath, ok = to, ok && good
 	default:
 		r.To = rn.To
 	}
 	return r, ok
+}
+
+// mayLieWithin reports whether the single place to may be inside (or be) a
+// node that from selects: every segment of from may select to's segment at
+// its depth (a descendant segment, a slice or a filter is taken to).
+func mayLieWithin(to, from *compare.Path) bool {
+	if len(to.Segments) < len(from.Segments) {
+		return false
+	}
+	for i, fs := range from.Segments {
+		if fs.Descendant {
+			return true
+		}
+		ts := to.Segments[i].Selectors[0]
+		if !slices.ContainsFunc(fs.Selectors, func(sel compare.Selector) bool {
+			switch sel.Kind {
+			case compare.SelectName:
+				return ts.Kind == compare.SelectName && ts.Name == sel.Name
+			case compare.SelectIndex:
+				return ts.Kind == compare.SelectIndex && ts.Index == sel.Index
+			}
+			return true // a wildcard, a slice, a filter
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 // regexpReason says why a regexp does not compile without echoing the whole

@@ -135,6 +135,8 @@ func TestCompareProblems(t *testing.T) {
 		{"rename to nowhere", "      rename:\n        - {from: $.a}\n", "cfg.yaml:9:11: rename has no to"},
 		{"rename from an index", "      rename:\n        - {from: \"$.a[0]\", to: b}\n", `cfg.yaml:9:18: $.a[0] does not select members by name`},
 		{"rename to many places", "      rename:\n        - {from: $.a, to: \"$..b\"}\n", `cfg.yaml:9:27: $..b is not a single place`},
+		{"rename into itself", "      rename:\n        - {from: $.a, to: $.a.z}\n", `cfg.yaml:9:27: $.a.z lies inside $.a, which it moves`},
+		{"rename onto itself", "      rename:\n        - {from: \"$.items[*].a\", to: \"$.items[0].a\"}\n", `$.items[0].a lies inside $.items[*].a, which it moves`},
 		{"bad header", "      ignore_headers: [\"Bad Header\"]\n", `cfg.yaml:8:24: "Bad Header" is not a header name`},
 		{"star only compares", "      ignore_headers: [\"*\"]\n", `cfg.yaml:8:24: ignore_headers cannot name "*"`},
 		{"scope is not a path", "      subset: [\"$\"]\n", "cfg.yaml:8:16: $ selects the whole document, not members"},
