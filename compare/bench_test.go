@@ -197,3 +197,27 @@ func TestSpeedRatios(t *testing.T) {
 		t.Logf("%-6s %-10s %12d  (decode both + cmp.Equal)", s.name, "naive", naive.NsPerOp())
 	}
 }
+
+// BenchmarkValidateEscapedNames: one object of 5,000 members whose names
+// are escaped, as Python's json.dumps writes non-ASCII names. The check
+// for duplicate names once compared every pair.
+func BenchmarkValidateEscapedNames(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("{")
+	for i := range 5000 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		fmt.Fprintf(&sb, `"\u00e9l\u00e8ve-%d":%d`, i, i)
+	}
+	sb.WriteString("}")
+	doc := []byte(sb.String())
+	r := jsonResponse(sb.String())
+	b.ReportAllocs()
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		if res := (*Options)(nil).Compare(r, r); res.Outcome != Match {
+			b.Fatalf("%s %s", res.Outcome, res.Detail)
+		}
+	}
+}

@@ -53,6 +53,10 @@ type document struct {
 	// still open, innermost last, and indices into them.
 	names []memberName
 	keys  []int32
+	// The unescaped names of an object with an escaped one, and where
+	// each lies in it.
+	unescaped []byte
+	spans     [][2]int32
 
 	root    any // the document as encoding/json would decode it, for filters
 	hasRoot bool
@@ -478,14 +482,7 @@ func (d *document) duplicate(names []memberName) int {
 		escaped = escaped || m.esc
 	}
 	if escaped {
-		for i := 1; i < len(names); i++ {
-			for j := 0; j < i; j++ {
-				if sameName(src, names[i], names[j]) {
-					return i
-				}
-			}
-		}
-		return -1
+		return d.duplicateEscaped(names)
 	}
 	if len(names) <= 16 {
 		// Compare a fingerprint (length, first and last byte) before the
@@ -518,9 +515,38 @@ func (d *document) duplicate(names []memberName) int {
 	return -1
 }
 
-func sameName(src []byte, a, b memberName) bool {
-	if !a.esc && !b.esc {
-		return bytes.Equal(a.raw(src), b.raw(src))
+// duplicateEscaped is duplicate for an object with an escaped name (Python's
+// json.dumps escapes every non-ASCII one): each name is unescaped once, and
+// sorted, so a large object costs n log n comparisons, not n². It returns
+// what comparing every pair did: the first member in document order whose
+// name an earlier one has.
+func (d *document) duplicateEscaped(names []memberName) int {
+	src, buf, spans := d.src, d.unescaped[:0], d.spans[:0]
+	for _, m := range names {
+		start := len(buf)
+		if m.esc {
+			buf = unescape(buf, m.raw(src))
+		} else {
+			buf = append(buf, m.raw(src)...)
+		}
+		spans = append(spans, [2]int32{int32(start), int32(len(buf))})
 	}
-	return a.text(src) == b.text(src)
+	d.unescaped, d.spans = buf, spans
+	name := func(i int32) []byte { return buf[spans[i][0]:spans[i][1]] }
+	keys := d.keys[:0]
+	for i := range names {
+		keys = append(keys, int32(i))
+	}
+	d.keys = keys
+	// Stable: within a name, members stay in document order, so the
+	// second of each run is the first duplicate of that name.
+	slices.SortStableFunc(keys, func(a, b int32) int { return bytes.Compare(name(a), name(b)) })
+	dup := -1
+	for i := 1; i < len(keys); i++ {
+		first := i == 1 || !bytes.Equal(name(keys[i-1]), name(keys[i-2]))
+		if first && bytes.Equal(name(keys[i]), name(keys[i-1])) && (dup < 0 || int(keys[i]) < dup) {
+			dup = int(keys[i])
+		}
+	}
+	return dup
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -152,6 +153,45 @@ func TestSpecialsMarksTheFirstByteThatNeedsAttention(t *testing.T) {
 					t.Fatalf("% x: first marked byte %d, want %d", w, got, want)
 				}
 			}
+		}
+	}
+}
+
+// An object with an escaped member name is checked for duplicates by
+// sorting its unescaped names, not by comparing every pair (quadratic, for
+// the 50,000 escaped names of a large json.dumps output); it reports what
+// comparing every pair did: the first member whose name an earlier one has.
+func TestEscapedNamesFindTheFirstDuplicate(t *testing.T) {
+	spellings := map[string][]string{
+		"a": {`a`, `\u0061`}, "b": {`b`, `\u0062`}, "é": {`é`, `\u00e9`}, "ab": {`ab`, `a\u0062`}, "": {``},
+	}
+	keys := []string{"a", "b", "é", "ab", ""}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		n := 2 + rng.IntN(7)
+		src := "{"
+		want, wantName, wantAt := -1, "", 0
+		seen := map[string]bool{}
+		for i := range n {
+			k := keys[rng.IntN(len(keys))]
+			sp := spellings[k][rng.IntN(len(spellings[k]))]
+			if i > 0 {
+				src += ","
+			}
+			if seen[k] && want < 0 {
+				want, wantName, wantAt = i, k, len(src)+1
+			}
+			seen[k] = true
+			src += `"` + sp + `":` + fmt.Sprint(i)
+		}
+		src += "}"
+		var d document
+		f := d.validate([]byte(src), 64)
+		switch {
+		case want < 0 && f != nil:
+			t.Fatalf("%s: %v, want valid", src, f)
+		case want >= 0 && (f == nil || f.reason != ReasonDuplicateKey || !strings.Contains(f.detail, fmt.Sprintf("duplicate member %q at offset %d", wantName, wantAt))):
+			t.Fatalf("%s: %v, want the duplicate %q of member %d", src, f, wantName, want)
 		}
 	}
 }
