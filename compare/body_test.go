@@ -72,6 +72,9 @@ func TestBodies(t *testing.T) {
 		{"JSON against HTML", resp("application/json", "", []byte(`{"a":1}`)), resp("text/html", "", []byte("<p>oops</p>")), Mismatch, "", `type $ {"a":1} → "<p>oops</p>"`},
 		{"empty against JSON", resp("application/json", "", nil), resp("application/json", "", []byte(`{}`)), Mismatch, "", `extra $ → {}`},
 		{"both empty", resp("application/json", "", nil), resp("", "", nil), Match, "", ""},
+		// Exact arithmetic on a huge exponent costs its length squared.
+		{"exponent of 1,000 digits", resp("application/json", "", []byte("[1e"+strings.Repeat("7", 1000)+"]")), resp("application/json", "", []byte("[10e"+strings.Repeat("7", 999)+"6]")), Match, "", ""},
+		{"exponent of 1,001 digits", resp("application/json", "", []byte("[1e"+strings.Repeat("7", 1001)+"]")), resp("application/json", "", []byte("[1e"+strings.Repeat("7", 1001)+"]")), Error, ReasonTooLarge, ""},
 		// HEAD, 204 and 304 answers keep their GET's Content-Encoding.
 		{"empty under gzip", resp("application/json", "gzip", nil), resp("application/json", "gzip", nil), Match, "", ""},
 		{"empty under deflate and br", resp("application/json", "deflate", nil), resp("application/json", "br", nil), Match, "", ""},

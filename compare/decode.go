@@ -256,10 +256,20 @@ func (p *parser) number(i int) int {
 		if n == 0 {
 			return p.fail(ReasonInvalidJSON, start, "invalid number")
 		}
+		if n > maxExponentDigits {
+			// Exact arithmetic on it would cost the square of its length
+			// (math/big reads decimal text so), for every comparison.
+			return p.fail(ReasonTooLarge, start, "a number whose exponent has %d digits, more than %d", n, maxExponentDigits)
+		}
 		i += n
 	}
 	return i
 }
+
+// maxExponentDigits bounds the digits of a number's exponent: far more than
+// any answer writes (1e308 is float64's largest), far fewer than make exact
+// comparison slow.
+const maxExponentDigits = 1000
 
 const (
 	lsb = 0x0101010101010101

@@ -8,7 +8,7 @@ const (
 	ReasonInvalidUTF8  = "invalid_utf8"  // bytes or a \u escape that are not UTF-8 text
 	ReasonTrailingData = "trailing_data" // something follows the JSON value
 	ReasonTooDeep      = "too_deep"      // nesting beyond Limits.MaxDepth
-	ReasonTooLarge     = "too_large"     // a decoded body beyond Limits.MaxBodyBytes
+	ReasonTooLarge     = "too_large"     // a decoded body beyond Limits.MaxBodyBytes, or a number's exponent beyond 1,000 digits
 	ReasonBadEncoding  = "bad_encoding"  // a Content-Encoding that is corrupt or unsupported
 	ReasonPanic        = "panic"         // the comparison panicked (a bug; recovered)
 	// ReasonInconsistent means the fast path saw a difference that go-cmp
