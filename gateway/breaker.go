@@ -62,6 +62,15 @@ func newBreaker(side rules.Side, openFor time.Duration, m *metrics, log *slog.Lo
 }
 
 // open reports whether the breaker refuses requests now, without a lock.
+// openFor returns how long the breaker stays open, 0 when it is not.
+func (b *breaker) openFor() time.Duration {
+	until := b.openUntil.Load()
+	if until == 0 {
+		return 0
+	}
+	return max(time.Duration(until)-time.Since(b.epoch), 0)
+}
+
 func (b *breaker) open() bool {
 	until := b.openUntil.Load()
 	return until != 0 && time.Since(b.epoch) < time.Duration(until)

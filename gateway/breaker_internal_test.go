@@ -1,14 +1,17 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cutover/cutover/rules"
+	"github.com/cutover/cutover/stats"
 )
 
 // open() is what the request path reads instead of gobreaker's State(): it
@@ -42,5 +45,60 @@ func TestBreakerOpenFollowsGobreaker(t *testing.T) {
 	}
 	if !br.open() {
 		t.Error("a failed half-open probe did not open the breaker again")
+	}
+}
+
+// A queued write that was attempted once waits, while the breaker is open,
+// until the breaker lets a probe through: retried every backoff (10 ms
+// here) instead, each key's head was read from disk under the queue's lock
+// for the whole open time.
+func TestAQueuedWriteWaitsOutTheOpenBreaker(t *testing.T) {
+	set, err := rules.Parse("test.yaml", strings.NewReader(`backends:
+  old: {url: "http://127.0.0.1:1"}
+  new: {url: "http://127.0.0.1:2"}
+shadow: {breaker_open_for: 1h}
+queue: {base_backoff: 10ms, max_backoff: 20ms}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{Rules: rules.NewStatic(set), Stats: stats.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	})
+	br := p.breakers[rules.New]
+	for range 6 {
+		br.cb.Execute(func() (struct{}, error) { return struct{}{}, errors.New("down") })
+	}
+	if !br.open() {
+		t.Fatal("the breaker did not open")
+	}
+	r := &record{Key: "items/1", Route: "items", Side: rules.New, Method: "PUT", URL: "http://127.0.0.1:2/items/1", Target: "/items/1", Attempts: 1}
+	p.queue.intend(r)
+	p.queue.accept(r, nil)
+	var due time.Time
+	deadline := time.Now().Add(10 * time.Second)
+	for due.IsZero() {
+		if time.Now().After(deadline) {
+			t.Fatal("the write was never put off")
+		}
+		p.queue.mu.Lock()
+		if kq := p.queue.keys[r.Key]; kq != nil {
+			due = kq.due
+		}
+		p.queue.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	if wait := time.Until(due); wait < 50*time.Minute {
+		t.Errorf("put off for %v while the breaker is open for an hour", wait)
 	}
 }

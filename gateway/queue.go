@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -500,7 +501,14 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 		// Cut by our own shutdown: not an attempt. It stays queued (on
 		// disk) for the next start.
 	case a.reason == stats.ReasonBreakerOpen && r.Attempts > 0:
-		q.delay(kq, now.Add(q.backoff(r.Attempts)))
+		// Not before the breaker lets a probe through: polling every
+		// backoff while it is open read each key's head from disk, under
+		// q.mu, for the whole open time (a minute by default).
+		wait := q.backoff(r.Attempts)
+		if open := q.p.breakers[r.Side].openFor(); open > 0 {
+			wait = max(wait, open+rand.N(open/4+1))
+		}
+		q.delay(kq, now.Add(wait))
 		told = q.behind(kq, told)
 	default:
 		r.Attempts++
