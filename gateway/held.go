@@ -134,6 +134,7 @@ func (q *queue) redrive(id uint64) error {
 	q.mu.Lock()
 	q.unheld(r)
 	state := r.State
+	r.Redriven = r.Redriven || state == stateGaveUp
 	r.Attempts, r.LastErr, r.Held, r.Reason, r.Status = 0, "", time.Time{}, "", 0
 	x := q.enqueue(r, nil, opRequeue)
 	q.mu.Unlock()

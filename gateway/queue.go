@@ -489,7 +489,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 	switch {
 	case a.err == nil:
 		leaves = true
-		if r.Attempts == 0 {
+		if r.Attempts == 0 && !r.Redriven {
 			outcomes = append(outcomes, stats.WriteOK)
 		} else {
 			outcomes = append(outcomes, stats.WriteRetriedOK)
@@ -513,12 +513,14 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 	default:
 		r.Attempts++
 		r.LastErr = a.err.Error()
-		if r.Attempts == 1 {
+		if r.Attempts == 1 && !r.Redriven {
 			outcomes = append(outcomes, stats.WriteFailed)
 		}
 		if r.Attempts >= q.cfg.MaxAttempts || now.Sub(r.First) >= q.cfg.MaxAge {
 			leaves = true
-			outcomes = append(outcomes, stats.WriteGaveUp)
+			if !r.Redriven {
+				outcomes = append(outcomes, stats.WriteGaveUp)
+			}
 			rq := q.route(r.Route)
 			rq.givenUp++
 			r.State, r.Held, r.Reason = stateGaveUp, now, a.reason

@@ -61,6 +61,10 @@ type record struct {
 	// NoBody marks a write whose body was too large to keep: it cannot be
 	// replayed.
 	NoBody bool `json:"no_body,omitempty"`
+	// Redriven marks a write given up and then re-driven by an operator:
+	// its failure and giving up are counted already, so its landing is a
+	// retry that landed, not another first attempt.
+	Redriven bool `json:"redriven,omitempty"`
 
 	body []byte
 }
