@@ -1,10 +1,8 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
@@ -53,28 +51,7 @@ func TestBreakerOpenFollowsGobreaker(t *testing.T) {
 // here) instead, each key's head was read from disk under the queue's lock
 // for the whole open time.
 func TestAQueuedWriteWaitsOutTheOpenBreaker(t *testing.T) {
-	set, err := rules.Parse("test.yaml", strings.NewReader(`backends:
-  old: {url: "http://127.0.0.1:1"}
-  new: {url: "http://127.0.0.1:2"}
-shadow: {breaker_open_for: 1h}
-queue: {base_backoff: 10ms, max_backoff: 20ms}
-routes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: dual-write
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := New(Config{Rules: rules.NewStatic(set), Stats: stats.New()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		p.Close(ctx)
-	})
+	p := newMemoryProxy(t, stats.New(), "shadow: {breaker_open_for: 1h}\nqueue: {base_backoff: 10ms, max_backoff: 20ms}\n")
 	br := p.breakers[rules.New]
 	for range 6 {
 		br.cb.Execute(func() (struct{}, error) { return struct{}{}, errors.New("down") })

@@ -16,27 +16,8 @@ import (
 // the gauges never report writes that the held list cannot show, and that
 // could never be redriven or discarded.
 func TestAHeldWriteForgottenInMemoryLeavesTheCounts(t *testing.T) {
-	set, err := rules.Parse("test.yaml", strings.NewReader(`backends:
-  old: {url: "http://127.0.0.1:1"}
-  new: {url: "http://127.0.0.1:2"}
-routes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: dual-write
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
 	st := stats.New()
-	p, err := New(Config{Rules: rules.NewStatic(set), Stats: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		p.Close(ctx)
-	})
+	p := newMemoryProxy(t, st, "")
 	// As the gateway holds them: an intent, then held, to verify or given
 	// up; the first is the one to go.
 	for i := range maxHeldInMemory + 1 {
@@ -64,4 +45,32 @@ routes:
 	if len(held) != maxHeldInMemory || held[0].Target != "/items/1" {
 		t.Errorf("%d held, the first %+v; want %d from /items/1", len(held), held[0], maxHeldInMemory)
 	}
+}
+
+// newMemoryProxy runs a gateway without a data directory for a dual-write
+// route items (/items/{id}) to backends that are never reached, with extra
+// top-level configuration; it is closed when the test ends.
+func newMemoryProxy(t *testing.T, st *stats.Store, extra string) *Proxy {
+	t.Helper()
+	set, err := rules.Parse("test.yaml", strings.NewReader(`backends:
+  old: {url: "http://127.0.0.1:1"}
+  new: {url: "http://127.0.0.1:2"}
+`+extra+`routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{Rules: rules.NewStatic(set), Stats: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	})
+	return p
 }
