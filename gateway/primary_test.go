@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -149,6 +150,29 @@ func TestAClientLeavingIsNoFailureOfEitherBackend(t *testing.T) {
 			}
 		})
 	}
+	// A client that gives up before the primary's head comes: the primary
+	// was slower than its client's patience, which counts against it (in
+	// the cutover phase, against the new backend).
+	t.Run("before the head", func(t *testing.T) {
+		silent := func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
+		g := startGateway(t, newBackend(t, "old", jsonAnswer("old", `{}`)), newBackend(t, "new", silent), fmt.Sprintf(primaryRoute, "cutover"))
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", g.srv.URL+"/items/1", nil)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}()
+		eventually(t, "the primary to get the read", func() bool { return g.new.count() == 1 })
+		cancel()
+		<-done
+		eventually(t, "the read recorded", func() bool { return total(g.route("items")) == 1 })
+		if v := g.route("items"); v.Reads.Reasons["error/"+stats.ReasonPrimaryFailed] != 1 {
+			t.Errorf("reads = %+v, want one error/%s", v.Reads, stats.ReasonPrimaryFailed)
+		}
+	})
 }
 
 // The primary's answer head may be as large as net/http's Transport let it

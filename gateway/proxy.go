@@ -311,8 +311,9 @@ type exchange struct {
 	// Decided before proxying: a read's outcome when it is not shadowed.
 	skip   stats.Outcome
 	reason string
-	// clientGone: the client left before its answer was written whole
-	// (its request's context ended), set by finish.
+	// clientGone: the client left after the primary's head came and
+	// before its answer was written whole (its request's context ended),
+	// set by finish.
 	clientGone bool
 
 	shadow *shadowJob // a shadowed read
@@ -476,9 +477,11 @@ func (p *Proxy) primaryError(w http.ResponseWriter, r *http.Request, err error) 
 // that were not shadowed. It never waits for the secondary.
 func (p *Proxy) finish(ex *exchange, in *http.Request) {
 	// The server ends a request's context when its client leaves, and
-	// only after the handler returns otherwise. A client that left is no
-	// fault of the primary's, whose exchange it cut.
-	ex.clientGone = in.Context().Err() != nil
+	// only after the handler returns otherwise. A client that left once
+	// the primary's head had come is no fault of the primary's; one that
+	// gave up waiting for that head may be (a primary slower than its
+	// clients' patience must count against it).
+	ex.clientGone = in.Context().Err() != nil && ex.status != 0
 	switch {
 	case ex.shadow != nil:
 		ex.shadow.primaryDone(p, ex)
