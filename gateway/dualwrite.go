@@ -20,8 +20,11 @@ import (
 type writeJob struct {
 	mode rules.WriteMode
 	// rec is recorded (as an intent) before the primary is sent the write;
-	// nil for a body too large to keep.
+	// nil when the gateway refused it, closing.
 	rec *record
+	// begun: counted among the writes Close waits for (beginWrite) until
+	// primaryDone.
+	begun bool
 	// sent is set once the primary may have the request: from then on a
 	// failure leaves its outcome unknown.
 	sent atomic.Bool
@@ -43,16 +46,15 @@ type writeJob struct {
 // refuses the write (errClosing, a 503): no worker would deliver the
 // secondary's copy, and a handler still running then (a slow upload that
 // outlived the server's shutdown) would have given the primary a write
-// that nothing recorded.
+// that nothing recorded. A write it lets through, Close waits for (within
+// its deadline) before it closes the queue.
 func (p *Proxy) recordWrite(req *http.Request, ex *exchange) (*http.Request, error) {
 	job := ex.write
 	if job == nil {
 		return req, nil
 	}
-	select {
-	case <-p.closing:
+	if job.begun = p.beginWrite(); !job.begun {
 		return nil, errClosing
-	default:
 	}
 	rec := newRecord(ex)
 	if ex.bodyPartial {
@@ -210,6 +212,9 @@ func (j *writeJob) firstDone() <-chan struct{} {
 
 // primaryDone runs when the client has the primary's answer.
 func (j *writeJob) primaryDone(p *Proxy, ex *exchange) {
+	if j.begun {
+		defer p.endWrite()
+	}
 	if j.rec != nil && !j.decided {
 		// Neither an answer nor an error reached the gateway: nobody knows.
 		p.primaryFailed(ex, http.StatusBadGateway, context.Canceled)

@@ -485,3 +485,48 @@ func TestTheQueueStateAfterARestartIsTheQueues(t *testing.T) {
 		t.Errorf("after the start: %+v, want nothing pending or held (the queue is empty)", got)
 	}
 }
+
+// A write already at the primary when Close begins is waited for: the
+// primary's answer finds the queue open, the client gets it, and the
+// secondary gets the write. (Close closed the queue under it: the client got
+// 200 for a write held "to verify" at the next start, its acceptance lost.)
+func TestCloseWaitsForAWriteAtThePrimary(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	primary := &faulty{k: newKV(), fault: func(k *kv, w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/a") {
+			arrived <- struct{}{}
+			<-release
+		}
+		k.ServeHTTP(w, r)
+	}}
+	secondary := &faulty{k: newKV()}
+	old, new := newServer(t, primary), newServer(t, secondary)
+	g := startProxy(t, durableConfig(old.url(), new.url(), "  base_backoff: 10ms\n  max_backoff: 10ms"), t.TempDir())
+	status := make(chan int, 1)
+	go func() {
+		res, _ := send(t, g.srv.URL, "PUT", "/items/a", `{"v": 1}`)
+		status <- res.StatusCode
+	}()
+	<-arrived
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		closed <- g.proxy.Close(ctx)
+	}()
+	// Close has begun once a new write is refused.
+	eventually(t, "Close to begin", func() bool {
+		res, _ := g.do("PUT", "/items/b", `{"v": 2}`)
+		return res.StatusCode == http.StatusServiceUnavailable
+	})
+	close(release)
+	if st := <-status; st != http.StatusOK {
+		t.Fatalf("the write at the primary: %d, want 200", st)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if diff := secondary.k.sameAs(primary.k); diff != "" {
+		t.Errorf("the secondary differs: %s", diff)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
@@ -93,6 +94,14 @@ type Proxy struct {
 	// additions to shadowWG before Close waits for it.
 	shadowMu     sync.RWMutex
 	shadowClosed bool
+	// Writes between recordWrite and the end of their handler, which Close
+	// waits for before it closes the queue; writesIdle is closed once none
+	// is left after writesClosed (set by Close under writesMu).
+	writesMu     sync.RWMutex
+	writesClosed bool
+	writes       atomic.Int64
+	writesIdle   chan struct{}
+	idleOnce     sync.Once
 	closing      chan struct{}
 	closed       sync.Once
 }
@@ -120,6 +129,7 @@ func New(cfg Config) (*Proxy, error) {
 		recheckAfter: set.Queue.RecheckAfter,
 		rechecks:     make(chan struct{}, maxRechecks),
 		closing:      make(chan struct{}),
+		writesIdle:   make(chan struct{}),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -577,6 +587,32 @@ func (p *Proxy) beginShadow() bool {
 	return true
 }
 
+// beginWrite counts a write about to be sent to the primary, for Close to
+// wait for; once Close has begun it returns false, and the write must be
+// refused.
+func (p *Proxy) beginWrite() bool {
+	p.writesMu.RLock()
+	defer p.writesMu.RUnlock()
+	if p.writesClosed {
+		return false
+	}
+	p.writes.Add(1)
+	return true
+}
+
+// endWrite ends a write begun with beginWrite.
+func (p *Proxy) endWrite() {
+	if p.writes.Add(-1) != 0 {
+		return
+	}
+	p.writesMu.RLock()
+	closed := p.writesClosed
+	p.writesMu.RUnlock()
+	if closed {
+		p.idleOnce.Do(func() { close(p.writesIdle) })
+	}
+}
+
 // release ends shadow work begun with beginShadow.
 func (p *Proxy) release() {
 	p.releaseSlot()
@@ -617,7 +653,19 @@ func (p *Proxy) Close(ctx context.Context) error {
 	var err error
 	p.closed.Do(func() {
 		close(p.closing)
-		// The queue first: its workers hand write comparisons to shadow
+		// The writes already at the primary first: queued once it
+		// answers, they would find the queue closed.
+		p.writesMu.Lock()
+		p.writesClosed = true
+		p.writesMu.Unlock()
+		if p.writes.Load() == 0 {
+			p.idleOnce.Do(func() { close(p.writesIdle) })
+		}
+		select {
+		case <-p.writesIdle:
+		case <-ctx.Done():
+		}
+		// The queue next: its workers hand write comparisons to shadow
 		// slots, which must not begin while the slots are waited for.
 		err = p.queue.close(ctx)
 		p.shadowMu.Lock()
