@@ -445,7 +445,9 @@ func (q *queue) work() {
 			q.p.metrics.storeErrors.Inc()
 			q.mu.Lock()
 			q.delay(kq, q.p.now().Add(q.cfg.MaxBackoff))
+			told := q.behind(kq, nil)
 			q.mu.Unlock()
+			tellQueued(told)
 			continue
 		}
 		if e == nil {
