@@ -74,6 +74,7 @@ func TestBodies(t *testing.T) {
 		{"both empty", resp("application/json", "", nil), resp("", "", nil), Match, "", ""},
 		// Exact arithmetic on a huge exponent costs its length squared.
 		{"exponent of 1,000 digits", resp("application/json", "", []byte("[1e"+strings.Repeat("7", 1000)+"]")), resp("application/json", "", []byte("[10e"+strings.Repeat("7", 999)+"6]")), Match, "", ""},
+		{"exponent of 1,001 digits after zeros", resp("application/json", "", []byte("[1e"+strings.Repeat("0", 1001)+"1]")), resp("application/json", "", []byte("[10]")), Match, "", ""},
 		{"exponent of 1,001 digits", resp("application/json", "", []byte("[1e"+strings.Repeat("7", 1001)+"]")), resp("application/json", "", []byte("[1e"+strings.Repeat("7", 1001)+"]")), Error, ReasonTooLarge, ""},
 		// HEAD, 204 and 304 answers keep their GET's Content-Encoding.
 		{"empty under gzip", resp("application/json", "gzip", nil), resp("application/json", "gzip", nil), Match, "", ""},

@@ -256,14 +256,20 @@ func (p *parser) number(i int) int {
 		if n == 0 {
 			return p.fail(ReasonInvalidJSON, start, "invalid number")
 		}
-		if n > maxExponentDigits {
+		if n > maxExponentDigits && n-leadingZeros(s[i:i+n]) > maxExponentDigits {
 			// Exact arithmetic on it would cost the square of its length
 			// (math/big reads decimal text so), for every comparison.
-			return p.fail(ReasonTooLarge, start, "a number whose exponent has %d digits, more than %d", n, maxExponentDigits)
+			return p.fail(ReasonTooLarge, start, "a number whose exponent has %d digits, more than %d", n-leadingZeros(s[i:i+n]), maxExponentDigits)
 		}
 		i += n
 	}
 	return i
+}
+
+// leadingZeros counts the zeros digits start with (they cost nothing: the
+// exponent is read without them).
+func leadingZeros(digits []byte) int {
+	return len(digits) - len(bytes.TrimLeft(digits, "0"))
 }
 
 // maxExponentDigits bounds the digits of a number's exponent: far more than

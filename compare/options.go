@@ -384,11 +384,12 @@ func (o *Options) Limits() Limits {
 
 func (o *Options) release(s *session) {
 	docs := [...]*document{&s.a, &s.b, &s.renamed}
-	held := 0
+	held, heldBytes := 0, 0
 	for _, d := range docs {
-		held += cap(d.nodes) + cap(d.names) + cap(d.keys)
+		held += cap(d.nodes) + cap(d.names) + cap(d.keys) + cap(d.spans)
+		heldBytes += cap(d.unescaped)
 	}
-	if held > 1<<18 {
+	if held > 1<<18 || heldBytes > 1<<20 {
 		return // keep the pool small after a huge document
 	}
 	for _, d := range docs {

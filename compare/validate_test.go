@@ -65,6 +65,13 @@ func TestASessionThatGrewLargeIsNotPooled(t *testing.T) {
 	if got, _ := o.sessions.Get().(*session); got != nil {
 		t.Fatal("a session holding 2^18 names was pooled")
 	}
+	// Nor one that unescaped a long member name.
+	s = new(session)
+	s.b.unescaped = make([]byte, 0, 1<<20+1)
+	o.release(s)
+	if got, _ := o.sessions.Get().(*session); got != nil {
+		t.Fatal("a session holding 1 MiB of unescaped names was pooled")
+	}
 }
 
 // A string's scan reads 8 bytes at a time and stops at the first byte that
