@@ -406,30 +406,50 @@ func (rc ruleCompiler) rename(at string, rn RenameRule) (compare.Rule, bool) {
 }
 
 // mayLieWithin reports whether the single place to may be inside (or be) a
-// node that from selects: every segment of from may select to's segment at
-// its depth (a descendant segment, a slice or a filter is taken to).
+// node that from selects. A filter, and a slice or an index counted from the
+// end, are taken to select anything.
 func mayLieWithin(to, from *compare.Path) bool {
-	if len(to.Segments) < len(from.Segments) {
+	return within(from.Segments, to.Segments)
+}
+
+func within(from, to []compare.Segment) bool {
+	if len(from) == 0 {
+		return true // to is at or below what from selects
+	}
+	if len(to) < len(from) {
 		return false
 	}
-	for i, fs := range from.Segments {
-		if fs.Descendant {
-			return true
-		}
-		ts := to.Segments[i].Selectors[0]
-		if !slices.ContainsFunc(fs.Selectors, func(sel compare.Selector) bool {
-			switch sel.Kind {
-			case compare.SelectName:
-				return ts.Kind == compare.SelectName && ts.Name == sel.Name
-			case compare.SelectIndex:
-				return ts.Kind == compare.SelectIndex && ts.Index == sel.Index
+	if from[0].Descendant {
+		// Its selectors may pick a node at any depth from here.
+		for j := range to {
+			if selects(from[0], to[j].Selectors[0]) && within(from[1:], to[j+1:]) {
+				return true
 			}
-			return true // a wildcard, a slice, a filter
-		}) {
-			return false
 		}
+		return false
 	}
-	return true
+	return selects(from[0], to[0].Selectors[0]) && within(from[1:], to[1:])
+}
+
+// selects reports whether a segment may select the step of a single place.
+func selects(seg compare.Segment, step compare.Selector) bool {
+	return slices.ContainsFunc(seg.Selectors, func(sel compare.Selector) bool {
+		switch sel.Kind {
+		case compare.SelectName:
+			return step.Kind == compare.SelectName && step.Name == sel.Name
+		case compare.SelectIndex:
+			return step.Kind == compare.SelectIndex && (step.Index == sel.Index || step.Index < 0 || sel.Index < 0)
+		case compare.SelectSlice:
+			if step.Kind != compare.SelectIndex {
+				return false
+			}
+			if step.Index < 0 || sel.Step <= 0 || sel.Start < 0 || sel.End < 0 {
+				return true
+			}
+			return step.Index >= sel.Start && step.Index < sel.End && (step.Index-sel.Start)%sel.Step == 0
+		}
+		return true // a wildcard, a filter
+	})
 }
 
 // regexpReason says why a regexp does not compile without echoing the whole

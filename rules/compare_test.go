@@ -137,6 +137,8 @@ func TestCompareProblems(t *testing.T) {
 		{"rename to many places", "      rename:\n        - {from: $.a, to: \"$..b\"}\n", `cfg.yaml:9:27: $..b is not a single place`},
 		{"rename into itself", "      rename:\n        - {from: $.a, to: $.a.z}\n", `cfg.yaml:9:27: $.a.z lies inside $.a, which it moves`},
 		{"rename onto itself", "      rename:\n        - {from: \"$.items[*].a\", to: \"$.items[0].a\"}\n", `$.items[0].a lies inside $.items[*].a, which it moves`},
+		{"rename into a descendant", "      rename:\n        - {from: \"$..a\", to: \"$.b.a.c\"}\n", `$.b.a.c lies inside $..a, which it moves`},
+		{"rename into a slice", "      rename:\n        - {from: \"$.items[0:4].a\", to: \"$.items[2].a.b\"}\n", `$.items[2].a.b lies inside $.items[0:4].a, which it moves`},
 		{"bad header", "      ignore_headers: [\"Bad Header\"]\n", `cfg.yaml:8:24: "Bad Header" is not a header name`},
 		{"star only compares", "      ignore_headers: [\"*\"]\n", `cfg.yaml:8:24: ignore_headers cannot name "*"`},
 		{"scope is not a path", "      subset: [\"$\"]\n", "cfg.yaml:8:16: $ selects the whole document, not members"},
@@ -214,6 +216,21 @@ func TestCompiledPathsSelectLikeJSONPath(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("%s on %s:\nselects %q\njsonpath %q", text, doc, got, want)
 			}
+		}
+	}
+}
+
+// Renames whose destination lies outside what they move are taken, however
+// the source selects: by descendant, by slice.
+func TestRenamesOutsideWhatTheyMoveAreTaken(t *testing.T) {
+	for _, rn := range []string{
+		`{from: "$..legacy_id", to: "$.id"}`,
+		`{from: "$.items[0:2].a", to: "$.items[5].a"}`,
+		`{from: "$.a", to: "$.b.a"}`,
+		`{from: "$.a.b", to: "$.a"}`,
+	} {
+		if _, err := rules.Parse("cfg.yaml", strings.NewReader(compareBase+"      rename:\n        - "+rn+"\n")); err != nil {
+			t.Errorf("rename %s: %v", rn, err)
 		}
 	}
 }

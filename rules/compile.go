@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -78,7 +77,7 @@ func compile(cfg *Config, loc *locator) (*Set, error) {
 	}
 	c.listenAddr("$.listen", s.Listen)
 	c.listenAddr("$.admin.listen", s.Admin.Listen)
-	if !s.Admin.Auth.Enabled() && !loopbackAddr(s.Admin.Listen) {
+	if !s.Admin.Auth.Enabled() && !loopbackAddr(s.Admin.Listen) && !strings.Contains(s.Admin.Listen, "${") {
 		c.fail("$.admin.listen", "set admin.auth (token_file, token_env or basic), or listen on 127.0.0.1",
 			"admin.listen %q is reachable from other hosts but admin.auth is not set: it shows request bodies and answers", s.Admin.Listen)
 	}
@@ -500,12 +499,16 @@ func (c *compiler) override(path string, oc *OverrideConfig, p *pattern) *Overri
 }
 
 // listenAddr checks an address to listen on: host (or none, for every
-// interface) and port, as net.Listen takes them.
+// interface) and port (a number or a service name), as net.Listen takes
+// them.
 func (c *compiler) listenAddr(path, addr string) {
+	if strings.Contains(addr, "${") {
+		return // a variable that did not expand, reported already
+	}
 	_, port, err := net.SplitHostPort(addr)
 	if err == nil {
-		if n, perr := strconv.ParseUint(port, 10, 16); perr != nil || (n == 0 && port != "0") {
-			err = fmt.Errorf("port %q is not a number from 0 to 65535", port)
+		if _, perr := net.LookupPort("tcp", port); perr != nil {
+			err = fmt.Errorf("port %q is neither a number from 0 to 65535 nor a service name", port)
 		}
 	}
 	if err != nil {

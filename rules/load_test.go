@@ -139,6 +139,7 @@ func TestProblemsHavePositions(t *testing.T) {
 		{"admin open to others", base + "admin: {listen: \"0.0.0.0:9090\"}\n", `cfg.yaml:4:17: admin.listen "0.0.0.0:9090" is reachable from other hosts but admin.auth is not set`},
 		{"listen without a port", "listen: \"8080\"\n" + base, `cfg.yaml:1:9: "8080" is not an address to listen on`},
 		{"admin port out of range", base + "admin: {listen: \"127.0.0.1:70000\"}\n", `cfg.yaml:4:17: "127.0.0.1:70000" is not an address to listen on: port "70000"`},
+		{"admin address from an unset variable", base + "admin: {listen: \"${CUTOVER_TEST_UNSET_ADMIN}\"}\n", `CUTOVER_TEST_UNSET_ADMIN`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,5 +221,18 @@ func TestAnUnreachableRouteIsRefusedAndOnlyThen(t *testing.T) {
 		if got := err != nil && strings.Contains(err.Error(), "can never match"); got != c.unreachable || (err != nil && !got) {
 			t.Errorf("%s then %s: %v, want unreachable %t", c.first, c.second, err, c.unreachable)
 		}
+	}
+}
+
+// Listen addresses are taken as net.Listen takes them, service names
+// included; an address from an unset variable is reported once, as that.
+func TestListenAddressesAsNetListenTakesThem(t *testing.T) {
+	const backends = "backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"
+	if _, err := rules.Parse("cfg.yaml", strings.NewReader("listen: \":http\"\nadmin: {listen: \"[::1]:9090\"}\n"+backends)); err != nil {
+		t.Errorf("a service name and IPv6 loopback: %v", err)
+	}
+	_, err := rules.Parse("cfg.yaml", strings.NewReader("admin: {listen: \"${CUTOVER_TEST_UNSET_ADMIN}\"}\n"+backends))
+	if err == nil || strings.Contains(err.Error(), "not an address") || strings.Contains(err.Error(), "reachable from other hosts") {
+		t.Errorf("an unset variable: %v, want it reported as unset only", err)
 	}
 }
