@@ -253,6 +253,9 @@ func (in *instance) reloaded(_ *rules.Set, err error) {
 	}
 }
 
+// adminDrain bounds the wait for admin requests in flight at shutdown.
+const adminDrain = 5 * time.Second
+
 // shutdown drains in the order a load balancer needs: /readyz turns 503,
 // the drain delay lets endpoints be removed, in-flight requests finish,
 // shadow work and queued writes get what is left of the timeout.
@@ -273,8 +276,12 @@ func (in *instance) shutdown() error {
 		errs = append(errs, fmt.Errorf("background work: %w", err))
 	}
 	// The admin listener before the statistics: an operator's reset or
-	// redrive after their last flush would be lost.
-	if err := in.adminSrv.Shutdown(ctx); err != nil {
+	// redrive after their last flush would be lost. Its own few seconds,
+	// since the drain may have spent ctx: the requests in flight end
+	// before the flush.
+	adminCtx, cancelAdmin := context.WithTimeout(context.Background(), adminDrain)
+	defer cancelAdmin()
+	if err := in.adminSrv.Shutdown(adminCtx); err != nil {
 		errs = append(errs, fmt.Errorf("admin listener: %w", err))
 	}
 	// Flushed even when the drain took the whole timeout.
