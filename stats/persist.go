@@ -284,5 +284,10 @@ func (s *Store) restoreRoute(name string, rs routeSnapshot, now time.Time) {
 	}
 	r.overflowGroups = rs.OverflowGroups
 	r.fields = rs.Fields
+	if len(r.fields.OverflowSeen) == 0 && r.fields.OverflowPaths > 1 {
+		// Written before untracked paths were told apart, when the count
+		// was of differences: one path is all that is known.
+		r.fields.OverflowPaths = 1
+	}
 	r.queue, r.queueKnown = rs.Queue, rs.QueueKnown
 }
