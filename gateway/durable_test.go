@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -528,5 +529,48 @@ func TestCloseWaitsForAWriteAtThePrimary(t *testing.T) {
 	}
 	if diff := secondary.k.sameAs(primary.k); diff != "" {
 		t.Errorf("the secondary differs: %s", diff)
+	}
+}
+
+// A write whose resource still has writes queued for the backend it goes to
+// waits for them: an override (or a reload) that moves the resource to the
+// cutover phase sends the next write to new directly, and sent at once it
+// would land before the writes queued for new in the dual-write phase,
+// which would then land over it.
+func TestAWriteDoesNotOvertakeWritesQueuedForItsBackend(t *testing.T) {
+	primary := &faulty{k: newKV()}
+	var copies atomic.Bool // new refuses the dual-write phase's copies until set
+	secondary := &faulty{k: newKV(), fault: func(k *kv, w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Cutover-Shadow") != "" && !copies.Load() {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+			return
+		}
+		k.ServeHTTP(w, r)
+	}}
+	old, new := newServer(t, primary), newServer(t, secondary)
+	g := startProxy(t, fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 1s}
+  new: {url: %q, timeout: 5s}
+queue: {base_backoff: 300ms, max_backoff: 300ms}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+    overrides:
+      - name: moved
+        when: {header: X-Move, equals: "1"}
+        phase: cutover
+`, old.url(), new.url()), t.TempDir())
+	put(t, g, "/items/a", 1)
+	eventually(t, "the copy for new to fail", func() bool { return g.route("items").Writes.SecondaryFailed == 1 })
+	copies.Store(true)
+	// Moved to cutover: new is the primary, and the first write still
+	// waits in the queue for it (its retry is up to 300 ms away).
+	if res, _ := g.do("PUT", "/items/a", `{"v": 2}`, "X-Move", "1"); res.StatusCode != http.StatusOK {
+		t.Fatalf("the moved write: %s", res.Status)
+	}
+	got := secondary.k.log()["/items/a"]
+	if len(got) != 2 || got[0] != primary.k.log()["/items/a"][0] {
+		t.Errorf("new applied %v; want the queued write first, then the moved one", got)
 	}
 }

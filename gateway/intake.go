@@ -136,6 +136,8 @@ func refusedReason(err error) string {
 		return "key_too_long"
 	case errors.Is(err, errClosing):
 		return "shutting_down"
+	case errors.Is(err, errQueuedAhead):
+		return "queued_ahead"
 	}
 	return "body_unreadable"
 }

@@ -223,7 +223,7 @@ func apply(tx *bolt.Tx, x *op) error {
 		if err := queue.Put(u64(x.rec.Order), x.enc); err != nil {
 			return err
 		}
-		return byKey.Put(keyIndex(x.rec.Key, x.rec.Order), indexValue(x.rec.First, x.rec.Route))
+		return byKey.Put(keyIndex(x.rec.Key, x.rec.Order), indexValue(x.rec.First, x.rec.Route, x.rec.Side))
 	case opDrop:
 		return intents.Delete(u64(x.id))
 	case opHoldIntent:
@@ -271,7 +271,7 @@ func apply(tx *bolt.Tx, x *op) error {
 		if err := queue.Put(u64(r.Order), r.encode()); err != nil {
 			return err
 		}
-		if err := byKey.Put(keyIndex(r.Key, r.Order), indexValue(r.First, r.Route)); err != nil {
+		if err := byKey.Put(keyIndex(r.Key, r.Order), indexValue(r.First, r.Route, r.Side)); err != nil {
 			return err
 		}
 		return held.Delete(u64(x.id))
@@ -371,7 +371,7 @@ type recovered struct {
 // may or may not have applied them), then reports every queued write
 // through queued (grouped by resource key, oldest first) and every held
 // write through held.
-func (o *outbox) recover(now time.Time, queued func(key string, order uint64, first time.Time, route string), held func(*record)) (recovered, error) {
+func (o *outbox) recover(now time.Time, queued func(key string, order uint64, first time.Time, route string, side int), held func(*record)) (recovered, error) {
 	var rec recovered
 	err := o.db.Update(func(tx *bolt.Tx) error {
 		intents, heldB := tx.Bucket(bucketIntents), tx.Bucket(bucketHeld)
@@ -406,8 +406,8 @@ func (o *outbox) recover(now time.Time, queued func(key string, order uint64, fi
 			}
 		}
 		err := tx.Bucket(bucketByKey).ForEach(func(k, v []byte) error {
-			if key, order, first, route, ok := parseIndex(k, v); ok {
-				queued(key, order, first, route)
+			if key, order, first, route, side, ok := parseIndex(k, v); ok {
+				queued(key, order, first, route, side)
 			}
 			return nil
 		})

@@ -381,9 +381,44 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.planRead(ex, r)
 	} else {
 		p.planWrite(ex, r)
+		if err := p.awaitQueued(r.Context(), ex, r); err != nil {
+			p.reject(w, r, ex, http.StatusServiceUnavailable, err)
+			return
+		}
 	}
 	defer p.finish(ex, in)
 	p.rp.ServeHTTP(w, in)
+}
+
+// errQueuedAhead refuses a write that would overtake writes of its resource
+// still queued for the same backend.
+var errQueuedAhead = errors.New("earlier writes of this resource are still queued for the backend it would go to")
+
+// awaitQueued holds a write while earlier writes of its resource wait in
+// the queue for the backend it goes to (its route, or an override, moved
+// to the cutover phase while new still had writes queued): sent now, it
+// would land before them and they over it. It waits at most the primary's
+// timeout, then refuses the write (503) rather than let it overtake.
+func (p *Proxy) awaitQueued(ctx context.Context, ex *exchange, r *http.Request) error {
+	if p.queue.depthNow() == 0 || !p.queue.queuedFor(ex.resourceKey(r), ex.primary) {
+		return nil
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.NewTimer(p.timeouts[ex.primary])
+	defer deadline.Stop()
+	for p.queue.queuedFor(ex.key, ex.primary) {
+		select {
+		case <-t.C:
+		case <-deadline.C:
+			return errQueuedAhead
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.closing:
+			return errClosing
+		}
+	}
+	return nil
 }
 
 // matchPath is the path routes are matched against: decoded, except that

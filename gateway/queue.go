@@ -58,6 +58,21 @@ type keyQueue struct {
 	last  uint64
 	first time.Time // when the oldest pending write entered the queue
 	due   time.Time // when it waits in the delay heap
+	// toSide counts the pending writes by the backend they go to;
+	// uncounted, those replayed from an index written before it kept the
+	// backend (the oldest: they leave first).
+	toSide    [2]int
+	uncounted int
+}
+
+// left counts out a pending write of kq that leaves (delivered or given
+// up).
+func (kq *keyQueue) left(r *record) {
+	if kq.uncounted > 0 {
+		kq.uncounted--
+	} else {
+		kq.toSide[r.Side]--
+	}
 }
 
 func (kq *keyQueue) empty() bool {
@@ -146,7 +161,7 @@ func newQueue(p *Proxy, cfg rules.Queue, box *outbox) (*queue, error) {
 // in its order, and intents a crash left are held to verify.
 func (q *queue) replay() error {
 	now := q.p.now()
-	rec, err := q.box.recover(now, func(key string, order uint64, first time.Time, route string) {
+	rec, err := q.box.recover(now, func(key string, order uint64, first time.Time, route string, side int) {
 		kq := q.keys[key]
 		if kq == nil {
 			kq = &keyQueue{key: key, route: route, first: first}
@@ -154,6 +169,11 @@ func (q *queue) replay() error {
 			q.ready = append(q.ready, kq)
 		}
 		kq.onDisk++
+		if side == int(rules.Old) || side == int(rules.New) {
+			kq.toSide[side]++
+		} else {
+			kq.uncounted++
+		}
 		q.depth++
 		rq := q.route(route)
 		rq.pending++
@@ -238,6 +258,17 @@ func (q *queue) pending(key string) bool {
 	return ok || q.inflight[key] > 0
 }
 
+// queuedFor reports whether writes to the resource wait in the queue for
+// side: a write sent to side directly now
+// would overtake them, and they would land over it (a route or an
+// override moved to the cutover phase while new still had writes queued).
+func (q *queue) queuedFor(key string, side rules.Side) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	kq := q.keys[key]
+	return kq != nil && kq.toSide[side] > 0
+}
+
 // accept queues a write the primary accepted, behind any queued write of
 // the same key. The client's answer waits on the returned op (nil in
 // memory mode): the write is on disk before the client has its answer.
@@ -299,6 +330,7 @@ func (q *queue) enqueue(r *record, onFirst func(answer), kind opKind) *op {
 		q.ready = append(q.ready, kq)
 		q.cond.Signal()
 	}
+	kq.toSide[r.Side]++
 	if q.box == nil || (kq.onDisk == 0 && len(kq.tail) == 0 && len(kq.entries) < memoryPerKey) {
 		kq.entries = append(kq.entries, e)
 		kq.last = r.Order
@@ -399,6 +431,9 @@ func (q *queue) head(kq *keyQueue) (*entry, []byte, error) {
 			// failed to commit (logged when it happened).
 			q.p.log.Error("queued writes missing from the queue store", slog.String(keyRoute, kq.route), slog.Int("count", kq.onDisk))
 			q.addPending(kq.route, -kq.onDisk)
+			// Their backends are not known: queuedFor may hold writes
+			// for one a little longer, until kq empties.
+			kq.uncounted = max(kq.uncounted-kq.onDisk, 0)
 			kq.onDisk = 0
 			told = q.trim(kq, told)
 		}
@@ -543,6 +578,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 		}
 	}
 	if leaves {
+		kq.left(r)
 		kq.entries[0] = nil
 		kq.entries = kq.entries[1:]
 		if len(kq.entries) > 0 {

@@ -135,18 +135,26 @@ func keyPrefix(key string) []byte {
 // indexValue is what the per-resource index keeps of a write, so a restart
 // rebuilds the queue's counts without decoding any record: when it entered
 // the queue and its route.
-func indexValue(first time.Time, route string) []byte {
-	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(route)), uint64(first.UnixNano()))
+func indexValue(first time.Time, route string, side rules.Side) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 10+len(route)), uint64(first.UnixNano()))
+	// A zero byte, then the side: a route's name never starts with one, so
+	// values written before the side was kept still read as they were.
+	b = append(b, 0, byte(side))
 	return append(b, route...)
 }
 
-func parseIndex(k, v []byte) (key string, order uint64, first time.Time, route string, ok bool) {
+// parseIndex reads an index entry; side is -1 when the entry was written
+// before the side was kept.
+func parseIndex(k, v []byte) (key string, order uint64, first time.Time, route string, side int, ok bool) {
 	n, w := binary.Uvarint(k)
 	if w <= 0 || uint64(len(k)-w) != n+8 || len(v) < 8 {
-		return "", 0, time.Time{}, "", false
+		return "", 0, time.Time{}, "", 0, false
 	}
 	key = string(k[w : w+int(n)])
 	order = binary.BigEndian.Uint64(k[w+int(n):])
 	first = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
-	return key, order, first, string(v[8:]), true
+	if len(v) >= 10 && v[8] == 0 {
+		return key, order, first, string(v[10:]), int(v[9]), true
+	}
+	return key, order, first, string(v[8:]), -1, true
 }
