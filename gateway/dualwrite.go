@@ -268,3 +268,60 @@ func (j *writeJob) secondaryDone(p *Proxy, ex *exchange, a answer) {
 		p.settleOffPath(ex, *j.prim, a)
 	}
 }
+
+// errQueuedAhead refuses a write that would overtake writes of its resource
+// still queued for the same backend.
+var errQueuedAhead = errors.New("earlier writes of this resource are still queued for the backend it would go to")
+
+// awaitQueued holds a write while earlier writes of its resource wait in
+// the queue for the backend it goes to (its route, or an override, moved
+// to the cutover phase while new still had writes queued): sent now, it
+// would land before them and they over it. It waits at most the primary's
+// timeout, then refuses the write (503) rather than let it overtake.
+func (p *Proxy) awaitQueued(ctx context.Context, ex *exchange, r *http.Request) error {
+	if p.queue.depthNow() == 0 || !p.queue.queuedFor(ex.resourceKey(r), ex.primary) {
+		return nil
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.NewTimer(p.timeouts[ex.primary])
+	defer deadline.Stop()
+	for p.queue.queuedFor(ex.key, ex.primary) {
+		select {
+		case <-t.C:
+		case <-deadline.C:
+			return errQueuedAhead
+		case <-ctx.Done():
+			return errQueuedAhead // its client left while it waited
+		case <-p.closing:
+			return errClosing
+		}
+	}
+	return nil
+}
+
+// beginWrite counts a write about to be sent to the primary, for Close to
+// wait for; once Close has begun it returns false, and the write must be
+// refused.
+func (p *Proxy) beginWrite() bool {
+	p.writesMu.RLock()
+	defer p.writesMu.RUnlock()
+	if p.writesClosed {
+		return false
+	}
+	p.writes.Add(1)
+	return true
+}
+
+// endWrite ends a write begun with beginWrite.
+func (p *Proxy) endWrite() {
+	if p.writes.Add(-1) != 0 {
+		return
+	}
+	p.writesMu.RLock()
+	closed := p.writesClosed
+	p.writesMu.RUnlock()
+	if closed {
+		p.idleOnce.Do(func() { close(p.writesIdle) })
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/go-chi/chi/v5/middleware"
@@ -153,4 +154,26 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// matchPath is the path routes are matched against: decoded, except that
+// an escaped slash stays "%2F" inside its segment. "/%6Frders/1" is
+// "/orders/1", as RFC 3986 section 6.2.2.2 says and backends read it
+// (matched as sent, a write there took the unmatched route's phase and
+// never reached the new backend), and the parameter of "/users/a%40b.com"
+// is "a@b.com", for overrides and resource keys; "/a%2Fb" is still one
+// segment, as Go's ServeMux and most routers read it. The backends get the
+// path as sent.
+func matchPath(u *url.URL) string {
+	if u.RawPath == "" {
+		// Path has no escaped slash: one would have kept RawPath.
+		return u.Path
+	}
+	segments := strings.Split(u.RawPath, "/")
+	for i, seg := range segments {
+		if d, err := url.PathUnescape(seg); err == nil {
+			segments[i] = strings.ReplaceAll(d, "/", "%2F")
+		}
+	}
+	return strings.Join(segments, "/")
 }

@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -390,88 +389,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, in)
 }
 
-// errQueuedAhead refuses a write that would overtake writes of its resource
-// still queued for the same backend.
-var errQueuedAhead = errors.New("earlier writes of this resource are still queued for the backend it would go to")
-
-// awaitQueued holds a write while earlier writes of its resource wait in
-// the queue for the backend it goes to (its route, or an override, moved
-// to the cutover phase while new still had writes queued): sent now, it
-// would land before them and they over it. It waits at most the primary's
-// timeout, then refuses the write (503) rather than let it overtake.
-func (p *Proxy) awaitQueued(ctx context.Context, ex *exchange, r *http.Request) error {
-	if p.queue.depthNow() == 0 || !p.queue.queuedFor(ex.resourceKey(r), ex.primary) {
-		return nil
-	}
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	deadline := time.NewTimer(p.timeouts[ex.primary])
-	defer deadline.Stop()
-	for p.queue.queuedFor(ex.key, ex.primary) {
-		select {
-		case <-t.C:
-		case <-deadline.C:
-			return errQueuedAhead
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.closing:
-			return errClosing
-		}
-	}
-	return nil
-}
-
-// matchPath is the path routes are matched against: decoded, except that
-// an escaped slash stays "%2F" inside its segment. "/%6Frders/1" is
-// "/orders/1", as RFC 3986 section 6.2.2.2 says and backends read it
-// (matched as sent, a write there took the unmatched route's phase and
-// never reached the new backend), and the parameter of "/users/a%40b.com"
-// is "a@b.com", for overrides and resource keys; "/a%2Fb" is still one
-// segment, as Go's ServeMux and most routers read it. The backends get the
-// path as sent.
-func matchPath(u *url.URL) string {
-	if u.RawPath == "" {
-		// Path has no escaped slash: one would have kept RawPath.
-		return u.Path
-	}
-	raw := u.RawPath
-	var b strings.Builder
-	b.Grow(len(raw))
-	for i := 0; i < len(raw); i++ {
-		if raw[i] == '%' && i+2 < len(raw) {
-			if c, ok := unhex(raw[i+1], raw[i+2]); ok {
-				if c == '/' {
-					b.WriteString("%2F")
-				} else {
-					b.WriteByte(c)
-				}
-				i += 2
-				continue
-			}
-		}
-		b.WriteByte(raw[i])
-	}
-	return b.String()
-}
-
-// unhex decodes the two hex digits of a percent-escape.
-func unhex(h, l byte) (byte, bool) {
-	d := func(c byte) (byte, bool) {
-		switch {
-		case '0' <= c && c <= '9':
-			return c - '0', true
-		case 'a' <= c && c <= 'f':
-			return c - 'a' + 10, true
-		case 'A' <= c && c <= 'F':
-			return c - 'A' + 10, true
-		}
-		return 0, false
-	}
-	hi, ok1 := d(h)
-	lo, ok2 := d(l)
-	return hi<<4 | lo, ok1 && ok2
-}
-
 // sampled decides whether one read is in the route's sample.
 func sampled(share float64) bool {
 	return share >= 1 || (share > 0 && rand.Float64() < share)
@@ -589,69 +506,6 @@ func newIdempotencyKey() string {
 		return uuid.NewString()
 	}
 	return id.String()
-}
-
-// tryAcquire takes a shadow slot without waiting. A read takes it before
-// the primary is asked, so that one that cannot be compared captures
-// nothing; its shadow work begins later (beginShadow).
-func (p *Proxy) tryAcquire() bool {
-	select {
-	case p.slots <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-// releaseSlot gives back a slot whose shadow work never began.
-func (p *Proxy) releaseSlot() { <-p.slots }
-
-// beginShadow counts the shadow work about to start on the slot held, for
-// Close to wait for; once Close waits it gives the slot back and returns
-// false, and the work must not start. Only the work after the client's
-// answer is counted: a client's answer still streaming when Close began
-// (its handler outlived the server's drain) is not Close's to wait for.
-func (p *Proxy) beginShadow() bool {
-	p.shadowMu.RLock()
-	defer p.shadowMu.RUnlock()
-	if p.shadowClosed {
-		p.releaseSlot()
-		return false
-	}
-	p.shadowWG.Add(1)
-	return true
-}
-
-// beginWrite counts a write about to be sent to the primary, for Close to
-// wait for; once Close has begun it returns false, and the write must be
-// refused.
-func (p *Proxy) beginWrite() bool {
-	p.writesMu.RLock()
-	defer p.writesMu.RUnlock()
-	if p.writesClosed {
-		return false
-	}
-	p.writes.Add(1)
-	return true
-}
-
-// endWrite ends a write begun with beginWrite.
-func (p *Proxy) endWrite() {
-	if p.writes.Add(-1) != 0 {
-		return
-	}
-	p.writesMu.RLock()
-	closed := p.writesClosed
-	p.writesMu.RUnlock()
-	if closed {
-		p.idleOnce.Do(func() { close(p.writesIdle) })
-	}
-}
-
-// release ends shadow work begun with beginShadow.
-func (p *Proxy) release() {
-	p.releaseSlot()
-	p.shadowWG.Done()
 }
 
 // recordRead reports a read's outcome to the stats and the metrics.

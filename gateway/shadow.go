@@ -257,3 +257,40 @@ func (c *comparison) fill(ev *stats.ReadEvent) {
 		ev.Request = &stats.Request{Method: c.ex.method, Target: c.ex.requestURI, Header: c.ex.outHeader.Clone()}
 	}
 }
+
+// tryAcquire takes a shadow slot without waiting. A read takes it before
+// the primary is asked, so that one that cannot be compared captures
+// nothing; its shadow work begins later (beginShadow).
+func (p *Proxy) tryAcquire() bool {
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// releaseSlot gives back a slot whose shadow work never began.
+func (p *Proxy) releaseSlot() { <-p.slots }
+
+// beginShadow counts the shadow work about to start on the slot held, for
+// Close to wait for; once Close waits it gives the slot back and returns
+// false, and the work must not start. Only the work after the client's
+// answer is counted: a client's answer still streaming when Close began
+// (its handler outlived the server's drain) is not Close's to wait for.
+func (p *Proxy) beginShadow() bool {
+	p.shadowMu.RLock()
+	defer p.shadowMu.RUnlock()
+	if p.shadowClosed {
+		p.releaseSlot()
+		return false
+	}
+	p.shadowWG.Add(1)
+	return true
+}
+
+// release ends shadow work begun with beginShadow.
+func (p *Proxy) release() {
+	p.releaseSlot()
+	p.shadowWG.Done()
+}
