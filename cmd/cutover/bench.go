@@ -252,6 +252,12 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 	prepare := start(startCutover(b.self, b.cutoverEnv, b.dir, fmt.Sprintf("prepare-%d", size), "prepare", old.addr, new.addr))
 	shadow := start(startCutover(b.self, b.cutoverEnv, b.dir, fmt.Sprintf("shadow-%d", size), "shadow-read", old.addr, new.addr))
 	dual := start(startCutover(b.self, b.cutoverEnv, b.dir, fmt.Sprintf("dual-%d", size), "dual-write", old.addr, new.addr))
+	var mirror *benchProcess
+	if latency {
+		if mirror = start(startMirror(b.self, old.addr, new.addr)); mirror == nil {
+			return fmt.Errorf("a system did not start")
+		}
+	}
 	var ngx *benchProcess
 	if b.nginx {
 		ngx = start(startNginx(b.dir, old.addr, new.addr))
@@ -309,7 +315,7 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 		if rows != nil {
 			shadowCapacity = rows[2].s.rate
 		}
-		if err := b.latency(ctx, size, rate, shadowCapacity, systems[0].p, shadow, new, get); err != nil {
+		if err := b.latency(ctx, size, rate, shadowCapacity, systems[0].p, shadow, mirror, new, get); err != nil {
 			return err
 		}
 	}
@@ -326,7 +332,9 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 }
 
 // latency measures the client's latency at a fixed rate: the plain proxy,
-// shadow-read, shadow-read with the new backend 100 ms slower, and the plain
+// shadow-read, shadow-read with the new backend 100 ms slower, the Go mirror
+// (the plain proxy that also asks the new backend every read and drops its
+// answer) with the new backend healthy and 100 ms slower, and the plain
 // proxy again (its ratio to the first plain row is the noise of the run),
 // taken in turn in every round so that the machine's drift falls on all
 // alike. Under the table: the median and range of the per-round p99 ratios,
@@ -334,50 +342,62 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 // rate as a share of shadow-read's own capacity when the closed loop
 // measured it (shadowCapacity > 0): near it, requests queue, and the p99
 // measures the queue more than shadow-read's cost.
-func (b *bench) latency(ctx context.Context, size int, rate, shadowCapacity float64, plain, shadow *benchProcess, new *benchBackend, req []byte) error {
+func (b *bench) latency(ctx context.Context, size int, rate, shadowCapacity float64, plain, shadow, mirror *benchProcess, new *benchBackend, req []byte) error {
 	fmt.Fprintf(b.out, "\n### %d-byte answers at a fixed %.0f req/s (half the plain proxy's capacity unless --rate)\n\n", size, rate)
-	names := []string{"plain Go proxy, GET", "cutover shadow-read, GET", "cutover shadow-read, new +100 ms", "plain Go proxy again (the run's noise)"}
-	samples := make([][]sample, len(names))
-	newCPU := make([][]float64, len(names)) // µs per request
+	const slowBy = 100 * time.Millisecond
+	runs := []struct {
+		name  string
+		p     *benchProcess
+		delay time.Duration
+	}{
+		{"plain Go proxy, GET", plain, 0},
+		{"cutover shadow-read, GET", shadow, 0},
+		{"cutover shadow-read, new +100 ms", shadow, slowBy},
+		{"Go mirror (asks new too, compares nothing), GET", mirror, 0},
+		{"Go mirror, new +100 ms", mirror, slowBy},
+		{"plain Go proxy again (the run's noise)", plain, 0},
+	}
+	samples := make([][]sample, len(runs))
+	newCPU := make([][]float64, len(runs)) // µs per request
 	defer new.set(0, false)
 	for r := range b.rounds {
-		for i, name := range names {
+		for i, run := range runs {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			p, delay := shadow, time.Duration(0)
-			switch i {
-			case 0, 3:
-				p = plain
-			case 2:
-				delay = 100 * time.Millisecond
-			}
-			if err := new.set(delay, false); err != nil {
+			if err := new.set(run.delay, false); err != nil {
 				return err
 			}
 			cpu0 := new.cpu()
-			s := b.measure(ctx, p, req, rate)
+			s := b.measure(ctx, run.p, req, rate)
 			samples[i] = append(samples[i], s)
 			newCPU[i] = append(newCPU[i], float64((new.cpu()-cpu0).Microseconds())/(rate*b.duration.Seconds()))
-			fmt.Fprintf(os.Stderr, "\r  %d B: fixed rate, round %d/%d, %-40s", size, r+1, b.rounds, name)
+			fmt.Fprintf(os.Stderr, "\r  %d B: fixed rate, round %d/%d, %-48s", size, r+1, b.rounds, run.name)
 		}
 	}
 	fmt.Fprintf(os.Stderr, "\r%80s\r", "")
-	rows := make([]row, len(names))
-	for i, name := range names {
-		rows[i] = row{name, median(samples[i])}
+	rows := make([]row, len(runs))
+	for i, run := range runs {
+		rows[i] = row{run.name, median(samples[i])}
 	}
-	b.table(rows, map[int]int{1: 0, 2: 1, 3: 0})
+	b.table(rows, map[int]int{1: 0, 2: 1, 3: 0, 4: 3, 5: 0})
 	fmt.Fprintln(b.out)
-	for _, pair := range [][2]int{{1, 0}, {2, 1}, {3, 0}} {
+	// p99Ratio is the p99 of run i over run j's, in round r.
+	p99Ratio := func(r, i, j int) float64 { return float64(samples[i][r].p99) / float64(samples[j][r].p99) }
+	spread := func(ratio func(r int) float64) string {
 		ratios := make([]float64, b.rounds)
 		for r := range b.rounds {
-			ratios[r] = float64(samples[pair[0]][r].p99) / float64(samples[pair[1]][r].p99)
+			ratios[r] = ratio(r)
 		}
 		slices.Sort(ratios)
-		fmt.Fprintf(b.out, "- p99 of %q against %q, round by round: median %.2f×, from %.2f× to %.2f×\n",
-			names[pair[0]], names[pair[1]], ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+		return fmt.Sprintf("median %.2f×, from %.2f× to %.2f×", ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
 	}
+	for _, pair := range [][2]int{{1, 0}, {2, 1}, {4, 3}, {5, 0}} {
+		fmt.Fprintf(b.out, "- p99 of %q against %q, round by round: %s\n",
+			runs[pair[0]].name, runs[pair[1]].name, spread(func(r int) float64 { return p99Ratio(r, pair[0], pair[1]) }))
+	}
+	fmt.Fprintf(b.out, "- what the slow new backend costs cutover's clients beyond what it costs the mirror's (the first ratio over the second, round by round): %s\n",
+		spread(func(r int) float64 { return p99Ratio(r, 2, 1) / p99Ratio(r, 4, 3) }))
 	fmt.Fprintf(b.out, "- the new backend's own CPU per request (it shares the cores): %.0f µs healthy, %.0f µs when 100 ms slower\n",
 		upperMedian(newCPU[1]), upperMedian(newCPU[2]))
 	if shadowCapacity > 0 {

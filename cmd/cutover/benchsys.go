@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -267,6 +269,14 @@ func startBaseline(self, target string) (*benchProcess, error) {
 	return startProcess("plain Go proxy", exec.Command(self, "bench-baseline", "--target", "http://"+target))
 }
 
+// startMirror runs the second baseline of the latency runs: the plain proxy
+// that also asks the new backend every GET and throws its answer away, the
+// least a proxy that shadows reads must do. What a slow new backend costs it
+// on these shared cores is the part of cutover's cost that is not cutover's.
+func startMirror(self, target, mirror string) (*benchProcess, error) {
+	return startProcess("Go mirror", exec.Command(self, "bench-baseline", "--target", "http://"+target, "--mirror", "http://"+mirror))
+}
+
 // runBenchBaseline is the hidden `bench-baseline` command: a plain
 // httputil.ReverseProxy with a transport tuned as cutover's is (the default
 // transport keeps 2 idle connections per host and would make the baseline
@@ -274,11 +284,17 @@ func startBaseline(self, target string) (*benchProcess, error) {
 func runBenchBaseline(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("bench-baseline", stderr)
 	target := fs.String("target", "", "backend URL")
+	mirror := fs.String("mirror", "", "backend URL every GET is also sent to, its answer read and dropped")
 	listen := fs.String("listen", "127.0.0.1:0", "address")
 	if err := fs.Parse(args); err != nil || *target == "" {
 		return 2
 	}
 	u, err := url.Parse(*target)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	m, err := url.Parse(*mirror)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -294,6 +310,55 @@ func runBenchBaseline(args []string, stdout, stderr io.Writer) int {
 		ErrorLog:  nil,
 	}
 	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	if *mirror == "" {
+		return serveUntilSignal(srv, ln, stdout, stderr)
+	}
+	// As cutover's secondary legs: as many idle connections as it has shadow
+	// workers, and the bench's new-backend timeout.
+	mt := &http.Transport{Proxy: nil, MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second, DisableCompression: true}
+	defer mt.CloseIdleConnections()
+	// The mirrored requests end with the server (their context) and are
+	// waited for before the command returns; none starts after that.
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu     sync.Mutex
+		closed bool
+		wg     sync.WaitGroup
+	)
+	defer func() {
+		mu.Lock()
+		closed = true
+		mu.Unlock()
+		cancel()
+		wg.Wait()
+	}()
+	goMirror := func(f func()) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !closed {
+			wg.Go(f)
+		}
+	}
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			out := (&url.URL{Scheme: m.Scheme, Host: m.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}).String()
+			goMirror(func() {
+				ctx, stop := context.WithTimeout(ctx, 2*time.Second)
+				defer stop()
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, out, nil)
+				if err != nil {
+					return
+				}
+				res, err := mt.RoundTrip(req)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			})
+		}
+		rp.ServeHTTP(w, r)
+	})
 	return serveUntilSignal(srv, ln, stdout, stderr)
 }
 

@@ -208,7 +208,8 @@ func TestBenchRuns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
-	for _, want := range []string{"| plain Go proxy, GET |", "| cutover shadow-read, GET |", "| cutover dual-write async, PUT |", "half the plain proxy's capacity", "new +100 ms", "of shadow-read's own capacity in this run", "cutover processes run with GODEBUG=gctrace=1",
+	for _, want := range []string{"| plain Go proxy, GET |", "| cutover shadow-read, GET |", "| cutover dual-write async, PUT |", "half the plain proxy's capacity", "new +100 ms", "of shadow-read's own capacity in this run",
+		"| Go mirror, new +100 ms |", "beyond what it costs the mirror's", "cutover processes run with GODEBUG=gctrace=1",
 		"\ngc 1 @", // a cutover process's collector, tracing as the environment asked
 		"| on disk (DATA_DIR/queue.db", "| queued at the end (on disk) |"} {
 		if !strings.Contains(string(out), want) {
@@ -225,11 +226,11 @@ func TestBenchTakesItsSystemsDownWhenKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	// Two backends, the plain proxy and three cutovers.
+	// Two backends, the plain proxy, the Go mirror and three cutovers.
 	var started []int
-	pollUntil(t, 60*time.Second, "the bench starts its six systems", func() (bool, string) {
+	pollUntil(t, 60*time.Second, "the bench starts its seven systems", func() (bool, string) {
 		started = childPIDs(cmd.Process.Pid)
-		return len(started) >= 6, fmt.Sprintf("%d started", len(started))
+		return len(started) >= 7, fmt.Sprintf("%d started", len(started))
 	})
 	cmd.Process.Kill()
 	cmd.Wait()
