@@ -2,10 +2,12 @@ package gateway_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
 )
 
@@ -184,4 +186,35 @@ func TestAnEscapedPathMatchesItsRoute(t *testing.T) {
 	if w := g.route("orders").Writes.SecondarySucceeded; w != 2 {
 		t.Errorf("route orders delivered %d writes, want 2", w)
 	}
+}
+
+// The catch-all route of requests that match no configured route is shown
+// once such a request came, not before: a readiness gate over every route
+// listed (`all(.ready.verdict)`) could never pass otherwise, since a route
+// without traffic is never ready. The queue publishing every route's state
+// at start (an empty one included) made it appear from the first second.
+func TestTheUnmatchedRouteAppearsOnceARequestMatchesNoRoute(t *testing.T) {
+	old := newBackend(t, "old", jsonAnswer("old", `{"ok":true}`))
+	new := newBackend(t, "new", jsonAnswer("new", `{"ok":true}`))
+	g := startGateway(t, old, new, `routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+`)
+	names := func() []string {
+		var out []string
+		for _, v := range g.stats.Routes(stats.RouteInfos(g.set)) {
+			out = append(out, v.Name)
+		}
+		return out
+	}
+	if got := names(); !slices.Equal(got, []string{"items"}) {
+		t.Fatalf("routes at start: %v, want [items]", got)
+	}
+	g.do("GET", "/items/1", "")
+	if got := names(); !slices.Equal(got, []string{"items"}) {
+		t.Fatalf("routes after a matched read: %v, want [items]", got)
+	}
+	g.do("GET", "/elsewhere", "")
+	eventually(t, "the unmatched route to appear", func() bool { return slices.Equal(names(), []string{"items", rules.Unmatched}) })
 }

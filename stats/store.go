@@ -290,7 +290,14 @@ func (s *Store) Write(ev WriteEvent) {
 // SetQueue sets the retry queue state of a route. Once called, GivenUp is
 // taken from it rather than from counting gave_up events, so a given-up write
 // that is re-driven stops counting as unresolved.
+//
+// An empty state of a route the store has not seen tells nothing and does
+// not create it: the queue publishes every route at start, and the
+// catch-all route is shown only once a request matched no route.
 func (s *Store) SetQueue(routeName string, q QueueState) {
+	if q == (QueueState{}) && s.lookup(routeName) == nil {
+		return
+	}
 	r := s.route(routeName)
 	r.mu.Lock()
 	r.queue, r.queueKnown = q, true
