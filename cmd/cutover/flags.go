@@ -20,7 +20,9 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parseFlags parses args, taking each flag not given on the command line
-// from its environment variable: --data-dir from CUTOVER_DATA_DIR.
+// from its environment variable: --data-dir from CUTOVER_DATA_DIR. Errors
+// are printed to the flag set's output, as the flag package prints those of
+// the command line.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -35,10 +37,17 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		env := envName(f.Name)
 		if v, ok := os.LookupEnv(env); ok {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", env, v, e)
+				want, _ := flag.UnquoteUsage(f)
+				if want == "" {
+					want = "true or false"
+				}
+				err = fmt.Errorf("%s=%q: %v, want %s (unset it, or give --%s on the command line)", env, v, e, want, f.Name)
 			}
 		}
 	})
+	if err != nil {
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
+	}
 	return err
 }
 

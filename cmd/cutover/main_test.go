@@ -81,6 +81,30 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 	}
 }
 
+// A variable that sets a flag to a value it cannot take stops the command
+// with exit 2 and says which variable and why; it stopped silently.
+func TestABadEnvironmentValueIsReported(t *testing.T) {
+	for _, c := range []struct {
+		env, value string
+		args       []string
+	}{
+		{"CUTOVER_GC_PERCENT", "abc", []string{"serve"}},
+		{"CUTOVER_PRINT", "yes", []string{"check", "testdata/diff/cutover.yaml"}},
+		{"CUTOVER_MAX_DIFFS", "x", []string{"diff"}},
+	} {
+		t.Run(c.env, func(t *testing.T) {
+			t.Setenv(c.env, c.value)
+			var stderr bytes.Buffer
+			if code := run(c.args, io.Discard, &stderr); code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if want := c.env + `="` + c.value + `"`; !strings.Contains(stderr.String(), want) || !strings.Contains(stderr.String(), "unset it") {
+				t.Errorf("stderr %q does not name %s and say what to do", stderr.String(), want)
+			}
+		})
+	}
+}
+
 // TestDemo runs the demo with traffic and checks that reads are compared
 // per route, then stops it.
 func TestDemo(t *testing.T) {
