@@ -80,6 +80,9 @@ func decode(name string, src []byte) (cfg *Config, loc *locator, err error) {
 	if len(bytes.TrimSpace(src)) == 0 {
 		return nil, nil, Problems{{File: name, Line: 1, Col: 1, Msg: "the configuration is empty", Hint: "start from the example in README.md"}}
 	}
+	if ps := shapeProblems(name, file); len(ps) > 0 {
+		return nil, nil, ps
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(src), yaml.Strict())
 	if err := dec.Decode(cfg); err != nil {
 		return nil, nil, yamlProblem(name, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +159,57 @@ func TestProblemsHavePositions(t *testing.T) {
 }
 
 const base = "backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"
+
+// A number of the wrong kind is refused, never converted: the decoder made
+// "min_samples: 2.9" 2 and "match_rate: '0.5'" 0.5, so a typo loosened a
+// readiness threshold and check said ok. Every such problem and every
+// unknown field is reported at once, in file order (the decoder stopped at
+// one, not always the first).
+func TestNumbersAndSwitchesOfTheWrongKindAreRefused(t *testing.T) {
+	for _, tt := range []struct{ src, want string }{
+		{"readiness:\n  min_samples: 2.9\n", `cfg.yaml:5:16: want a whole number, not the decimal 2.9`},
+		{"readiness:\n  min_samples: -0.5\n", `cfg.yaml:5:16: want a whole number, not the decimal -0.5`},
+		{"readiness:\n  min_samples: \"1000\"\n", `cfg.yaml:5:16: want a whole number, not the string "1000"`},
+		{"readiness:\n  unresolved_retries: 2.7\n", `cfg.yaml:5:23: want a whole number`},
+		{"shadow:\n  workers: 1.5\n", `cfg.yaml:5:12: want a whole number`},
+		{"queue:\n  max_attempts: '5'\n", `cfg.yaml:5:17: want a whole number`},
+		{"readiness:\n  match_rate: \"0.5\"\n", `cfg.yaml:5:15: want a number, not the string "0.5"`},
+		{"readiness:\n  p99_latency_increase: \"0.3\"\n", `cfg.yaml:5:25: want a number`},
+		{"defaults:\n  sample: \"0.5\"\n", `cfg.yaml:5:11: want a number`},
+		{"routes:\n  - name: a\n    match: {path: /a}\n    read: \"yes\"\n", `cfg.yaml:7:11: want true or false, not the string "yes"`},
+		{"admin: {pprof: 1}\n", `cfg.yaml:4:16: want true or false, not the number 1`},
+	} {
+		_, err := rules.Parse("cfg.yaml", strings.NewReader(base+tt.src))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want it to contain %s", tt.src, err, tt.want)
+		}
+	}
+	// What stays valid: integers where numbers are wanted, any scalar where
+	// a string is (a header value of 42).
+	src := base + "readiness: {match_rate: 1, min_samples: 10}\ndefaults: {sample: 0}\nroutes:\n  - name: a\n    match: {path: \"/a/{id}\"}\n    overrides:\n      - {name: o, when: {header: X-Tenant, equals: 42}, phase: cutover}\n      - {name: p, when: {header: X-Shard, in: [1, 2]}, phase: cutover}\n"
+	if _, err := rules.Parse("cfg.yaml", strings.NewReader(src)); err != nil {
+		t.Errorf("a valid file: %v", err)
+	}
+
+	_, err := rules.Parse("cfg.yaml", strings.NewReader("listn: x\n"+base+"readiness:\n  min_samples: 2.9\n  match_rte: 0.9\nshadow: {workers: \"8\"}\n"))
+	ps := rules.AsProblems(err)
+	var got []string
+	for _, p := range ps {
+		got = append(got, fmt.Sprintf("%d:%d %s", p.Line, p.Col, p.Msg))
+	}
+	want := []string{
+		`1:1 unknown field "listn"`,
+		`6:16 want a whole number, not the decimal 2.9`,
+		`7:3 unknown field "match_rte"`,
+		`8:19 want a whole number, not the string "8"`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(err.Error(), "the fields here: ") || !strings.Contains(err.Error(), "match_rate") {
+		t.Errorf("an unknown field's hint lists the fields: %v", err)
+	}
+}
 
 func TestEveryProblemReported(t *testing.T) {
 	src := base + "routes:\n  - name: a\n    phase: nope\n    match: {path: nope}\n  - match: {path: /b}\n"
