@@ -9,7 +9,7 @@ import (
 // Problem is one thing wrong with a configuration, at a place in the file.
 type Problem struct {
 	File string
-	Line int // 1-based; 0 when the problem has no single place
+	Line int // 1-based; the file's start (1:1) when the problem has no single place
 	Col  int
 	Msg  string
 	// Hint says what to do about it, when there is something to say.

@@ -134,6 +134,7 @@ func TestProblemsHavePositions(t *testing.T) {
 		{"unreachable", base + "routes:\n  - name: all\n    match: {path: \"/o/*\"}\n  - name: one\n    match: {methods: [GET], path: \"/o/{id}\"}\n", `cfg.yaml:8:35: route "one" can never match: route "all" (line 5)`},
 		{"override param", base + "routes:\n  - name: a\n    match: {path: \"/a/{id}\"}\n    overrides:\n      - when: {path_param: tenant, equals: x}\n        phase: cutover\n", `cfg.yaml:8:28: the path pattern "/a/{id}" has no parameter "tenant"`},
 		{"missing backend", "backends:\n  old: {url: \"http://a\"}\n", "cfg.yaml:2:6: backend new needs a url"},
+		{"no backends at all", "listen: \"127.0.0.1:0\"\n", "cfg.yaml:1:1: backend old needs a url"},
 		{"breaker open for nothing", base + "shadow:\n  breaker_open_for: 0ms\n", "cfg.yaml:5:21: a breaker cannot be open for 0ms"},
 		{"sample", base + "defaults:\n  sample: 2\n", "cfg.yaml:5:11: sample 2 is not a share"},
 		// What serve could not start with, check and a reload refuse too.
