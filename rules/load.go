@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -21,12 +20,11 @@ import (
 // megabytes is a mistake (or an attack on the YAML parser).
 const MaxConfigBytes = 4 << 20
 
-// LoadFile reads, validates and compiles the configuration at path.
+// LoadFile reads, validates and compiles the configuration at path. A file
+// that does not exist is an error that wraps fs.ErrNotExist, for the command
+// to say how its file is given.
 func LoadFile(path string) (*Set, error) {
 	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read config: %w (pass --config FILE or set CUTOVER_CONFIG; README.md has an example)", err)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}

@@ -29,7 +29,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%d problem(s); the configuration was not loaded\n", len(ps))
 			return 1
 		}
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, missingConfig(err, "give the file to check as the argument"))
 		return 1
 	}
 	if *print {

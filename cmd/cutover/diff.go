@@ -89,7 +89,7 @@ func diffOptions(config, route string, maxDiffs int) (*compare.Options, string, 
 	}
 	set, err := rules.LoadFile(config)
 	if err != nil {
-		return nil, "", err
+		return nil, "", missingConfig(err, "pass --config FILE or set CUTOVER_CONFIG")
 	}
 	r := set.Default
 	if route != "" {

@@ -81,6 +81,28 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 	}
 }
 
+// A configuration file that does not exist: each command says how it takes
+// one (check told to pass --config, which it has not).
+func TestAMissingConfigurationSaysHowToGiveOne(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"check", missing}, "give the file to check as the argument"},
+		{[]string{"serve", "--config", missing}, "pass --config FILE or set CUTOVER_CONFIG"},
+		{[]string{"diff", "--config", missing, missing, missing}, "pass --config FILE or set CUTOVER_CONFIG"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(c.args, io.Discard, &stderr); code == 0 {
+			t.Errorf("%s: exit 0", c.args[0])
+		}
+		if !strings.Contains(stderr.String(), c.want) || !strings.Contains(stderr.String(), "missing.yaml") {
+			t.Errorf("%s: %q, want the file named and %q", c.args[0], stderr.String(), c.want)
+		}
+	}
+}
+
 // A variable that sets a flag to a value it cannot take stops the command
 // with exit 2 and says which variable and why; it stopped silently.
 func TestABadEnvironmentValueIsReported(t *testing.T) {

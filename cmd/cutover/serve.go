@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -55,7 +56,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	inst := &instance{log: log}
 	live, err := rules.NewLive(*config, log, inst.reloaded)
 	if err != nil {
-		printConfigError(stderr, err)
+		printConfigError(stderr, missingConfig(err, "pass --config FILE or set CUTOVER_CONFIG"))
 		return 1
 	}
 	if err := inst.start(live, *dataDir); err != nil {
@@ -95,6 +96,15 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 
 // printConfigError writes a configuration's problems one per line, as
 // file:line:col: message.
+// missingConfig adds to the error of a configuration file that does not
+// exist how the command is given one.
+func missingConfig(err error, how string) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w (%s; README.md has an example)", err, how)
+	}
+	return err
+}
+
 func printConfigError(w io.Writer, err error) {
 	if ps := rules.AsProblems(err); ps != nil {
 		for _, p := range ps {
