@@ -13,8 +13,8 @@ import (
 // The slow path hands go-cmp one tree per side, built from the parsed
 // document with the per-side effect of every rule already resolved:
 //
-//   - objects are map[string]any and arrays []any (go-cmp sees them
-//     through a Transformer that compares by position, see explain.go);
+//   - objects are map[string]any and arrays map[int]any, by index, so
+//     that go-cmp compares them by position (see explain.go);
 //   - an unordered array is a bag whose slots pair equal elements (or
 //     elements with the same key) under the same slot name on both sides;
 //   - every scalar is a scalar whose Equal method applies normalize,
@@ -105,15 +105,15 @@ func (b *builder) build(n int32, f frame) any {
 		if e.unordered >= 0 {
 			return b.bag(n, f, e.unordered)
 		}
-		a := make([]any, 0, nd.count)
+		a := make(map[int]any, nd.count)
 		i := 0
 		for c := n + 1; c < nd.end; c, i = b.d.nodes[c].end, i+1 {
 			k := b.t.mark()
 			cf, ign := b.element(c, i, int(nd.count), f)
 			if ign != nil {
-				a = append(a, *ign)
+				a[i] = *ign
 			} else {
-				a = append(a, b.build(c, cf))
+				a[i] = b.build(c, cf)
 			}
 			b.t.rewind(k)
 		}

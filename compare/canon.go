@@ -5,6 +5,7 @@ package compare
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"slices"
 )
@@ -15,6 +16,14 @@ import (
 // normalize, coerce, absent_equals_* (a member that such a rule lets be
 // absent is left out) and nested unordered arrays — and not tolerance or
 // subset, which are not (1.00 ≈ 1.01 ≈ 1.02 does not make 1.00 ≈ 1.02).
+
+// Inside a node's encoding, a container whose own encoding is longer than
+// canonInline bytes is written as the SHA-256 of that encoding, computed
+// once per document (see canonChild). Written out in full, every level of
+// nested unordered arrays re-encoded and copied its whole subtree, once per
+// ancestor and again for every slot key above it (size × depth²). The
+// choice depends on the encoding alone, so equal values still encode alike.
+const canonInline = 256
 
 // canon appends the canonical encoding of node n of d at frame f of t.
 func (o *Options) canon(dst []byte, d *document, t *tracker, n int32, f frame) []byte {
@@ -43,7 +52,7 @@ func (o *Options) canon(dst []byte, d *document, t *tracker, n int32, f frame) [
 		for _, m := range ms {
 			dst = binary.AppendUvarint(dst, uint64(len(m.name)))
 			dst = append(dst, m.name...)
-			dst = o.canon(dst, d, t, m.node, m.f)
+			dst = o.canonChild(dst, d, t, m.node, m.f)
 		}
 		return dst
 	case kArray:
@@ -57,7 +66,7 @@ func (o *Options) canon(dst []byte, d *document, t *tracker, n int32, f frame) [
 				if o.effects(t, cf).ignore >= 0 {
 					continue
 				}
-				elems = append(elems, o.canon(nil, d, t, c, cf))
+				elems = append(elems, o.canonChild(nil, d, t, c, cf))
 			}
 			slices.SortFunc(elems, bytes.Compare)
 			dst = append(dst, 'b')
@@ -77,7 +86,7 @@ func (o *Options) canon(dst []byte, d *document, t *tracker, n int32, f frame) [
 				dst = append(dst, '~')
 				continue
 			}
-			dst = o.canon(dst, d, t, c, cf)
+			dst = o.canonChild(dst, d, t, c, cf)
 		}
 		return dst
 	}
@@ -99,6 +108,34 @@ func (o *Options) canon(dst []byte, d *document, t *tracker, n int32, f frame) [
 	dst = append(dst, 's')
 	dst = binary.AppendUvarint(dst, uint64(len(s.text)))
 	return append(dst, s.text...)
+}
+
+// canonChild appends the encoding of node n inside its parent's: as canon
+// writes it, or for a container whose encoding is long, 'h' and the digest
+// of that encoding. Digests are kept by node: a node's rule states, and so
+// its encoding, depend only on its location.
+func (o *Options) canonChild(dst []byte, d *document, t *tracker, n int32, f frame) []byte {
+	if d.nodes[n].kind < kArray {
+		return o.canon(dst, d, t, n, f)
+	}
+	if sum, ok := d.digests[n]; ok {
+		dst = append(dst, 'h')
+		return append(dst, sum[:]...)
+	}
+	p0 := len(dst)
+	k := t.mark()
+	dst = o.canon(dst, d, t, n, f)
+	t.rewind(k)
+	if len(dst)-p0 <= canonInline {
+		return dst
+	}
+	sum := sha256.Sum256(dst[p0:])
+	if d.digests == nil {
+		d.digests = make(map[int32][sha256.Size]byte)
+	}
+	d.digests[n] = sum
+	dst = append(dst[:p0], 'h')
+	return append(dst, sum[:]...)
 }
 
 // slotKey appends the key that pairs element n (at frame f) of an

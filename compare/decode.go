@@ -58,8 +58,10 @@ type document struct {
 	unescaped []byte
 	spans     [][2]int32
 
-	root    any // the document as encoding/json would decode it, for filters
-	hasRoot bool
+	vals []decoded // document.value's memo, by node; nil until a filter asks
+	// canonChild's digests of containers, by node; nil until an
+	// unordered array asks.
+	digests map[int32][32]byte
 }
 
 // parse validates src and fills d. Every byte is checked: grammar, UTF-8,
@@ -80,7 +82,7 @@ func (d *document) scan(src []byte, maxDepth int, tape bool) *failure {
 	d.src = src
 	d.nodes = d.nodes[:0]
 	d.names = d.names[:0]
-	d.root, d.hasRoot = nil, false
+	d.vals, d.digests = nil, nil
 	if len(src) >= 1<<31-1 {
 		return &failure{ReasonTooLarge, "a JSON body of 2 GiB or more"}
 	}

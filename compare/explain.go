@@ -18,7 +18,7 @@ import (
 // without, go-cmp sees everything.
 func (o *Options) explain(a, b *document, lim Limits, w *walker) *reporter {
 	if w != nil {
-		w.reset(o, a, b)
+		w.restart(o, a, b) // keeps the pairs the fast path saw differ
 	} else {
 		w = &walker{o: o, a: a, b: b}
 		w.ta.reset(&o.m)
@@ -31,24 +31,26 @@ func (o *Options) explain(a, b *document, lim Limits, w *walker) *reporter {
 	xa, xb := pr.pair(0, 0, w.ta.root(), w.tb.root())
 	r := &reporter{o: o, lim: lim, scopes: [2]map[scopeKey]scope{ba.scopes, bb.scopes}}
 	cmp.Equal(xa, xb,
-		// Arrays compare by position. go-cmp's own slice diff finds an
-		// edit script instead, with a randomised tie-break (see
-		// internal/diff.randBool): paths would change from run to run.
-		cmp.Transformer("positional", positional),
+		// Arrays are built as map[int]any: they compare by position.
+		// go-cmp's own slice diff finds an edit script instead, with a
+		// randomised tie-break (see internal/diff.randBool): paths would
+		// change from run to run. (Not a Transformer from []any: go-cmp
+		// re-runs a transformer and compares its whole output at every
+		// triangular-numbered call, superlinear in depth.)
 		cmpopts.IgnoreUnexported(bag{}),
-		cmpopts.IgnoreFields(slot{}, "Index"),
+		// slot.Index is not compared. Not cmpopts.IgnoreFields: its filter
+		// scans the whole path at every node (size × depth).
+		cmp.FilterPath(slotIndex, cmp.Ignore()),
 		cmp.FilterPath(r.absorbed, cmp.Ignore()),
 		cmp.Reporter(r),
 	)
 	return r
 }
 
-func positional(a []any) map[int]any {
-	m := make(map[int]any, len(a))
-	for i, v := range a {
-		m[i] = v
-	}
-	return m
+// slotIndex reports whether p ends at the Index field of a slot.
+func slotIndex(p cmp.Path) bool {
+	sf, ok := p.Last().(cmp.StructField)
+	return ok && sf.Name() == "Index" && len(p) >= 2 && p.Index(-2).Type() == slotType
 }
 
 // reporter is the cmp.Reporter that turns go-cmp's report into
@@ -245,7 +247,7 @@ func jsonType(v reflect.Value) string {
 		return k.String()
 	case map[string]any:
 		return "object"
-	case []any, map[int]any:
+	case map[int]any:
 		return "array"
 	case bag:
 		return "array"
@@ -317,13 +319,13 @@ func renderValue(dst []byte, v any, max int) []byte {
 			}
 		}
 		return append(dst, '}')
-	case []any:
+	case map[int]any:
 		dst = append(dst, '[')
-		for i, e := range x {
+		for i := range len(x) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			if dst = renderValue(dst, e, max); len(dst) > max {
+			if dst = renderValue(dst, x[i], max); len(dst) > max {
 				return dst
 			}
 		}

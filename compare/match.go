@@ -156,19 +156,56 @@ func selects(seg *Segment, c *loc) bool {
 
 func (c *loc) value() any {
 	if c.d != nil {
-		return c.d.pure(c.node)
+		return c.d.value(c.node)
 	}
 	return c.pure
 }
 
 func (c *loc) rootValue() any {
 	if c.d != nil {
-		if !c.d.hasRoot {
-			c.d.root, c.d.hasRoot = c.d.pure(0), true
-		}
-		return c.d.root
+		return c.d.value(0)
 	}
 	return c.root
+}
+
+// value is pure(n) for filters, decoded once per document: a filter in a
+// descendant segment ($..[?@.x]) is evaluated at every location, by the
+// walker, the pruner and the builders, and decoding each location's
+// subtree anew cost size × depth per pass. Values share their subtrees, so
+// filters must only read them (rename, which edits its tree, calls pure).
+func (d *document) value(n int32) any {
+	if len(d.vals) != len(d.nodes) {
+		d.vals = make([]decoded, len(d.nodes))
+	}
+	if v := &d.vals[n]; v.ok {
+		return v.v
+	}
+	var v any
+	nd := &d.nodes[n]
+	switch nd.kind {
+	case kArray:
+		a := make([]any, 0, nd.count)
+		for c := n + 1; c < nd.end; c = d.nodes[c].end {
+			a = append(a, d.value(c))
+		}
+		v = a
+	case kObject:
+		m := make(map[string]any, nd.count)
+		for c := n + 1; c < nd.end; c = d.nodes[c].end {
+			m[d.name(c)] = d.value(c)
+		}
+		v = m
+	default:
+		v = d.pure(n)
+	}
+	d.vals[n] = decoded{v, true}
+	return v
+}
+
+// decoded is a memoized value of document.value.
+type decoded struct {
+	v  any
+	ok bool
 }
 
 // pure decodes node n the way encoding/json decodes into any with

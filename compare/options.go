@@ -393,7 +393,7 @@ func (o *Options) release(s *session) {
 		return // keep the pool small after a huge document
 	}
 	for _, d := range docs {
-		d.src, d.root, d.hasRoot = nil, nil, false
+		d.src, d.vals, d.digests = nil, nil, nil
 	}
 	s.w.o, s.w.a, s.w.b, s.w.hits = nil, nil, nil, nil
 	o.sessions.Put(s)

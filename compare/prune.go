@@ -38,7 +38,7 @@ func (p *pruner) pair(a, b int32, fa, fb frame) (any, any) {
 // child builds a pair of children: a same placeholder when the walker
 // proves them equal, else their trees.
 func (p *pruner) child(a, b int32, fa, fb frame) (any, any) {
-	if !p.w.noPrune {
+	if !p.w.noPrune && !p.w.knownUnequal(a, b) {
 		saved := p.w.hits
 		p.w.hits = nil
 		ka, kb := p.a.t.mark(), p.b.t.mark()
@@ -99,7 +99,7 @@ func (p *pruner) objects(a, b int32, fa, fb frame) (any, any) {
 func (p *pruner) arrays(a, b int32, fa, fb frame) (any, any) {
 	da, db := p.a.d, p.b.d
 	la, lb := int(da.nodes[a].count), int(db.nodes[b].count)
-	xa, xb := make([]any, 0, la), make([]any, 0, lb)
+	xa, xb := make(map[int]any, la), make(map[int]any, lb)
 	ca, cb := a+1, b+1
 	for i := range max(la, lb) {
 		ka, kb := p.a.t.mark(), p.b.t.mark()
@@ -114,20 +114,20 @@ func (p *pruner) arrays(a, b int32, fa, fb frame) (any, any) {
 		switch {
 		case i < la && i < lb && ia == nil && ib == nil:
 			va, vb := p.child(ca, cb, fca, fcb)
-			xa, xb = append(xa, va), append(xb, vb)
+			xa[i], xb[i] = va, vb
 		default:
 			if i < la {
 				if ia != nil {
-					xa = append(xa, *ia)
+					xa[i] = *ia
 				} else {
-					xa = append(xa, p.a.build(ca, fca))
+					xa[i] = p.a.build(ca, fca)
 				}
 			}
 			if i < lb {
 				if ib != nil {
-					xb = append(xb, *ib)
+					xb[i] = *ib
 				} else {
-					xb = append(xb, p.b.build(cb, fcb))
+					xb[i] = p.b.build(cb, fcb)
 				}
 			}
 		}

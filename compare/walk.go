@@ -23,6 +23,9 @@ type walker struct {
 	mem    []member
 	slots  []slotRef
 	keys   []byte
+	// unequal holds the pairs of containers that equal found to differ,
+	// so that the pruner does not walk them again (see pruner.child).
+	unequal map[[2]int32]struct{}
 
 	noPrune bool // explain without pruning (tests of the two paths)
 }
@@ -44,6 +47,16 @@ type slotRef struct {
 }
 
 func (w *walker) reset(o *Options, a, b *document) {
+	w.restart(o, a, b)
+	if len(w.unequal) > 1<<12 {
+		w.unequal = nil // keep the pool small after a huge document
+	}
+	clear(w.unequal)
+}
+
+// restart is reset for a new walk over the same documents: the pairs known
+// to differ stay known.
+func (w *walker) restart(o *Options, a, b *document) {
 	w.o, w.a, w.b = o, a, b
 	w.ta.reset(&o.m)
 	w.tb.reset(&o.m)
@@ -57,6 +70,30 @@ func (w *walker) run() bool {
 }
 
 func (w *walker) equal(a, b int32, fa, fb frame) bool {
+	if w.equalNodes(a, b, fa, fb) {
+		return true
+	}
+	if w.a.nodes[a].kind >= kArray && w.b.nodes[b].kind >= kArray {
+		// Every pair that differs lies on the path to the first difference,
+		// which the pruner then follows level by level: without this it
+		// walked the subtree below each level again (size × depth).
+		if w.unequal == nil {
+			w.unequal = make(map[[2]int32]struct{})
+		}
+		w.unequal[[2]int32{a, b}] = struct{}{}
+	}
+	return false
+}
+
+// knownUnequal reports whether equal already found that a and b differ.
+// A node's rule states depend only on its location, so the verdict for a
+// pair of nodes does not change between walks of the same documents.
+func (w *walker) knownUnequal(a, b int32) bool {
+	_, ok := w.unequal[[2]int32{a, b}]
+	return ok
+}
+
+func (w *walker) equalNodes(a, b int32, fa, fb frame) bool {
 	na, nb := &w.a.nodes[a], &w.b.nodes[b]
 	if !w.o.deep && na.kind == nb.kind && w.sameFrames(fa, fb) && bytes.Equal(w.a.raw(a), w.b.raw(b)) {
 		// Identical text is an identical value, and with the same rule
