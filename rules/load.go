@@ -78,13 +78,6 @@ func decode(name string, src []byte) (cfg *Config, loc *locator, err error) {
 	if len(bytes.TrimSpace(src)) == 0 {
 		return nil, nil, Problems{{File: name, Line: 1, Col: 1, Msg: "the configuration is empty", Hint: "start from the example in README.md"}}
 	}
-	if ps := shapeProblems(name, file); len(ps) > 0 {
-		return nil, nil, ps
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(src), yaml.Strict())
-	if err := dec.Decode(cfg); err != nil {
-		return nil, nil, yamlProblem(name, err)
-	}
 	// The decoder reads the first document only: routes after a "---"
 	// would be dropped without a word.
 	var docs []*ast.DocumentNode
@@ -101,6 +94,13 @@ func decode(name string, src []byte) (cfg *Config, loc *locator, err error) {
 		pos := at.Position
 		return nil, nil, Problems{{File: name, Line: pos.Line, Col: pos.Column, Msg: "a second YAML document (after ---): cutover reads one",
 			Hint: "put everything in one document, or split the file"}}
+	}
+	if ps := shapeProblems(name, file); len(ps) > 0 {
+		return nil, nil, ps
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(src), yaml.Strict())
+	if err := dec.Decode(cfg); err != nil {
+		return nil, nil, yamlProblem(name, err)
 	}
 	return cfg, newLocator(name, file), nil
 }

@@ -168,8 +168,9 @@ const base = "backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\
 // one, not always the first).
 func TestNumbersAndSwitchesOfTheWrongKindAreRefused(t *testing.T) {
 	for _, tt := range []struct{ src, want string }{
-		{"readiness:\n  min_samples: 2.9\n", `cfg.yaml:5:16: want a whole number, not the decimal 2.9`},
-		{"readiness:\n  min_samples: -0.5\n", `cfg.yaml:5:16: want a whole number, not the decimal -0.5`},
+		{"readiness:\n  min_samples: 2.9\n", `cfg.yaml:5:16: want a whole number, not the number 2.9`},
+		{"readiness:\n  min_samples: -0.5\n", `cfg.yaml:5:16: want a whole number, not the number -0.5`},
+		{"readiness:\n  min_samples: 2.5e0\n", `cfg.yaml:5:16: want a whole number, not the number 2.5e0`},
 		{"readiness:\n  min_samples: \"1000\"\n", `cfg.yaml:5:16: want a whole number, not the string "1000"`},
 		{"readiness:\n  unresolved_retries: 2.7\n", `cfg.yaml:5:23: want a whole number`},
 		{"shadow:\n  workers: 1.5\n", `cfg.yaml:5:12: want a whole number`},
@@ -185,14 +186,29 @@ func TestNumbersAndSwitchesOfTheWrongKindAreRefused(t *testing.T) {
 			t.Errorf("%q: error %v, want it to contain %s", tt.src, err, tt.want)
 		}
 	}
-	// What stays valid: integers where numbers are wanted, any scalar where
-	// a string is (a header value of 42).
+	// What stays valid: integers where numbers are wanted, numbers with an
+	// exponent (the YAML parser reads 1e-4 as a plain string; the decoder
+	// converts it), whole numbers written as decimals, any scalar where a
+	// string is (a header value of 42).
+	for _, src := range []string{
+		"readiness: {match_rate: 1e-1, min_samples: 1e3}\n",
+		"readiness: {min_samples: 100.0, secondary_write_success: 5E-1}\n",
+		"defaults:\n  compare:\n    noise: {relative: 0.3, absolute: 1e-4}\n",
+	} {
+		if _, err := rules.Parse("cfg.yaml", strings.NewReader(base+src)); err != nil {
+			t.Errorf("%q: %v", src, err)
+		}
+	}
+	set, err := rules.Parse("cfg.yaml", strings.NewReader(base+"readiness: {match_rate: 1e-1, min_samples: 1e3}\n"))
+	if err != nil || set.Readiness.MatchRate != 0.1 || set.Readiness.MinSamples != 1000 {
+		t.Errorf("match_rate 1e-1, min_samples 1e3: %+v, %v", set.Readiness, err)
+	}
 	src := base + "readiness: {match_rate: 1, min_samples: 10}\ndefaults: {sample: 0}\nroutes:\n  - name: a\n    match: {path: \"/a/{id}\"}\n    overrides:\n      - {name: o, when: {header: X-Tenant, equals: 42}, phase: cutover}\n      - {name: p, when: {header: X-Shard, in: [1, 2]}, phase: cutover}\n"
 	if _, err := rules.Parse("cfg.yaml", strings.NewReader(src)); err != nil {
 		t.Errorf("a valid file: %v", err)
 	}
 
-	_, err := rules.Parse("cfg.yaml", strings.NewReader("listn: x\n"+base+"readiness:\n  min_samples: 2.9\n  match_rte: 0.9\nshadow: {workers: \"8\"}\n"))
+	_, err = rules.Parse("cfg.yaml", strings.NewReader("listn: x\n"+base+"readiness:\n  min_samples: 2.9\n  match_rte: 0.9\nshadow: {workers: \"8\"}\n"))
 	ps := rules.AsProblems(err)
 	var got []string
 	for _, p := range ps {
@@ -200,7 +216,7 @@ func TestNumbersAndSwitchesOfTheWrongKindAreRefused(t *testing.T) {
 	}
 	want := []string{
 		`1:1 unknown field "listn"`,
-		`6:16 want a whole number, not the decimal 2.9`,
+		`6:16 want a whole number, not the number 2.9`,
 		`7:3 unknown field "match_rte"`,
 		`8:19 want a whole number, not the string "8"`,
 	}
@@ -234,12 +250,13 @@ func TestLoadFileMissing(t *testing.T) {
 func TestNotANumberAndASecondDocumentAreRefused(t *testing.T) {
 	const head = "backends:\n  old: {url: \"http://127.0.0.1:1\"}\n  new: {url: \"http://127.0.0.1:2\"}\n"
 	for name, c := range map[string]struct{ src, want string }{
-		"second document":       {head + "routes:\n  - name: a\n    match: {path: /a}\n---\nroutes:\n  - name: b\n    match: {path: /b}\n", "c.yaml:7:1: a second YAML document"},
-		"NaN match_rate":        {head + "readiness: {match_rate: .nan}\n", "NaN is not a share"},
-		"NaN sample":            {head + "routes:\n  - name: a\n    sample: .nan\n    match: {path: /a}\n", "sample NaN is not a share"},
-		"infinite p99 factor":   {head + "readiness: {p99_latency_increase: .inf}\n", "p99_latency_increase +Inf is not a number of 0 or more"},
-		"NaN noise threshold":   {head + "defaults:\n  compare:\n    noise: {relative: .nan}\n", "relative NaN is not a number of 0 or more"},
-		"NaN absolute in noise": {head + "defaults:\n  compare:\n    noise: {absolute: .nan}\n", "absolute NaN is not a share"},
+		"second document":               {head + "routes:\n  - name: a\n    match: {path: /a}\n---\nroutes:\n  - name: b\n    match: {path: /b}\n", "c.yaml:7:1: a second YAML document"},
+		"second document of other keys": {head + "routes:\n  - name: a\n    match: {path: /a}\n---\nnotes: {owner: team-a}\n", "c.yaml:7:1: a second YAML document"},
+		"NaN match_rate":                {head + "readiness: {match_rate: .nan}\n", "NaN is not a share"},
+		"NaN sample":                    {head + "routes:\n  - name: a\n    sample: .nan\n    match: {path: /a}\n", "sample NaN is not a share"},
+		"infinite p99 factor":           {head + "readiness: {p99_latency_increase: .inf}\n", "p99_latency_increase +Inf is not a number of 0 or more"},
+		"NaN noise threshold":           {head + "defaults:\n  compare:\n    noise: {relative: .nan}\n", "relative NaN is not a number of 0 or more"},
+		"NaN absolute in noise":         {head + "defaults:\n  compare:\n    noise: {absolute: .nan}\n", "absolute NaN is not a share"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := rules.Parse("c.yaml", strings.NewReader(c.src))

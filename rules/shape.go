@@ -4,11 +4,14 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/token"
 )
 
 // shapeProblems checks the parsed file against the configuration's Go types
@@ -18,9 +21,9 @@ import (
 // became 2 and "match_rate: '0.5'" a number, so a typo loosened a
 // readiness threshold without a word.
 //
-// Whole numbers (int fields) must be integers, numbers (float fields)
-// integers or decimals, switches (bool fields) true or false; none may be
-// quoted. Strings take any scalar (a header value of 42 is "42"). Values
+// Whole numbers (int fields) must be whole (1000, 1e3, 100.0), numbers
+// (float fields) numbers (1, 0.99, 1e-4), switches (bool fields) true or
+// false; none may be quoted. Strings take any scalar (a header value of 42 is "42"). Values
 // whose type decodes itself (durations, sizes, status ranges, rule shapes)
 // are left to it, as are aliases, tags and merge keys.
 func shapeProblems(name string, file *ast.File) Problems {
@@ -97,7 +100,10 @@ func (c *shapeChecker) check(n ast.Node, t reflect.Type) {
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		if _, ok := n.(*ast.IntegerNode); !ok {
+		if _, ok := n.(*ast.IntegerNode); ok {
+			return
+		}
+		if f, ok := plainNumber(n); !ok || f != math.Trunc(f) {
 			c.fail(n, "write a whole number without quotes, e.g. 1000", "want a whole number, not %s", describe(n))
 		}
 	case reflect.Float32, reflect.Float64:
@@ -105,13 +111,32 @@ func (c *shapeChecker) check(n ast.Node, t reflect.Type) {
 		case *ast.IntegerNode, *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
 			// Infinities and NaN are refused with their meaning, later.
 		default:
-			c.fail(n, "write a number without quotes, e.g. 0.99", "want a number, not %s", describe(n))
+			if _, ok := plainNumber(n); !ok {
+				c.fail(n, "write a number without quotes, e.g. 0.99", "want a number, not %s", describe(n))
+			}
 		}
 	case reflect.Bool:
 		if _, ok := n.(*ast.BoolNode); !ok {
 			c.fail(n, "write true or false, without quotes", "want true or false, not %s", describe(n))
 		}
 	}
+}
+
+// plainNumber is the value of a number written without quotes: a decimal
+// (100.0) or one the parser reads as a plain string (1e-4, 5E-1), which the
+// decoder converts.
+func plainNumber(n ast.Node) (float64, bool) {
+	switch x := n.(type) {
+	case *ast.FloatNode:
+		return x.Value, true
+	case *ast.StringNode:
+		if tk := x.GetToken(); tk == nil || tk.Type != token.StringType {
+			return 0, false // quoted
+		}
+		f, err := strconv.ParseFloat(x.Value, 64)
+		return f, err == nil
+	}
+	return 0, false
 }
 
 // mappingPairs returns the key-value pairs of a mapping; a mapping of one
@@ -128,11 +153,12 @@ func mappingPairs(n ast.Node) ([]*ast.MappingValueNode, bool) {
 
 // describe names what a value is, for a message.
 func describe(n ast.Node) string {
+	if _, ok := plainNumber(n); ok {
+		return fmt.Sprintf("the number %s", n.String())
+	}
 	switch n.(type) {
 	case *ast.StringNode, *ast.LiteralNode:
 		return fmt.Sprintf("the string %s", n.String())
-	case *ast.FloatNode:
-		return fmt.Sprintf("the decimal %s", n.String())
 	case *ast.IntegerNode:
 		return fmt.Sprintf("the number %s", n.String())
 	case *ast.BoolNode:

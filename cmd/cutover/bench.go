@@ -285,6 +285,9 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 	for _, s := range systems {
 		closedLoop(ctx, s.p.addr, b.conns, s.req, time.Second)
 	}
+	if mirror != nil {
+		closedLoop(ctx, mirror.addr, b.conns, get, time.Second)
+	}
 	var rows []row
 	if b.closed {
 		samples := make([][]sample, len(systems))

@@ -94,8 +94,6 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// printConfigError writes a configuration's problems one per line, as
-// file:line:col: message.
 // missingConfig adds to the error of a configuration file that does not
 // exist how the command is given one.
 func missingConfig(err error, how string) error {
@@ -105,6 +103,8 @@ func missingConfig(err error, how string) error {
 	return err
 }
 
+// printConfigError writes a configuration's problems one per line, as
+// file:line:col: message.
 func printConfigError(w io.Writer, err error) {
 	if ps := rules.AsProblems(err); ps != nil {
 		for _, p := range ps {
