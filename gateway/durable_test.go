@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -572,5 +573,58 @@ routes:
 	got := secondary.k.log()["/items/a"]
 	if len(got) != 2 || got[0] != primary.k.log()["/items/a"][0] {
 		t.Errorf("new applied %v; want the queued write first, then the moved one", got)
+	}
+}
+
+// A held write's ID names it for good: the operator's replay and discard,
+// the audit log and pollers paging with after= use it. Once the highest
+// held writes were discarded, a restart handed their IDs to the next
+// writes, so a discard retried from the first listing dropped a write
+// nobody had looked at, and a poller resuming after the old last ID
+// missed the new ones.
+func TestHeldWriteIDsAreNotReusedAfterARestart(t *testing.T) {
+	hanging := &faulty{k: newKV(), fault: hang}
+	old, new := newServer(t, hanging), newServer(t, &faulty{k: newKV()})
+	cfg := fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 100ms}
+  new: {url: %q, timeout: 1s}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+`, old.url(), new.url())
+	dir := t.TempDir()
+	g := startProxy(t, cfg, dir)
+	for _, p := range []string{"/items/a", "/items/b"} {
+		if res, _ := g.do("PUT", p, `{"v": 1}`); res.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("PUT %s: %d, want 504", p, res.StatusCode)
+		}
+	}
+	var before []gateway.HeldWrite
+	eventually(t, "two held writes", func() bool { before, _ = g.proxy.HeldWrites("", "", 0, 10); return len(before) == 2 })
+	for _, h := range before {
+		if err := g.proxy.Discard(h.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.close()
+
+	g2 := startProxy(t, cfg, dir)
+	if res, _ := g2.do("PUT", "/items/c", `{"v": 2}`); res.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("PUT /items/c: %d, want 504", res.StatusCode)
+	}
+	var after []gateway.HeldWrite
+	eventually(t, "the new held write", func() bool { after, _ = g2.proxy.HeldWrites("", "", 0, 10); return len(after) == 1 })
+	if id := after[0].ID; id <= before[1].ID {
+		t.Errorf("the write held after the restart has ID %d; the discarded ones had %d and %d", id, before[0].ID, before[1].ID)
+	}
+	if err := g2.proxy.Discard(before[1].ID); !errors.Is(err, gateway.ErrNoSuchWrite) {
+		t.Errorf("a discard of a discarded write's ID: %v, want ErrNoSuchWrite", err)
+	}
+	if page, _ := g2.proxy.HeldWrites("", "", before[1].ID, 10); len(page) != 1 {
+		t.Errorf("a poller resuming after %d sees %d writes, want the new one", before[1].ID, len(page))
+	}
+	if page, err := g2.proxy.HeldWrites("", "", math.MaxUint64, 10); err != nil || len(page) != 0 {
+		t.Errorf("after the largest ID: %d writes, %v; want none (after+1 wrapped to the first)", len(page), err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -46,6 +47,12 @@ var (
 	bucketQueue   = []byte("queue")
 	bucketByKey   = []byte("by_key")
 	bucketHeld    = []byte("held")
+	// bucketMeta keeps keyHigh: the highest ID or order ever written, so
+	// that a restart never hands out again the ID of a write delivered,
+	// replayed or discarded since (the operator and the audit log name held
+	// writes by it, and pollers page through them with after=).
+	bucketMeta = []byte("meta")
+	keyHigh    = []byte("high")
 )
 
 type opKind uint8
@@ -121,7 +128,7 @@ func openOutbox(dir string, observe func(int, time.Duration, error, []*op)) (*ou
 		return nil, fmt.Errorf("open queue %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketIntents, bucketQueue, bucketByKey, bucketHeld} {
+		for _, b := range [][]byte{bucketIntents, bucketQueue, bucketByKey, bucketHeld, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -185,6 +192,7 @@ func (o *outbox) commit() {
 		var failed []*op
 		err := o.db.Update(func(tx *bolt.Tx) error {
 			failed = failed[:0]
+			var high uint64
 			for _, x := range batch {
 				x.err = apply(tx, x)
 				// A write that is gone already (replayed, discarded) is the
@@ -192,6 +200,14 @@ func (o *outbox) commit() {
 				if x.err != nil && !errors.Is(x.err, errNotFound) {
 					failed = append(failed, x)
 				}
+				high = max(high, x.id, x.order)
+				if x.rec != nil {
+					high = max(high, x.rec.ID, x.rec.Order)
+				}
+			}
+			meta := tx.Bucket(bucketMeta)
+			if high > bytesU64(meta.Get(keyHigh)) {
+				return meta.Put(keyHigh, u64(high))
 			}
 			return nil
 		})
@@ -343,6 +359,9 @@ func (o *outbox) nextOfKey(key string, after uint64, limit int) ([]*record, erro
 // bodies: those in state (any when empty) and of route (any when empty).
 func (o *outbox) listHeld(state recordState, route string, after uint64, limit int) ([]*record, error) {
 	var out []*record
+	if after == math.MaxUint64 {
+		return nil, nil // nothing comes after it (after+1 would wrap to the first)
+	}
 	err := o.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketHeld).Cursor()
 		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
@@ -400,6 +419,9 @@ func (o *outbox) recover(now time.Time, queued func(key string, order uint64, fi
 		return rec, err
 	}
 	err = o.db.View(func(tx *bolt.Tx) error {
+		// Files written before the high mark was kept have none: their last
+		// keys are the best that is known.
+		rec.next = bytesU64(tx.Bucket(bucketMeta).Get(keyHigh))
 		for _, b := range [][]byte{bucketQueue, bucketHeld} {
 			if k, _ := tx.Bucket(b).Cursor().Last(); k != nil {
 				rec.next = max(rec.next, bytesU64(k))
