@@ -12,6 +12,7 @@ package fleet
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -105,13 +106,26 @@ func (v *View) Routes() []stats.RouteView {
 	}
 	snap, err := v.snapshot(d)
 	if err != nil {
+		// This replica's numbers are shown, but they are not the fleet's:
+		// another replica may have seen every mismatch. Its verdict is
+		// withheld, so that a gate on ready.verdict never passes on one
+		// replica's evidence.
 		local := v.o.Local.Routes()
 		for i := range local {
 			local[i].Scope = &stats.Scope{Error: err.Error()}
+			local[i].Ready = withheld(local[i].Ready, "the fleet's evidence is unavailable ("+err.Error()+"); this replica's own is shown and cannot make the route ready")
 		}
 		return local
 	}
 	return v.build(snap)
+}
+
+// withheld turns a verdict into insufficient data for the given reason,
+// first among the verdict's own.
+func withheld(r stats.Ready, reason string) stats.Ready {
+	r.Verdict, r.Status = false, stats.StatusInsufficientData
+	r.Reasons = append([]string{reason}, r.Reasons...)
+	return r
 }
 
 // snapshot returns a fresh enough round of query answers.
@@ -161,7 +175,7 @@ func errNoReplicas(d rules.Dashboard) error { return noReplicasError{selector: d
 // then routes only Prometheus knows (a replica running other rules, during
 // a rollout), sorted.
 func (v *View) build(snap *snapshot) []stats.RouteView {
-	scope := stats.Scope{Fleet: true, Replicas: snap.replicas}
+	scope := stats.Scope{Fleet: true, Replicas: snap.replicas, Down: snap.down}
 	var configured []stats.RouteInfo
 	if v.o.Config != nil {
 		configured = v.o.Config()
@@ -177,7 +191,7 @@ func (v *View) build(snap *snapshot) []stats.RouteView {
 			}
 			t = (&snapshot{routes: map[string]*stats.Totals{}}).totals(ri.Name)
 		}
-		out = append(out, stats.FleetRouteView(ri, *t, scope))
+		out = append(out, v.fleetView(ri, *t, scope, snap))
 	}
 	var extra []string
 	for name := range snap.routes {
@@ -191,7 +205,18 @@ func (v *View) build(snap *snapshot) []stats.RouteView {
 		th = configured[0].Readiness
 	}
 	for _, name := range extra {
-		out = append(out, stats.FleetRouteView(stats.RouteInfo{Name: name, Readiness: th}, *snap.routes[name], scope))
+		out = append(out, v.fleetView(stats.RouteInfo{Name: name, Readiness: th}, *snap.routes[name], scope, snap))
 	}
 	return out
+}
+
+// fleetView is one route's fleet view; while Prometheus cannot scrape some
+// replicas, their evidence and queues are missing from the sums, and the
+// verdict is withheld.
+func (v *View) fleetView(ri stats.RouteInfo, t stats.Totals, scope stats.Scope, snap *snapshot) stats.RouteView {
+	rv := stats.FleetRouteView(ri, t, scope)
+	if snap.down > 0 {
+		rv.Ready = withheld(rv.Ready, fmt.Sprintf("%d replica(s) cannot be scraped (up == 0): their evidence and queued writes are missing from the sums", snap.down))
+	}
+	return rv
 }

@@ -80,6 +80,8 @@ type localStats struct{ compared int64 }
 func (l localStats) Routes() []stats.RouteView {
 	v := stats.RouteView{Name: "users", Phase: "shadow-read"}
 	v.Reads.Compared = l.compared
+	// Ready on its own evidence: the fleet's may say otherwise.
+	v.Ready = stats.Ready{Verdict: true, Status: stats.StatusReady, Reasons: []string{}}
 	return []stats.RouteView{v}
 }
 
@@ -235,12 +237,50 @@ func TestFleetViewFallsBackToLocalNumbers(t *testing.T) {
 				if s := routes[0].Scope; s == nil || s.Fleet || !strings.Contains(s.Error, tt.want) {
 					t.Fatalf("scope = %+v, want an error containing %q", s, tt.want)
 				}
+				// The local replica is ready on its own evidence, but a
+				// gate on ready.verdict must not pass on one replica's.
+				if r := routes[0].Ready; r.Verdict || r.Status != stats.StatusInsufficientData || len(r.Reasons) == 0 ||
+					!strings.Contains(r.Reasons[0], "the fleet's evidence is unavailable") || !strings.Contains(r.Reasons[0], tt.want) {
+					t.Fatalf("ready = %+v, want the verdict withheld with the reason", r)
+				}
 				clk.add(time.Minute)
 			}
 			if n := strings.Count(log.String(), "Prometheus gave no fleet view"); n != 1 {
 				t.Errorf("a lasting failure logged %d times, want once:\n%s", n, log.String())
 			}
 		})
+	}
+}
+
+// A replica Prometheus cannot scrape (up == 0) is missing from every sum:
+// its mismatches and its queued writes. The verdict is withheld until it
+// is back; the scope says how many are down.
+func TestAReplicaDownWithholdsTheVerdict(t *testing.T) {
+	answers := []fakeRule{
+		{contains: "count(cutover_build_info", result: []map[string]any{vec("2")}},
+		{contains: "sum by (route, outcome, reason) (cutover_comparisons_total", result: []map[string]any{
+			vec("1000", "route", "users", "outcome", "match", "reason", ""),
+		}},
+		{contains: "sum by (route, outcome) (cutover_secondary_writes_total", result: []map[string]any{
+			vec("100", "route", "users", "outcome", "ok"),
+		}},
+	}
+	for _, down := range []string{"", "1"} {
+		rs := answers
+		if down != "" {
+			rs = append([]fakeRule{{contains: `count(up{job="cutover"} == 0)`, result: []map[string]any{vec(down)}}}, answers...)
+		}
+		prom := newFakePrometheus(t, rs...)
+		var log bytes.Buffer
+		v := newView(t, prom, `job="cutover"`, &clock{now: time.Unix(1700000000, 0)}, &log)
+		u := v.Routes()[0]
+		withheld := len(u.Ready.Reasons) > 0 && strings.Contains(u.Ready.Reasons[0], "1 replica(s) cannot be scraped")
+		switch {
+		case down == "" && (withheld || u.Scope.Down != 0):
+			t.Errorf("every replica up: ready = %+v, scope = %+v", u.Ready, u.Scope)
+		case down != "" && (!withheld || u.Ready.Verdict || u.Ready.Status != stats.StatusInsufficientData || u.Scope.Down != 1):
+			t.Errorf("a replica down: ready = %+v, scope = %+v; want the verdict withheld and down 1", u.Ready, u.Scope)
+		}
 	}
 }
 

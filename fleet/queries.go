@@ -16,6 +16,7 @@ import (
 // many replicas were summed.
 type snapshot struct {
 	replicas int
+	down     int // targets of the selector Prometheus cannot scrape
 	routes   map[string]*stats.Totals
 }
 
@@ -67,6 +68,13 @@ func query(ctx context.Context, c *client, sel string, now time.Time) (*snapshot
 	instant(fmt.Sprintf("count(%s)", selector("cutover_build_info", sel)), func(s sample) {
 		snap.replicas = int(stats.RoundCount(s.value))
 	})
+	if sel != "" {
+		// Without a selector, up covers every target Prometheus scrapes,
+		// not only the replicas.
+		instant(fmt.Sprintf("count(%s == 0)", selector("up", sel)), func(s sample) {
+			snap.down = int(stats.RoundCount(s.value))
+		})
+	}
 	instant(fmt.Sprintf("sum by (route, outcome, reason) (%s)", comparisons), func(s sample) {
 		t, outcome, n := snap.totals(s.labels["route"]), stats.Outcome(s.labels["outcome"]), stats.RoundCount(s.value)
 		t.Reads[outcome] += n

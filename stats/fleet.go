@@ -14,6 +14,9 @@ type Scope struct {
 	Fleet bool `json:"fleet"`
 	// Replicas is how many replicas' series were summed.
 	Replicas int `json:"replicas,omitempty"`
+	// Down is how many replicas Prometheus fails to scrape (up == 0, only
+	// known with dashboard.prometheus_selector): their numbers are missing.
+	Down int `json:"down,omitempty"`
 	// Error says why a fleet view could not be had; the numbers are then
 	// this replica's own.
 	Error string `json:"error,omitempty"`

@@ -145,8 +145,9 @@
     // Whose numbers these are: the fleet's (Prometheus, dashboard.prometheus_url)
     // or this replica's, with the reason when Prometheus could not answer.
     const scope = routes.length ? routes[0].scope : null;
-    if (scope && scope.fleet) parts.push(el('p', { class: 'muted', id: 'scope' }, 'All replicas: ' + num(scope.replicas) + ' summed by Prometheus. Samples and fields are this replica\'s.'));
-    else if (scope && scope.error) parts.push(el('p', { class: 'error', id: 'scope' }, 'This replica only: Prometheus gave no fleet view (' + scope.error + ')'));
+    if (scope && scope.fleet && scope.down) parts.push(el('p', { class: 'error', id: 'scope' }, 'Replicas: ' + num(scope.replicas) + ' summed by Prometheus, ' + num(scope.down) + ' it cannot scrape and whose numbers are missing: no verdict until they are back.'));
+    else if (scope && scope.fleet) parts.push(el('p', { class: 'muted', id: 'scope' }, 'All replicas: ' + num(scope.replicas) + ' summed by Prometheus. Samples and fields are this replica\'s.'));
+    else if (scope && scope.error) parts.push(el('p', { class: 'error', id: 'scope' }, 'This replica only: Prometheus gave no fleet view (' + scope.error + '); no verdict until it answers.'));
     if (rules.last_error) parts.push(el('p', { class: 'error', id: 'rules-error' }, 'Last reload failed (the previous rules stay in force): ' + rules.last_error));
 
     const head = el('tr', {}, ['Route', 'Phase', 'Verdict', 'Match rate', 'Last hour', 'Last 60 min', 'Compared', 'Secondary writes', 'Retry queue', 'p99 old → new', 'Why']
