@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -178,10 +179,20 @@ func (h *handler) resetRoute(r *http.Request) (string, int, error) {
 		return name, http.StatusNotFound, fmt.Errorf("no route %q", name)
 	}
 	if err := h.o.ResetRoute(name); err != nil {
+		var refused *Refused
+		if errors.As(err, &refused) {
+			return name, http.StatusConflict, err
+		}
 		return name, http.StatusInternalServerError, err
 	}
 	return name, http.StatusOK, nil
 }
+
+// Refused is an operator action refused for a reason the operator can act
+// on (409 Conflict, the reason as the error).
+type Refused struct{ Reason string }
+
+func (e *Refused) Error() string { return e.Reason }
 
 // errorBody is the one shape of every error answer.
 type errorBody struct {

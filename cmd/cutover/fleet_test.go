@@ -272,6 +272,20 @@ func TestFleetViewFromARealPrometheus(t *testing.T) {
 	if f := adminRoute(t, a.admin, "flaky"); f.Writes.SecondaryFailed != 2 || f.Scope == nil || !f.Scope.Fleet {
 		t.Errorf("fleet flaky writes = %+v", f.Writes)
 	}
+	// A reset cannot clear the counters the fleet's verdict sums: it is
+	// refused, not answered 200 with the verdict unchanged.
+	res, err := http.Post("http://"+a.admin+"/api/v1/routes/users/reset", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusConflict || !strings.Contains(string(body), "prometheus_url") {
+		t.Errorf("reset under the fleet view: %s %s, want 409 saying why", res.Status, body)
+	}
+	if v := adminRoute(t, a.admin, "users"); v.Reads.Compared != 50 || !v.Ready.Verdict {
+		t.Errorf("after the refused reset: %d compared, verdict %v", v.Reads.Compared, v.Ready.Verdict)
+	}
 	// Replica b has no dashboard section: its own numbers.
 	if v := adminRoute(t, b.admin, "users"); v.Scope != nil || v.Reads.Compared != 20 {
 		t.Errorf("replica b: scope %+v, %d compared", v.Scope, v.Reads.Compared)
@@ -355,4 +369,9 @@ func TestFleetViewFromARealPrometheus(t *testing.T) {
 		v := adminRoute(t, a.admin, "users")
 		return v.Scope != nil && !v.Scope.Fleet && v.Scope.Error != "" && v.Reads.Compared == 30, fmt.Sprintf("scope %+v, %d compared", v.Scope, v.Reads.Compared)
 	})
+	// Its own evidence is not the fleet's: no verdict on it.
+	if v := adminRoute(t, a.admin, "users"); v.Ready.Verdict || v.Ready.Status != stats.StatusInsufficientData ||
+		len(v.Ready.Reasons) == 0 || !strings.Contains(v.Ready.Reasons[0], "the fleet's evidence is unavailable") {
+		t.Errorf("without Prometheus: %s %v, want the verdict withheld", v.Ready.Status, v.Ready.Reasons)
+	}
 }
