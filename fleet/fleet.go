@@ -61,7 +61,8 @@ type View struct {
 	key     string     // the URL and selector the cache was filled for
 	at      time.Time
 	cached  *snapshot
-	failing bool // the last round failed: a lasting outage logs once
+	err     error // the last round's failure, kept as cached is
+	failing bool  // the last round failed: a lasting outage logs once
 }
 
 // New returns a View.
@@ -134,8 +135,11 @@ func (v *View) snapshot(d rules.Dashboard) (*snapshot, error) {
 	defer v.mu.Unlock()
 	now := v.o.Now()
 	key := d.PrometheusURL.String() + "\x00" + d.PrometheusSelector
-	if v.cached != nil && v.key == key && now.Sub(v.at) < v.o.MaxAge && !now.Before(v.at) {
-		return v.cached, nil
+	if (v.cached != nil || v.err != nil) && v.key == key && now.Sub(v.at) < v.o.MaxAge && !now.Before(v.at) {
+		// A failure is kept as long as an answer: the views waiting on
+		// this lock while a round timed out get it at once, and a
+		// struggling Prometheus is not asked again by each of them.
+		return v.cached, v.err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.PrometheusTimeout)
 	defer cancel()
@@ -149,14 +153,14 @@ func (v *View) snapshot(d rules.Dashboard) (*snapshot, error) {
 				slog.String("prometheus", d.PrometheusURL.Redacted()), slog.String("error", err.Error()))
 			v.failing = true
 		}
-		v.cached = nil
+		v.key, v.at, v.cached, v.err = key, now, nil, err
 		return nil, err
 	}
 	if v.failing {
 		v.o.Logger.Info("the dashboard shows the fleet's numbers again", slog.String("prometheus", d.PrometheusURL.Redacted()))
 		v.failing = false
 	}
-	v.key, v.at, v.cached = key, now, snap
+	v.key, v.at, v.cached, v.err = key, now, snap, nil
 	return snap, nil
 }
 

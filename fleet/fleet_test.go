@@ -284,6 +284,31 @@ func TestAReplicaDownWithholdsTheVerdict(t *testing.T) {
 	}
 }
 
+// A failing Prometheus is asked once per MaxAge, not once per view: the
+// dashboards and scripts polling a struggling Prometheus would each send
+// a round of queries, and each wait out the timeout in turn.
+func TestAFailureIsKeptAsLongAsAnAnswer(t *testing.T) {
+	prom := newFakePrometheus(t, fakeRule{contains: "histogram_quantile", status: http.StatusBadRequest})
+	var log bytes.Buffer
+	clk := &clock{now: time.Unix(1700000000, 0)}
+	v := newView(t, prom, `job="x"`, clk, &log)
+	v.Routes()
+	n := prom.queries.Load()
+	for range 5 {
+		if r := v.Routes(); r[0].Scope == nil || r[0].Scope.Error == "" {
+			t.Fatalf("scope = %+v, want the failure", r[0].Scope)
+		}
+	}
+	if got := prom.queries.Load(); got != n {
+		t.Errorf("five views within MaxAge of a failure sent %d more queries, want none", got-n)
+	}
+	clk.add(3 * time.Second)
+	v.Routes()
+	if got := prom.queries.Load(); got == n {
+		t.Error("a view after MaxAge did not ask again")
+	}
+}
+
 func TestNoPrometheusMeansLocalNumbers(t *testing.T) {
 	var log bytes.Buffer
 	v := newView(t, nil, "", &clock{now: time.Unix(1700000000, 0)}, &log)
