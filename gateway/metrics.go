@@ -113,6 +113,19 @@ func (m *metrics) commit(n int, d time.Duration, err error, failedChanges int) {
 	m.commitBatch.Observe(float64(n))
 }
 
+// declare creates, at zero, the match and mismatch series of every
+// configured route: Prometheus' increase() counts nothing for a series'
+// first sample, so a route's first comparison was missing from the fleet's
+// windows, and a route that had only mismatched had no match series for
+// the sparkline's match rate to divide (null instead of 0 %).
+func (m *metrics) declare(set *rules.Set) {
+	for _, r := range set.Routes {
+		for _, outcome := range []stats.Outcome{stats.Match, stats.Mismatch} {
+			m.comparisons.WithLabelValues(r.Name, string(outcome), "")
+		}
+	}
+}
+
 func (m *metrics) comparison(route string, write bool, outcome stats.Outcome, reason string) {
 	c := m.comparisons
 	if write {
@@ -138,4 +151,7 @@ func (p *Proxy) RulesReloaded(err error) {
 	}
 	p.metrics.reloads.WithLabelValues(outcome).Inc()
 	p.metrics.lastReloadOK.Set(ok)
+	if err == nil {
+		p.metrics.declare(p.rules.Current())
+	}
 }

@@ -72,6 +72,25 @@ func TestReloadMetricsStartAtZeroAndTrackTheLastOutcome(t *testing.T) {
 	want("after a good file", 1, 1, 1)
 }
 
+// Every configured route has its match and mismatch series from the start,
+// at zero: the fleet view's increase() misses a series' first sample, and
+// its sparkline divides the match series by both. The catch-all route's
+// appear with its traffic.
+func TestComparisonSeriesOfConfiguredRoutesStartAtZero(t *testing.T) {
+	old := newBackend(t, "old", jsonAnswer("old", `{}`))
+	new := newBackend(t, "new", jsonAnswer("new", `{}`))
+	g := startGateway(t, old, new, "routes:\n  - name: items\n    match: {path: \"/items/{id}\"}\n")
+	for _, outcome := range []string{"match", "mismatch"} {
+		series := fmt.Sprintf(`cutover_comparisons_total{outcome=%q,reason="",route="items"}`, outcome)
+		if got := gathered(t, g, series); got != 0 {
+			t.Errorf("%s = %v at start, want 0", series, got)
+		}
+	}
+	if got := gathered(t, g, `cutover_comparisons_total{outcome="match",reason="",route="unmatched"}`); got != -1 {
+		t.Errorf("the unmatched route's match series exists before any traffic: %v", got)
+	}
+}
+
 // gathered returns the value of one series, written as name{label="value"},
 // or -1 when the registry does not have it.
 func gathered(t *testing.T, g *gw, series string) float64 {

@@ -138,6 +138,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.stop, p.cancel = context.WithCancel(context.Background())
 	p.metrics = newMetrics(cfg.Registerer)
+	p.metrics.declare(set)
 	// As many idle connections to a secondary as shadow workers: a slow
 	// secondary keeps many requests in flight, and closing their
 	// connections after each would dial anew for every shadowed read.
