@@ -124,16 +124,19 @@ func newView(t *testing.T, prom *fakePrometheus, selector string, clk *clock, lo
 func TestFleetViewSumsWhatPrometheusAnswers(t *testing.T) {
 	prom := newFakePrometheus(t,
 		fakeRule{contains: "count(cutover_build_info", result: []map[string]any{vec("3")}},
-		fakeRule{contains: "sum by (route, outcome, reason) (cutover_comparisons_total", result: []map[string]any{
-			vec("950", "route", "users", "outcome", "match", "reason", ""),
-			vec("50", "route", "users", "outcome", "mismatch", "reason", ""),
-			vec("4", "route", "users", "outcome", "skipped", "reason", "busy"),
-			vec("2", "route", "other", "outcome", "match", "reason", ""),
+		fakeRule{contains: "sum by (route, outcome) (cutover_route_evidence_reads", result: []map[string]any{
+			vec("950", "route", "users", "outcome", "match"),
+			vec("50", "route", "users", "outcome", "mismatch"),
+			vec("4", "route", "users", "outcome", "skipped"),
+			vec("2", "route", "other", "outcome", "match"),
+		}},
+		fakeRule{contains: "sum by (route, reason) (cutover_route_evidence_read_reasons", result: []map[string]any{
+			vec("4", "route", "users", "reason", "skipped/busy"),
 		}},
 		fakeRule{contains: "increase(cutover_comparisons_total{job=\"cutover\"}[5m])", result: []map[string]any{
 			vec("9.7", "route", "users", "outcome", "match"),
 		}},
-		fakeRule{contains: "cutover_secondary_writes_total", result: []map[string]any{
+		fakeRule{contains: "cutover_route_evidence_writes", result: []map[string]any{
 			vec("10", "route", "users", "outcome", "ok"), vec("1", "route", "users", "outcome", "failed"),
 		}},
 		fakeRule{contains: "histogram_quantile(0.99", result: []map[string]any{
@@ -258,10 +261,10 @@ func TestFleetViewFallsBackToLocalNumbers(t *testing.T) {
 func TestAReplicaDownWithholdsTheVerdict(t *testing.T) {
 	answers := []fakeRule{
 		{contains: "count(cutover_build_info", result: []map[string]any{vec("2")}},
-		{contains: "sum by (route, outcome, reason) (cutover_comparisons_total", result: []map[string]any{
-			vec("1000", "route", "users", "outcome", "match", "reason", ""),
+		{contains: "sum by (route, outcome) (cutover_route_evidence_reads", result: []map[string]any{
+			vec("1000", "route", "users", "outcome", "match"),
 		}},
-		{contains: "sum by (route, outcome) (cutover_secondary_writes_total", result: []map[string]any{
+		{contains: "sum by (route, outcome) (cutover_route_evidence_writes", result: []map[string]any{
 			vec("100", "route", "users", "outcome", "ok"),
 		}},
 	}

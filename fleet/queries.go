@@ -75,12 +75,15 @@ func query(ctx context.Context, c *client, sel string, now time.Time) (*snapshot
 			snap.down = int(stats.RoundCount(s.value))
 		})
 	}
-	instant(fmt.Sprintf("sum by (route, outcome, reason) (%s)", comparisons), func(s sample) {
-		t, outcome, n := snap.totals(s.labels["route"]), stats.Outcome(s.labels["outcome"]), stats.RoundCount(s.value)
-		t.Reads[outcome] += n
-		if r := s.labels["reason"]; r != "" && (outcome == stats.Skipped || outcome == stats.Error) {
-			t.Reasons[string(outcome)+"/"+r] += n
-		}
+	// All-time counts are the replicas' evidence gauges, which each keeps
+	// across its restarts as its own view does; the counters restart with
+	// the process, and a replica that restarted took its mismatches out of
+	// the sums.
+	instant(fmt.Sprintf("sum by (route, outcome) (%s)", selector("cutover_route_evidence_reads", sel)), func(s sample) {
+		snap.totals(s.labels["route"]).Reads[stats.Outcome(s.labels["outcome"])] += stats.RoundCount(s.value)
+	})
+	instant(fmt.Sprintf("sum by (route, reason) (%s)", selector("cutover_route_evidence_read_reasons", sel)), func(s sample) {
+		snap.totals(s.labels["route"]).Reasons[s.labels["reason"]] += stats.RoundCount(s.value)
 	})
 	for _, w := range windows {
 		instant(fmt.Sprintf("sum by (route, outcome) (increase(%s[%s]))", comparisons, w.promql), func(s sample) {
@@ -91,10 +94,10 @@ func query(ctx context.Context, c *client, sel string, now time.Time) (*snapshot
 			t.Windows[w.key][stats.Outcome(s.labels["outcome"])] += stats.RoundCount(s.value)
 		})
 	}
-	instant(fmt.Sprintf("sum by (route, outcome) (%s)", selector("cutover_write_comparisons_total", sel)), func(s sample) {
+	instant(fmt.Sprintf("sum by (route, outcome) (%s)", selector("cutover_route_evidence_write_comparisons", sel)), func(s sample) {
 		snap.totals(s.labels["route"]).WriteComparisons[stats.Outcome(s.labels["outcome"])] += stats.RoundCount(s.value)
 	})
-	instant(fmt.Sprintf("sum by (route, outcome) (%s)", selector("cutover_secondary_writes_total", sel)), func(s sample) {
+	instant(fmt.Sprintf("sum by (route, outcome) (%s)", selector("cutover_route_evidence_writes", sel)), func(s sample) {
 		snap.totals(s.labels["route"]).Writes[stats.WriteOutcome(s.labels["outcome"])] += stats.RoundCount(s.value)
 	})
 	instant(fmt.Sprintf("sum by (route) (%s)", selector("cutover_retry_queue_pending", sel)), func(s sample) {

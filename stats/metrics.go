@@ -23,10 +23,17 @@ type BuildInfo struct {
 //	cutover_retry_queue_to_verify{route}                writes whose primary outcome is unknown, held to verify
 //	cutover_readiness_threshold{criterion}              the readiness: thresholds in force
 //	cutover_build_info{version,revision,goversion}     1
+//	cutover_route_evidence_reads{route,outcome}         reads since the route's evidence began
+//	cutover_route_evidence_read_reasons{route,reason}   skipped and error reads, by "outcome/reason"
+//	cutover_route_evidence_writes{route,outcome}        secondary writes, by outcome
+//	cutover_route_evidence_write_comparisons{route,outcome}
 //
-// The queue gauges are the state a fleet-wide view sums over replicas (the
-// counters of cutover_secondary_writes_total restart with each process; the
-// queue does not). The thresholds are exported so that alert rules and the Grafana dashboard
+// The queue gauges and the evidence gauges are what a fleet-wide view sums
+// over replicas: the counters (cutover_comparisons_total, ...) restart with
+// each process, while the evidence is kept in stats.db across restarts and
+// cleared only by a reset, as the replica's own view keeps it; summed from
+// the counters, a replica that restarted (a crash, an OOM kill) took its
+// mismatches out of the fleet's verdict. The thresholds are exported so that alert rules and the Grafana dashboard
 // compare against the configuration in force instead of a copy of it.
 //
 // Labels are route names (from configuration) and fixed sets only. The
@@ -40,6 +47,8 @@ type Collector struct {
 	toVerify  *prometheus.Desc
 	threshold *prometheus.Desc
 	build     prometheus.Metric
+	// The route's evidence, as its own view counts it.
+	evReads, evReasons, evWrites, evWriteCmp *prometheus.Desc
 }
 
 // NewCollector returns a collector over v; register it on the gateway's own
@@ -68,6 +77,18 @@ func NewCollector(v View, b BuildInfo) *Collector {
 		toVerify: prometheus.NewDesc("cutover_retry_queue_to_verify",
 			"Writes of the route whose primary outcome is unknown (timeout, reset, client gone, gateway stopped), held to verify; the secondary was not written.",
 			[]string{"route"}, nil),
+		evReads: prometheus.NewDesc("cutover_route_evidence_reads",
+			"Reads of the route by outcome since its evidence began (kept across restarts, cleared by a reset): what a fleet-wide view sums.",
+			[]string{"route", "outcome"}, nil),
+		evReasons: prometheus.NewDesc("cutover_route_evidence_read_reasons",
+			"Skipped and error reads of the route since its evidence began, by \"outcome/reason\".",
+			[]string{"route", "reason"}, nil),
+		evWrites: prometheus.NewDesc("cutover_route_evidence_writes",
+			"Secondary writes of the route since its evidence began, by outcome (ok, failed, retried_ok, gave_up).",
+			[]string{"route", "outcome"}, nil),
+		evWriteCmp: prometheus.NewDesc("cutover_route_evidence_write_comparisons",
+			"Compared answers of the route's writes since its evidence began, by outcome.",
+			[]string{"route", "outcome"}, nil),
 		threshold: prometheus.NewDesc("cutover_readiness_threshold",
 			"The readiness thresholds in force (readiness: in the configuration), by criterion.",
 			[]string{"criterion"}, nil),
@@ -86,6 +107,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.toVerify
 	ch <- c.threshold
 	ch <- c.build.Desc()
+	ch <- c.evReads
+	ch <- c.evReasons
+	ch <- c.evWrites
+	ch <- c.evWriteCmp
 }
 
 // Collect implements prometheus.Collector.
@@ -105,6 +130,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(r.Writes.PendingRetries), r.Name)
 		ch <- prometheus.MustNewConstMetric(c.givenUp, prometheus.GaugeValue, float64(r.Writes.GivenUp), r.Name)
 		ch <- prometheus.MustNewConstMetric(c.toVerify, prometheus.GaugeValue, float64(r.Writes.ToVerify), r.Name)
+		c.evidence(ch, r)
 	}
 	th := rules.DefaultReadiness()
 	// Every route carries the same readiness: section; the catch-all route
@@ -124,5 +150,38 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		{"unresolved_retries", float64(th.UnresolvedRetries)},
 	} {
 		ch <- prometheus.MustNewConstMetric(c.threshold, prometheus.GaugeValue, t.value, t.criterion)
+	}
+}
+
+// evidence sends the route's evidence gauges.
+func (c *Collector) evidence(ch chan<- prometheus.Metric, r RouteView) {
+	gauge := func(d *prometheus.Desc, n int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(n), labels...)
+	}
+	for _, o := range []struct {
+		outcome Outcome
+		n       int64
+	}{
+		{Match, r.Reads.Matched}, {Mismatch, r.Reads.Mismatched}, {Skipped, r.Reads.Skipped},
+		{Error, r.Reads.Errors}, {Pending, r.Reads.Pending}, {Transient, r.Reads.Transient},
+	} {
+		gauge(c.evReads, o.n, r.Name, string(o.outcome))
+	}
+	for reason, n := range r.Reads.Reasons {
+		gauge(c.evReasons, n, r.Name, reason)
+	}
+	w := r.Writes
+	for _, o := range []struct {
+		outcome WriteOutcome
+		n       int64
+	}{{WriteOK, w.SecondarySucceeded}, {WriteFailed, w.SecondaryFailed}, {WriteRetriedOK, w.RetriedOK}, {WriteGaveUp, w.GaveUp}} {
+		gauge(c.evWrites, o.n, r.Name, string(o.outcome))
+	}
+	wc := r.WriteComparisons
+	for _, o := range []struct {
+		outcome Outcome
+		n       int64
+	}{{Match, wc.Matched}, {Mismatch, wc.Mismatched}, {Error, wc.Errors}} {
+		gauge(c.evWriteCmp, o.n, r.Name, string(o.outcome))
 	}
 }

@@ -1,9 +1,11 @@
 package stats_test
 
 import (
+	"context"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
@@ -53,7 +55,71 @@ cutover_retry_queue_to_verify{route="user"} 0
 cutover_route_ready{route="orders"} 0
 cutover_route_ready{route="user"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cutover_build_info", "cutover_readiness_threshold", "cutover_retry_queue_given_up",
+		"cutover_retry_queue_oldest_age_seconds", "cutover_retry_queue_pending", "cutover_retry_queue_to_verify", "cutover_route_ready"); err != nil {
 		t.Error(err)
+	}
+}
+
+// The evidence gauges are the route's own view's counts, kept across a
+// restart as the view keeps them: the fleet view sums them, where summing
+// the process's counters took a restarted replica's mismatches out of the
+// fleet's verdict.
+func TestEvidenceGaugesSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	s, err := stats.Open(stats.Options{Dir: dir, Now: c.Now, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 7 {
+		s.Read(match("user"))
+	}
+	for i := range 3 {
+		s.Read(priceMismatch("user", i))
+	}
+	s.Write(stats.WriteEvent{Route: "user", Outcome: stats.WriteOK})
+	s.Write(stats.WriteEvent{Route: "user", Outcome: stats.WriteFailed})
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s2 := open(t, dir, c)
+	routes := []stats.RouteInfo{{Name: "user", Phase: "shadow-read"}}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(stats.NewCollector(stats.View{Store: s2, Config: func() []stats.RouteInfo { return routes }}, stats.BuildInfo{}))
+	want := `
+# HELP cutover_route_evidence_reads Reads of the route by outcome since its evidence began (kept across restarts, cleared by a reset): what a fleet-wide view sums.
+# TYPE cutover_route_evidence_reads gauge
+cutover_route_evidence_reads{outcome="error",route="user"} 0
+cutover_route_evidence_reads{outcome="match",route="user"} 7
+cutover_route_evidence_reads{outcome="mismatch",route="user"} 3
+cutover_route_evidence_reads{outcome="pending",route="user"} 0
+cutover_route_evidence_reads{outcome="skipped",route="user"} 0
+cutover_route_evidence_reads{outcome="transient",route="user"} 0
+# HELP cutover_route_evidence_writes Secondary writes of the route since its evidence began, by outcome (ok, failed, retried_ok, gave_up).
+# TYPE cutover_route_evidence_writes gauge
+cutover_route_evidence_writes{outcome="failed",route="user"} 1
+cutover_route_evidence_writes{outcome="gave_up",route="user"} 0
+cutover_route_evidence_writes{outcome="ok",route="user"} 1
+cutover_route_evidence_writes{outcome="retried_ok",route="user"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cutover_route_evidence_reads", "cutover_route_evidence_writes"); err != nil {
+		t.Error(err)
+	}
+	s2.Reset("user")
+	n, err := testutil.GatherAndCount(reg, "cutover_route_evidence_reads")
+	if err != nil || n != 6 {
+		t.Fatalf("%d series, %v", n, err)
+	}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "cutover_route_evidence_reads" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if v := m.GetGauge().GetValue(); v != 0 {
+				t.Errorf("after a reset: %v = %v, want 0", m.GetLabel(), v)
+			}
+		}
 	}
 }
