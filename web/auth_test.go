@@ -42,7 +42,7 @@ func authedAdmin(t *testing.T, probesOpen bool) (*httptest.Server, *syncBuffer, 
 		Auth:       web.NewCredentials([]string{viewerToken}, []string{operatorToken}, map[string]web.BasicUser{"alice": {Hash: hash}, "olga": {Hash: hash, Operator: true}}),
 		ProbesOpen: probesOpen,
 		Audit:      audit,
-		ResetRoute: func(string) error { store.Reset("users"); return nil },
+		ResetRoute: func(string, bool) error { store.Reset("users"); return nil },
 		Logger:     slog.New(slog.DiscardHandler),
 	})
 	srv := httptest.NewServer(h)
@@ -219,7 +219,7 @@ func TestWithoutAuthOnlyALoopbackHostIsAnswered(t *testing.T) {
 	srv := httptest.NewServer(web.New(web.Options{
 		Stats:      view,
 		Metrics:    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("# metrics\n")) }),
-		ResetRoute: func(string) error { store.Reset("users"); return nil },
+		ResetRoute: func(string, bool) error { store.Reset("users"); return nil },
 		Logger:     slog.New(slog.DiscardHandler),
 	}))
 	t.Cleanup(srv.Close)

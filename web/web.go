@@ -101,8 +101,9 @@ type Options struct {
 	// Audit receives one JSON line per operator action (nil: only the log).
 	Audit io.Writer
 	// ResetRoute forgets a route's evidence (POST /api/v1/routes/{name}/reset);
-	// nil leaves the action out.
-	ResetRoute func(route string) error
+	// replicaOnly is ?scope=replica, the caller's word that it means this
+	// replica's share of a fleet's evidence. nil leaves the action out.
+	ResetRoute func(route string, replicaOnly bool) error
 }
 
 // Authenticator says who a request comes from (Credentials implements it).
@@ -178,7 +179,7 @@ func (h *handler) resetRoute(r *http.Request) (string, int, error) {
 	if _, ok := h.o.Stats.Evidence(name, stats.EvidenceQuery{}); !ok {
 		return name, http.StatusNotFound, fmt.Errorf("no route %q", name)
 	}
-	if err := h.o.ResetRoute(name); err != nil {
+	if err := h.o.ResetRoute(name, r.URL.Query().Get("scope") == "replica"); err != nil {
 		var refused *Refused
 		if errors.As(err, &refused) {
 			return name, http.StatusConflict, err

@@ -41,12 +41,12 @@ func (in *instance) adminHandler(view stats.View, auth rules.Auth, audit io.Writ
 		Logger:     in.log,
 		ProbesOpen: auth.ProbesOpen,
 		Audit:      audit,
-		ResetRoute: func(route string) error {
-			if in.live.Current().Dashboard.PrometheusURL != nil {
-				// The verdicts shown are sums of every replica's counters,
-				// which forgetting this replica's statistics cannot clear:
-				// a 200 would say the evidence started again when it did not.
-				return &web.Refused{Reason: "the verdicts are the fleet's (dashboard.prometheus_url): sums of each replica's counters since it started, which a reset cannot clear; restart the replicas (a rollout) to start the evidence again, or remove prometheus_url to judge each replica on its own"}
+		ResetRoute: func(route string, replicaOnly bool) error {
+			if in.live.Current().Dashboard.PrometheusURL != nil && !replicaOnly {
+				// The verdicts shown sum every replica's evidence: clearing
+				// this replica's share alone and answering 200 would say
+				// the evidence started again when it did not.
+				return &web.Refused{Reason: "the verdicts are the fleet's (dashboard.prometheus_url), summed over every replica's evidence: a reset here clears only this replica's share. To start the evidence again, reset the route on every replica with ?scope=replica"}
 			}
 			in.store.Reset(route)
 			return nil
