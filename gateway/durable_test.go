@@ -628,3 +628,39 @@ routes:
 		t.Errorf("after the largest ID: %d writes, %v; want none (after+1 wrapped to the first)", len(page), err)
 	}
 }
+
+// Once Close has begun, an operator's replay or discard is refused with
+// ErrShuttingDown and changes nothing: it used to lower the held counts,
+// then fail on the closed store (a 500), and the write was still on disk.
+func TestHeldActionsAreRefusedOnceTheGatewayCloses(t *testing.T) {
+	hanging := &faulty{k: newKV(), fault: hang}
+	old, new := newServer(t, hanging), newServer(t, &faulty{k: newKV()})
+	cfg := fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 100ms}
+  new: {url: %q, timeout: 1s}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+`, old.url(), new.url())
+	dir := t.TempDir()
+	g := startProxy(t, cfg, dir)
+	if res, _ := g.do("PUT", "/items/a", `{"v": 1}`); res.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("PUT: %d, want 504", res.StatusCode)
+	}
+	var held []gateway.HeldWrite
+	eventually(t, "the held write", func() bool { held, _ = g.proxy.HeldWrites("", "", 0, 10); return len(held) == 1 })
+	g.close()
+	for name, act := range map[string]func(uint64) error{"replay": g.proxy.Redrive, "discard": g.proxy.Discard} {
+		if err := act(held[0].ID); !errors.Is(err, gateway.ErrShuttingDown) {
+			t.Errorf("%s after Close: %v, want ErrShuttingDown", name, err)
+		}
+	}
+	if v := g.route("items").Writes; v.ToVerify != 1 {
+		t.Errorf("to verify after the refused actions: %d, want 1", v.ToVerify)
+	}
+	g2 := startProxy(t, cfg, dir)
+	if h, _ := g2.proxy.HeldWrites("", "", 0, 10); len(h) != 1 || h[0].ID != held[0].ID {
+		t.Errorf("after the restart: %+v, want the write still held", h)
+	}
+}

@@ -40,6 +40,9 @@ type HeldWrite struct {
 var (
 	ErrNoSuchWrite   = errors.New("no such held write")
 	ErrNotReplayable = errors.New("the write's body was not kept; it cannot be replayed")
+	// ErrShuttingDown refuses an operator action once the gateway closes:
+	// the write stays held, on disk, for after the restart.
+	ErrShuttingDown = errors.New("the gateway is shutting down; the write stays held for after the restart")
 )
 
 // HeldWrites lists held writes in ID order after the given ID: of one kind
@@ -124,6 +127,9 @@ func (q *queue) unheld(r *record) {
 func (q *queue) redrive(id uint64) error {
 	q.adminMu.Lock()
 	defer q.adminMu.Unlock()
+	if q.adminClosed {
+		return ErrShuttingDown
+	}
 	r, err := q.heldRecord(id)
 	if err != nil {
 		return err
@@ -153,6 +159,9 @@ func (q *queue) redrive(id uint64) error {
 func (q *queue) discard(id uint64) error {
 	q.adminMu.Lock()
 	defer q.adminMu.Unlock()
+	if q.adminClosed {
+		return ErrShuttingDown
+	}
 	r, err := q.heldRecord(id)
 	if err != nil {
 		return err

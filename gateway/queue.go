@@ -120,9 +120,13 @@ type queue struct {
 	seeds   [2]maphash.Seed
 
 	adminMu sync.Mutex // serialises operator actions on held writes
-	wake    chan struct{}
-	stopped chan struct{}
-	wg      sync.WaitGroup
+	// adminClosed, under adminMu, refuses operator actions once close has
+	// begun to close the store: one that found it closed had already
+	// changed the counts it could not write.
+	adminClosed bool
+	wake        chan struct{}
+	stopped     chan struct{}
+	wg          sync.WaitGroup
 }
 
 // maxHeldInMemory bounds the held writes kept without a data directory.
@@ -623,6 +627,11 @@ func (q *queue) close(ctx context.Context) error {
 		<-done
 		err = ctx.Err()
 	}
+	// An operator action under way ends first (its change reaches the
+	// store); none starts after.
+	q.adminMu.Lock()
+	q.adminClosed = true
+	q.adminMu.Unlock()
 	if q.box != nil {
 		if cerr := q.box.close(); cerr != nil && err == nil {
 			err = cerr

@@ -26,6 +26,8 @@ type HeldWrites interface {
 var (
 	ErrNoSuchWrite   = errors.New("no such held write")
 	ErrNotReplayable = errors.New("the write's body was not kept; it cannot be replayed")
+	// ErrShuttingDown: the gateway is closing; the write stays held (503).
+	ErrShuttingDown = errors.New("the gateway is shutting down; the write stays held: act on it after the restart")
 )
 
 // HeldWrite is one held write as /api/v1/held shows it. Bodies and headers
@@ -136,6 +138,8 @@ func (h *handler) heldAction(replay bool) action {
 			return target, http.StatusNotFound, ErrNoSuchWrite
 		case errors.Is(err, ErrNotReplayable):
 			return target, http.StatusConflict, ErrNotReplayable
+		case errors.Is(err, ErrShuttingDown):
+			return target, http.StatusServiceUnavailable, ErrShuttingDown
 		}
 		h.o.Logger.Error("held write action failed", "target", target, "error", err)
 		return target, http.StatusInternalServerError, errors.New("the action failed; see the log")

@@ -16,6 +16,7 @@ type heldStub struct {
 	mu      sync.Mutex
 	writes  []web.HeldWrite
 	actions []string
+	closing bool // the gateway is shutting down
 }
 
 func (s *heldStub) HeldWrites(kind, route string, after uint64, limit int) ([]web.HeldWrite, error) {
@@ -33,6 +34,9 @@ func (s *heldStub) HeldWrites(kind, route string, after uint64, limit int) ([]we
 func (s *heldStub) act(id uint64, what string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closing {
+		return web.ErrShuttingDown
+	}
 	for i, w := range s.writes {
 		if w.ID == id {
 			if what == "replay" && !w.Replayable {
@@ -101,6 +105,16 @@ func TestHeldWritesAPI(t *testing.T) {
 			t.Errorf("POST %s: %d, want %d", c.path, got, c.want)
 		}
 	}
+	// While the gateway shuts down the write stays held: 503, not 500.
+	f.held.mu.Lock()
+	f.held.closing = true
+	f.held.mu.Unlock()
+	if got := post("/api/v1/held/4/discard"); got != http.StatusServiceUnavailable {
+		t.Errorf("a discard while shutting down: %d, want 503", got)
+	}
+	f.held.mu.Lock()
+	f.held.closing = false
+	f.held.mu.Unlock()
 	if res, _ := http.Get(f.srv.URL + "/api/v1/held/4/replay"); res.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET of an action: %d, want 405", res.StatusCode)
 	}

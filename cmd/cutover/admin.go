@@ -86,6 +86,8 @@ func heldError(err error) error {
 		return web.ErrNoSuchWrite
 	case errors.Is(err, gateway.ErrNotReplayable):
 		return web.ErrNotReplayable
+	case errors.Is(err, gateway.ErrShuttingDown):
+		return web.ErrShuttingDown
 	}
 	return err
 }
