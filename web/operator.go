@@ -42,8 +42,15 @@ func (a *auditLog) write(e auditEntry) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	_, err = a.w.Write(append(b, '\n'))
-	return err
+	if _, err := a.w.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	// Operator actions are rare and each is on disk (the queue's commit)
+	// before it is answered: so is its line, through a power loss too.
+	if f, ok := a.w.(interface{ Sync() error }); ok {
+		return f.Sync()
+	}
+	return nil
 }
 
 // sameOrigin reports whether a state-changing request came from this admin
