@@ -583,17 +583,7 @@ routes:
 // nobody had looked at, and a poller resuming after the old last ID
 // missed the new ones.
 func TestHeldWriteIDsAreNotReusedAfterARestart(t *testing.T) {
-	hanging := &faulty{k: newKV(), fault: hang}
-	old, new := newServer(t, hanging), newServer(t, &faulty{k: newKV()})
-	cfg := fmt.Sprintf(`backends:
-  old: {url: %q, timeout: 100ms}
-  new: {url: %q, timeout: 1s}
-routes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: dual-write
-`, old.url(), new.url())
-	dir := t.TempDir()
+	cfg, dir := hangingPrimaryConfig(t), t.TempDir()
 	g := startProxy(t, cfg, dir)
 	for _, p := range []string{"/items/a", "/items/b"} {
 		if res, _ := g.do("PUT", p, `{"v": 1}`); res.StatusCode != http.StatusGatewayTimeout {
@@ -633,17 +623,7 @@ routes:
 // ErrShuttingDown and changes nothing: it used to lower the held counts,
 // then fail on the closed store (a 500), and the write was still on disk.
 func TestHeldActionsAreRefusedOnceTheGatewayCloses(t *testing.T) {
-	hanging := &faulty{k: newKV(), fault: hang}
-	old, new := newServer(t, hanging), newServer(t, &faulty{k: newKV()})
-	cfg := fmt.Sprintf(`backends:
-  old: {url: %q, timeout: 100ms}
-  new: {url: %q, timeout: 1s}
-routes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: dual-write
-`, old.url(), new.url())
-	dir := t.TempDir()
+	cfg, dir := hangingPrimaryConfig(t), t.TempDir()
 	g := startProxy(t, cfg, dir)
 	if res, _ := g.do("PUT", "/items/a", `{"v": 1}`); res.StatusCode != http.StatusGatewayTimeout {
 		t.Fatalf("PUT: %d, want 504", res.StatusCode)
@@ -663,4 +643,18 @@ routes:
 	if h, _ := g2.proxy.HeldWrites("", "", 0, 10); len(h) != 1 || h[0].ID != held[0].ID {
 		t.Errorf("after the restart: %+v, want the write still held", h)
 	}
+}
+
+// hangingPrimaryConfig is a dual-write route whose primary never answers
+// within its 100 ms: every write is held to verify.
+func hangingPrimaryConfig(t *testing.T) string {
+	old, new := newServer(t, &faulty{k: newKV(), fault: hang}), newServer(t, &faulty{k: newKV()})
+	return fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 100ms}
+  new: {url: %q, timeout: 1s}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+`, old.url(), new.url())
 }
