@@ -140,17 +140,7 @@ func TestGivenUpWriteIsKeptAndRedriven(t *testing.T) {
 }
 
 func TestWriteToVerifyCanBeReplayedOrDiscarded(t *testing.T) {
-	hanging := &faulty{k: newKV(), fault: hang}
-	secondary := &faulty{k: newKV()}
-	old, new := newServer(t, hanging), newServer(t, secondary)
-	cfg := fmt.Sprintf(`backends:
-  old: {url: %q, timeout: 100ms}
-  new: {url: %q, timeout: 1s}
-routes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: dual-write
-`, old.url(), new.url())
+	cfg, secondary := hangingPrimaryConfig(t)
 	g := startProxy(t, cfg, t.TempDir())
 	for _, p := range []string{"/items/a", "/items/b"} {
 		if res, _ := g.do("PUT", p, `{"v": 1}`); res.StatusCode != http.StatusGatewayTimeout {
@@ -583,7 +573,8 @@ routes:
 // nobody had looked at, and a poller resuming after the old last ID
 // missed the new ones.
 func TestHeldWriteIDsAreNotReusedAfterARestart(t *testing.T) {
-	cfg, dir := hangingPrimaryConfig(t), t.TempDir()
+	cfg, _ := hangingPrimaryConfig(t)
+	dir := t.TempDir()
 	g := startProxy(t, cfg, dir)
 	for _, p := range []string{"/items/a", "/items/b"} {
 		if res, _ := g.do("PUT", p, `{"v": 1}`); res.StatusCode != http.StatusGatewayTimeout {
@@ -623,7 +614,8 @@ func TestHeldWriteIDsAreNotReusedAfterARestart(t *testing.T) {
 // ErrShuttingDown and changes nothing: it used to lower the held counts,
 // then fail on the closed store (a 500), and the write was still on disk.
 func TestHeldActionsAreRefusedOnceTheGatewayCloses(t *testing.T) {
-	cfg, dir := hangingPrimaryConfig(t), t.TempDir()
+	cfg, _ := hangingPrimaryConfig(t)
+	dir := t.TempDir()
 	g := startProxy(t, cfg, dir)
 	if res, _ := g.do("PUT", "/items/a", `{"v": 1}`); res.StatusCode != http.StatusGatewayTimeout {
 		t.Fatalf("PUT: %d, want 504", res.StatusCode)
@@ -646,9 +638,11 @@ func TestHeldActionsAreRefusedOnceTheGatewayCloses(t *testing.T) {
 }
 
 // hangingPrimaryConfig is a dual-write route whose primary never answers
-// within its 100 ms: every write is held to verify.
-func hangingPrimaryConfig(t *testing.T) string {
-	old, new := newServer(t, &faulty{k: newKV(), fault: hang}), newServer(t, &faulty{k: newKV()})
+// within its 100 ms: every write is held to verify. The secondary is
+// returned to see what reached it.
+func hangingPrimaryConfig(t *testing.T) (string, *faulty) {
+	secondary := &faulty{k: newKV()}
+	old, new := newServer(t, &faulty{k: newKV(), fault: hang}), newServer(t, secondary)
 	return fmt.Sprintf(`backends:
   old: {url: %q, timeout: 100ms}
   new: {url: %q, timeout: 1s}
@@ -656,5 +650,5 @@ routes:
   - name: items
     match: {path: "/items/{id}"}
     phase: dual-write
-`, old.url(), new.url())
+`, old.url(), new.url()), secondary
 }
