@@ -26,6 +26,15 @@ import (
 
 // durableConfig routes /items/{id} in dual-write with the given queue
 // settings.
+// stormyQueue is a dual-write route whose secondary fails every write
+// until healed, with retries an hour apart: whatever is queued is still
+// queued at Close.
+func stormyQueue(t *testing.T) (cfg string, primary, secondary *faulty) {
+	primary, secondary = &faulty{k: newKV()}, &faulty{k: newKV(), fault: storm}
+	old, new := newServer(t, primary), newServer(t, secondary)
+	return durableConfig(old.url(), new.url(), "  base_backoff: 1h\n  max_backoff: 1h"), primary, secondary
+}
+
 func durableConfig(old, new, queue string) string {
 	return fmt.Sprintf(`backends:
   old: {url: %q, timeout: 1s}
@@ -50,12 +59,8 @@ func put(t *testing.T, g *gw, path string, i int) {
 }
 
 func TestQueueSurvivesARestart(t *testing.T) {
-	primary := &faulty{k: newKV()}
-	secondary := &faulty{k: newKV(), fault: storm}
-	old, new := newServer(t, primary), newServer(t, secondary)
+	cfg, primary, secondary := stormyQueue(t)
 	dir := t.TempDir()
-	// Retries wait an hour: whatever is queued is still queued at Close.
-	cfg := durableConfig(old.url(), new.url(), "  base_backoff: 1h\n  max_backoff: 1h")
 	g := startProxy(t, cfg, dir)
 	for i := range 8 {
 		put(t, g, fmt.Sprintf("/items/k%d", i%2), i)
@@ -307,11 +312,8 @@ func TestAnUnreadableQueueRecordStopsTheStartAndSaysWhatToDo(t *testing.T) {
 // refused while its record was kept. One just within the bound survives a
 // restart and is delivered.
 func TestAWriteTheQueueCannotIndexIsRefused(t *testing.T) {
-	primary := &faulty{k: newKV()}
-	secondary := &faulty{k: newKV(), fault: storm}
-	old, new := newServer(t, primary), newServer(t, secondary)
+	cfg, primary, secondary := stormyQueue(t)
 	dir := t.TempDir()
-	cfg := durableConfig(old.url(), new.url(), "  base_backoff: 1h\n  max_backoff: 1h")
 	g := startProxy(t, cfg, dir)
 	long := "/items/" + strings.Repeat("a", 40<<10)
 	if res, _ := g.do("PUT", long, `{"v": 1}`); res.StatusCode != http.StatusRequestURITooLong {
