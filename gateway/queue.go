@@ -107,10 +107,12 @@ type queue struct {
 	ready    []*keyQueue // keys whose head may be attempted now, FIFO
 	delayed  delayHeap
 	inflight map[string]int // writes the primary is being sent, per key
-	depth    int
-	routes   map[string]*routeQueue
-	memHeld  map[uint64]*record // held writes in memory mode
-	closing  bool
+	// depth is changed under mu, and read without it: every write asks
+	// whether anything is queued (awaitQueued), and most often nothing is.
+	depth   atomic.Int64
+	routes  map[string]*routeQueue
+	memHeld map[uint64]*record // held writes in memory mode
+	closing bool
 
 	// touched remembers, per hash of a resource key, when a write to it
 	// last moved (sent, accepted, landed), so a read that overlapped one is
@@ -178,7 +180,7 @@ func (q *queue) replay() error {
 		} else {
 			kq.uncounted++
 		}
-		q.depth++
+		q.depth.Add(1)
 		rq := q.route(route)
 		rq.pending++
 		if rq.oldest.IsZero() || first.Before(rq.oldest) {
@@ -201,15 +203,15 @@ func (q *queue) replay() error {
 		return fmt.Errorf("replay the queue in %s: %w", q.box.db.Path(), err)
 	}
 	q.seq.Store(rec.next)
-	if q.depth > 0 || rec.verified > 0 {
-		q.p.log.Info("secondary write queue replayed", slog.Int("queued", q.depth), slog.Int("keys", len(q.keys)),
+	if q.depth.Load() > 0 || rec.verified > 0 {
+		q.p.log.Info("secondary write queue replayed", slog.Int64("queued", q.depth.Load()), slog.Int("keys", len(q.keys)),
 			slog.Int("to_verify", rec.verified))
 	}
 	if rec.verified > 0 {
 		q.p.log.Warn("writes were in flight to the primary when the gateway stopped; they are held to verify",
 			slog.Int("count", rec.verified))
 	}
-	q.p.metrics.queueDepth.Set(float64(q.depth))
+	q.p.metrics.queueDepth.Set(float64(q.depth.Load()))
 	// Every route's state, emptied ones too: the statistics restore the
 	// queue state of their last flush, which may count writes delivered
 	// since (before a crash); the queue is what is true now.
@@ -236,9 +238,9 @@ func (q *queue) route(name string) *routeQueue {
 // addPending moves the count of queued writes, overall and for the route,
 // and publishes both; q.mu is held.
 func (q *queue) addPending(route string, n int) {
-	q.depth += n
+	d := q.depth.Add(int64(n))
 	q.route(route).pending += int64(n)
-	q.p.metrics.queueDepth.Set(float64(q.depth))
+	q.p.metrics.queueDepth.Set(float64(d))
 	q.publish(route)
 }
 
@@ -641,8 +643,4 @@ func (q *queue) close(ctx context.Context) error {
 }
 
 // depthNow returns the number of queued writes.
-func (q *queue) depthNow() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.depth
-}
+func (q *queue) depthNow() int { return int(q.depth.Load()) }
