@@ -61,7 +61,6 @@ func newBreaker(side rules.Side, openFor time.Duration, m *metrics, log *slog.Lo
 	return b
 }
 
-// open reports whether the breaker refuses requests now, without a lock.
 // openFor returns how long the breaker stays open, 0 when it is not.
 func (b *breaker) openFor() time.Duration {
 	until := b.openUntil.Load()
@@ -71,10 +70,8 @@ func (b *breaker) openFor() time.Duration {
 	return max(time.Duration(until)-time.Since(b.epoch), 0)
 }
 
-func (b *breaker) open() bool {
-	until := b.openUntil.Load()
-	return until != 0 && time.Since(b.epoch) < time.Duration(until)
-}
+// open reports whether the breaker refuses requests now, without a lock.
+func (b *breaker) open() bool { return b.openFor() > 0 }
 
 func isBreakerOpen(err error) bool {
 	return errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests)

@@ -278,7 +278,7 @@ var errQueuedAhead = errors.New("earlier writes of this resource are still queue
 // to the cutover phase while new still had writes queued): sent now, it
 // would land before them and they over it. It waits at most the primary's
 // timeout, then refuses the write (503) rather than let it overtake.
-func (p *Proxy) awaitQueued(ctx context.Context, ex *exchange, r *http.Request) error {
+func (p *Proxy) awaitQueued(ex *exchange, r *http.Request) error {
 	if p.queue.depthNow() == 0 || !p.queue.queuedFor(ex.resourceKey(r), ex.primary) {
 		return nil
 	}
@@ -286,18 +286,20 @@ func (p *Proxy) awaitQueued(ctx context.Context, ex *exchange, r *http.Request) 
 	defer t.Stop()
 	deadline := time.NewTimer(p.timeouts[ex.primary])
 	defer deadline.Stop()
-	for p.queue.queuedFor(ex.key, ex.primary) {
+	for {
 		select {
 		case <-t.C:
 		case <-deadline.C:
 			return errQueuedAhead
-		case <-ctx.Done():
+		case <-r.Context().Done():
 			return errQueuedAhead // its client left while it waited
 		case <-p.closing:
 			return errClosing
 		}
+		if !p.queue.queuedFor(ex.key, ex.primary) {
+			return nil
+		}
 	}
-	return nil
 }
 
 // beginWrite counts a write about to be sent to the primary, for Close to

@@ -276,10 +276,9 @@ func TestAWriteAnswerOverMaxBodyLandsUncompared(t *testing.T) {
 }
 
 // A sync write waits for its first attempt, and only while one is coming:
-// behind an earlier write of its resource that backs off (an hour here),
-// or when the client leaves, it answers at once instead of waiting out the
-// secondary's timeout (a minute here), with the queue and its disk record
-// still holding it.
+// behind an earlier write of its resource that backs off (an hour here), it
+// answers at once instead of waiting out the secondary's timeout (a minute
+// here), with the queue still holding it.
 func TestASyncWriteDoesNotWaitForAnAttemptThatIsNotComing(t *testing.T) {
 	primary := &faulty{k: newKV()}
 	secondary := &faulty{k: newKV(), fault: storm}

@@ -24,8 +24,6 @@ import (
 	"github.com/cutover/cutover/stats"
 )
 
-// durableConfig routes /items/{id} in dual-write with the given queue
-// settings.
 // stormyQueue is a dual-write route whose secondary fails every write
 // until healed, with retries an hour apart: whatever is queued is still
 // queued at Close.
@@ -35,6 +33,8 @@ func stormyQueue(t *testing.T) (cfg string, primary, secondary *faulty) {
 	return durableConfig(old.url(), new.url(), "  base_backoff: 1h\n  max_backoff: 1h"), primary, secondary
 }
 
+// durableConfig routes /items/{id} in dual-write with the given queue
+// settings.
 func durableConfig(old, new, queue string) string {
 	return fmt.Sprintf(`backends:
   old: {url: %q, timeout: 1s}

@@ -57,7 +57,8 @@ var (
 
 type opKind uint8
 
-var opNames = [...]string{"intent", "accept", "drop", "verify", "ack", "attempted", "give_up", "requeue", "discard", "hold"}
+var opNames = [...]string{opIntent: "intent", opAccept: "accept", opDrop: "drop", opHoldIntent: "hold_intent", opAck: "ack",
+	opAttempted: "attempted", opGiveUp: "give_up", opRequeue: "requeue", opDiscard: "discard"}
 
 func (k opKind) String() string {
 	if int(k) < len(opNames) {

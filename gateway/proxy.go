@@ -381,7 +381,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.planRead(ex, r)
 	} else {
 		p.planWrite(ex, r)
-		if err := p.awaitQueued(r.Context(), ex, r); err != nil {
+		if err := p.awaitQueued(ex, r); err != nil {
 			p.reject(w, r, ex, http.StatusServiceUnavailable, err)
 			return
 		}
@@ -420,10 +420,8 @@ func (p *Proxy) primaryError(w http.ResponseWriter, r *http.Request, err error) 
 	ex := exchangeFrom(r.Context())
 	ex.primaryErr = err
 	if errors.Is(err, errClosing) {
-		// Refused before the primary got it.
-		p.metrics.refused.WithLabelValues(ex.route.Name, refusedReason(err)).Inc()
-		w.Header().Set("Connection", "close")
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		// Refused before the primary got it (only writes are).
+		p.reject(w, r, ex, http.StatusServiceUnavailable, err)
 		return
 	}
 	status := errorStatus(r.Context(), err)
@@ -536,8 +534,10 @@ func (p *Proxy) recordRead(ex *exchange, outcome stats.Outcome, reason string, c
 	}
 }
 
-// Close stops the gateway's background work: queued secondary writes are
-// flushed while ctx allows, then shadow comparisons finish or are cut when
+// Close stops the gateway's background work. Writes still arriving are
+// refused (503, shutting_down); writes already at the primary are waited
+// for, so that their copies are queued; then queued secondary writes are
+// flushed while ctx allows, and shadow comparisons finish or are cut when
 // ctx ends. Call it after the server stopped sending requests.
 func (p *Proxy) Close(ctx context.Context) error {
 	var err error

@@ -134,7 +134,7 @@ func keyPrefix(key string) []byte {
 
 // indexValue is what the per-resource index keeps of a write, so a restart
 // rebuilds the queue's counts without decoding any record: when it entered
-// the queue and its route.
+// the queue, its route and the backend it goes to.
 func indexValue(first time.Time, route string, side rules.Side) []byte {
 	b := binary.BigEndian.AppendUint64(make([]byte, 0, 10+len(route)), uint64(first.UnixNano()))
 	// A zero byte, then the side: a route's name never starts with one, so
