@@ -57,12 +57,13 @@ type Options struct {
 type View struct {
 	o Options
 
-	mu      sync.Mutex // one round of queries at a time; guards the fields below
-	key     string     // the URL and selector the cache was filled for
-	at      time.Time
-	cached  *snapshot
-	err     error // the last round's failure, kept as cached is
-	failing bool  // the last round failed: a lasting outage logs once
+	mu     sync.Mutex // one round of queries at a time; guards the fields below
+	key    string     // the URL and selector the cache was filled for
+	at     time.Time
+	cached *snapshot
+	// err is the last round's failure, kept as cached is; a lasting
+	// outage logs once, when err was nil.
+	err error
 }
 
 // New returns a View.
@@ -148,17 +149,15 @@ func (v *View) snapshot(d rules.Dashboard) (*snapshot, error) {
 		err = errNoReplicas(d)
 	}
 	if err != nil {
-		if !v.failing {
+		if v.err == nil {
 			v.o.Logger.Warn("the dashboard shows this replica's numbers: Prometheus gave no fleet view",
 				slog.String("prometheus", d.PrometheusURL.Redacted()), slog.String("error", err.Error()))
-			v.failing = true
 		}
 		v.key, v.at, v.cached, v.err = key, now, nil, err
 		return nil, err
 	}
-	if v.failing {
+	if v.err != nil {
 		v.o.Logger.Info("the dashboard shows the fleet's numbers again", slog.String("prometheus", d.PrometheusURL.Redacted()))
-		v.failing = false
 	}
 	v.key, v.at, v.cached, v.err = key, now, snap, nil
 	return snap, nil

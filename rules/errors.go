@@ -9,7 +9,7 @@ import (
 // Problem is one thing wrong with a configuration, at a place in the file.
 type Problem struct {
 	File string
-	Line int // 1-based; the file's start (1:1) when the problem has no single place
+	Line int // 1-based; 0 when the problem has no single place (printed as 1:1)
 	Col  int
 	Msg  string
 	// Hint says what to do about it, when there is something to say.
@@ -19,9 +19,13 @@ type Problem struct {
 func (p *Problem) Error() string {
 	var b strings.Builder
 	b.WriteString(p.File)
-	if p.Line > 0 {
-		fmt.Fprintf(&b, ":%d:%d", p.Line, p.Col)
+	line, col := p.Line, p.Col
+	if line == 0 {
+		// No single place: the file's start, so that every problem reads
+		// as file:line:col for the scripts that parse them.
+		line, col = 1, 1
 	}
+	fmt.Fprintf(&b, ":%d:%d", line, col)
 	b.WriteString(": ")
 	b.WriteString(p.Msg)
 	if p.Hint != "" {

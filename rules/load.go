@@ -41,7 +41,7 @@ func Parse(name string, r io.Reader) (*Set, error) {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	if len(src) > MaxConfigBytes {
-		return nil, Problems{{File: name, Line: 1, Col: 1, Msg: fmt.Sprintf("the configuration is larger than %d bytes", MaxConfigBytes), Hint: "split generated rules or remove unused ones"}}
+		return nil, Problems{{File: name, Msg: fmt.Sprintf("the configuration is larger than %d bytes", MaxConfigBytes), Hint: "split generated rules or remove unused ones"}}
 	}
 	cfg, loc, err := decode(name, src)
 	if err != nil {
@@ -67,7 +67,7 @@ func decode(name string, src []byte) (cfg *Config, loc *locator, err error) {
 		// FuzzParse). A bad file must be a problem, never a crash of the
 		// gateway on reload.
 		if p := recover(); p != nil {
-			cfg, loc, err = nil, nil, Problems{{File: name, Line: 1, Col: 1, Msg: fmt.Sprintf("the YAML decoder failed: %v", p), Hint: "check the file's YAML syntax near tags (!) and sequences"}}
+			cfg, loc, err = nil, nil, Problems{{File: name, Msg: fmt.Sprintf("the YAML decoder failed: %v", p), Hint: "check the file's YAML syntax near tags (!) and sequences"}}
 		}
 	}()
 	file, err := parser.ParseBytes(src, 0)
@@ -108,14 +108,14 @@ func decode(name string, src []byte) (cfg *Config, loc *locator, err error) {
 func yamlProblem(name string, err error) error {
 	var ye yaml.Error
 	if errors.As(err, &ye) {
-		p := &Problem{File: name, Line: 1, Col: 1, Msg: ye.GetMessage()}
+		p := &Problem{File: name, Msg: ye.GetMessage()}
 		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
 			p.Line, p.Col = tk.Position.Line, tk.Position.Column
 		}
 		p.Msg, p.Hint = explainYAML(p.Msg)
 		return Problems{p}
 	}
-	return Problems{{File: name, Line: 1, Col: 1, Msg: err.Error()}}
+	return Problems{{File: name, Msg: err.Error()}}
 }
 
 // explainYAML turns the decoder's wording into what a user of this file needs.
@@ -172,11 +172,9 @@ func (l *locator) add(path string, line, col int) {
 }
 
 // problem builds a Problem at path, or at the nearest enclosing node the file
-// has (a default that was never written has no place of its own), or at the
-// file's start when it has none: scripts read every problem as
-// file:line:col.
+// has (a default that was never written has no place of its own).
 func (l *locator) problem(path, hint, format string, args ...any) *Problem {
-	p := &Problem{File: l.name, Line: 1, Col: 1, Msg: fmt.Sprintf(format, args...), Hint: hint}
+	p := &Problem{File: l.name, Msg: fmt.Sprintf(format, args...), Hint: hint}
 	for q := path; q != ""; q = parentPath(q) {
 		if at, ok := l.pos[q]; ok {
 			p.Line, p.Col = at[0], at[1]

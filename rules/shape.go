@@ -45,7 +45,7 @@ type shapeChecker struct {
 }
 
 func (c *shapeChecker) fail(n ast.Node, hint, format string, args ...any) {
-	p := &Problem{File: c.name, Line: 1, Col: 1, Msg: fmt.Sprintf(format, args...), Hint: hint}
+	p := &Problem{File: c.name, Msg: fmt.Sprintf(format, args...), Hint: hint}
 	if tk := n.GetToken(); tk != nil && tk.Position != nil {
 		p.Line, p.Col = tk.Position.Line, tk.Position.Column
 	}

@@ -24,7 +24,7 @@ type BuildInfo struct {
 //	cutover_readiness_threshold{criterion}              the readiness: thresholds in force
 //	cutover_build_info{version,revision,goversion}     1
 //	cutover_route_evidence_reads{route,outcome}         reads since the route's evidence began
-//	cutover_route_evidence_read_reasons{route,reason}   skipped and error reads, by "outcome/reason"
+//	cutover_route_evidence_read_reasons{route,reason}   reads with a reason (skipped, error, match/noise), by "outcome/reason"
 //	cutover_route_evidence_writes{route,outcome}        secondary writes, by outcome
 //	cutover_route_evidence_write_comparisons{route,outcome}
 //
@@ -81,7 +81,7 @@ func NewCollector(v View, b BuildInfo) *Collector {
 			"Reads of the route by outcome since its evidence began (kept across restarts, cleared by a reset): what a fleet-wide view sums.",
 			[]string{"route", "outcome"}, nil),
 		evReasons: prometheus.NewDesc("cutover_route_evidence_read_reasons",
-			"Skipped and error reads of the route since its evidence began, by \"outcome/reason\".",
+			"Reads of the route since its evidence began that have a reason (skipped, error, and matches the noise backend explained), by \"outcome/reason\".",
 			[]string{"route", "reason"}, nil),
 		evWrites: prometheus.NewDesc("cutover_route_evidence_writes",
 			"Secondary writes of the route since its evidence began, by outcome (ok, failed, retried_ok, gave_up).",

@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
@@ -68,10 +67,7 @@ cutover_route_ready{route="user"} 1
 func TestEvidenceGaugesSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
 	c := newClock()
-	s, err := stats.Open(stats.Options{Dir: dir, Now: c.Now, FlushInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, dir, c)
 	for range 7 {
 		s.Read(match("user"))
 	}

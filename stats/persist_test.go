@@ -19,10 +19,7 @@ import (
 func TestRestartKeepsTheEvidence(t *testing.T) {
 	dir := t.TempDir()
 	c := newClock()
-	s, err := stats.Open(stats.Options{Dir: dir, Now: c.Now, FlushInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, dir, c)
 	for range 900 {
 		s.Read(match("user"))
 	}
@@ -235,10 +232,7 @@ func mustJSON(t *testing.T, v any) string {
 func TestCloseFlushesAfterTheShutdownsDeadline(t *testing.T) {
 	dir := t.TempDir()
 	c := newClock()
-	s, err := stats.Open(stats.Options{Dir: dir, Now: c.Now, FlushInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, dir, c)
 	for range 10 {
 		s.Read(match("user"))
 	}
@@ -258,10 +252,7 @@ func TestCloseFlushesAfterTheShutdownsDeadline(t *testing.T) {
 func TestTheFieldOverflowCountsDistinctPaths(t *testing.T) {
 	dir := t.TempDir()
 	c := newClock()
-	s, err := stats.Open(stats.Options{Dir: dir, Now: c.Now, FlushInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(t, dir, c)
 	mismatch := func(path string) stats.ReadEvent {
 		ev := match("user")
 		ev.Outcome = stats.Mismatch
