@@ -118,7 +118,9 @@ func New(o Options) http.Handler {
 	}
 	h := &handler{o: o, auditLog: &auditLog{w: o.Audit}}
 	r := chi.NewRouter()
-	r.Use(securityHeaders)
+	// Every path but the scrape and the probes answers only loopback
+	// names without admin.auth: a route added later is guarded too.
+	r.Use(securityHeaders, h.loopbackHost)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { h.error(w, r, http.StatusNotFound, "not found") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		h.error(w, r, http.StatusMethodNotAllowed, "method not allowed")
@@ -132,7 +134,7 @@ func New(o Options) http.Handler {
 	probes.Get("/readyz", probe(o.Ready))
 
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(noStore, h.loopbackHost)
+		r.Use(noStore)
 		// Operator actions check their own credentials (and say so in the
 		// audit log when they refuse).
 		if o.ResetRoute != nil {
@@ -152,8 +154,8 @@ func New(o Options) http.Handler {
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(h.requireRole(RoleViewer))
-		r.With(h.loopbackHost).Get("/", h.index)
-		r.With(h.loopbackHost).Get("/assets/*", h.assets)
+		r.Get("/", h.index)
+		r.Get("/assets/*", h.assets)
 		if o.Metrics != nil {
 			// Scraped by name (a Prometheus beside the gateway): no
 			// bodies, no actions.
@@ -162,7 +164,7 @@ func New(o Options) http.Handler {
 	})
 	if o.Debug != nil {
 		// A CPU profile costs the proxy while it runs: operators only.
-		r.With(h.requireRole(RoleOperator), h.loopbackHost).Mount("/debug/pprof", o.Debug)
+		r.With(h.requireRole(RoleOperator)).Mount("/debug/pprof", o.Debug)
 	}
 	return r
 }
@@ -243,12 +245,19 @@ func (h *handler) loopbackHost(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !loopbackName(r.Host) {
+		if !byName(r.URL.Path) && !loopbackName(r.Host) {
 			h.error(w, r, http.StatusMisdirectedRequest, "the admin surface without admin.auth answers only to a loopback host name (127.0.0.1, [::1], localhost): set admin.auth to reach it by another name")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// byName reports whether a path is reached by host name without admin.auth:
+// the scrape (a Prometheus beside the gateway) and the probes, which carry
+// no bodies and no actions.
+func byName(path string) bool {
+	return path == "/metrics" || strings.HasPrefix(path, "/metrics/") || path == "/healthz" || path == "/readyz"
 }
 
 // loopbackName reports whether a Host header names this machine's loopback.
