@@ -41,7 +41,7 @@ const maxResourceKey = bolt.MaxKeySize - binary.MaxVarintLen64 - 8
 // get, with a resource key the queue cannot index: it would be lost on
 // the next restart.
 func keyTooLong(ex *exchange, r *http.Request) bool {
-	return !ex.read && ex.phase.WritesSecondary() && ex.route.SecondaryWrites != rules.Off && len(ex.resourceKey(r)) > maxResourceKey
+	return !ex.read && ex.copiesWrite() && len(ex.resourceKey(r)) > maxResourceKey
 }
 
 // targetKeptAsSent reports whether the path can be forwarded byte for byte.

@@ -339,6 +339,12 @@ func (ex *exchange) resourceKey(r *http.Request) string {
 	return ex.key
 }
 
+// copiesWrite reports whether a write of this exchange's phase and route
+// is copied to the secondary.
+func (ex *exchange) copiesWrite() bool {
+	return ex.phase.WritesSecondary() && ex.route.SecondaryWrites != rules.Off
+}
+
 func (ex *exchange) overrideName(o *rules.Override) {
 	if o != nil {
 		ex.override = o.Name
@@ -488,7 +494,7 @@ func (p *Proxy) planRead(ex *exchange, r *http.Request) {
 // planWrite decides whether the secondary gets this write once the primary
 // accepts it.
 func (p *Proxy) planWrite(ex *exchange, r *http.Request) {
-	if !ex.phase.WritesSecondary() || ex.route.SecondaryWrites == rules.Off {
+	if !ex.copiesWrite() {
 		return
 	}
 	ex.resourceKey(r)
