@@ -348,17 +348,26 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 func (b *bench) latency(ctx context.Context, size int, rate, shadowCapacity float64, plain, shadow, mirror *benchProcess, new *benchBackend, req []byte) error {
 	fmt.Fprintf(b.out, "\n### %d-byte answers at a fixed %.0f req/s (half the plain proxy's capacity unless --rate)\n\n", size, rate)
 	const slowBy = 100 * time.Millisecond
+	const (
+		plainRun = iota
+		shadowRun
+		shadowSlowRun
+		mirrorRun
+		mirrorSlowRun
+		plainAgainRun
+	)
 	runs := []struct {
-		name  string
-		p     *benchProcess
-		delay time.Duration
+		name    string
+		p       *benchProcess
+		delay   time.Duration
+		against int // the run its ratios are to, -1 for none
 	}{
-		{"plain Go proxy, GET", plain, 0},
-		{"cutover shadow-read, GET", shadow, 0},
-		{"cutover shadow-read, new +100 ms", shadow, slowBy},
-		{"Go mirror (asks new too, compares nothing), GET", mirror, 0},
-		{"Go mirror, new +100 ms", mirror, slowBy},
-		{"plain Go proxy again (the run's noise)", plain, 0},
+		plainRun:      {"plain Go proxy, GET", plain, 0, -1},
+		shadowRun:     {"cutover shadow-read, GET", shadow, 0, plainRun},
+		shadowSlowRun: {"cutover shadow-read, new +100 ms", shadow, slowBy, shadowRun},
+		mirrorRun:     {"Go mirror (asks new too, compares nothing), GET", mirror, 0, plainRun},
+		mirrorSlowRun: {"Go mirror, new +100 ms", mirror, slowBy, mirrorRun},
+		plainAgainRun: {"plain Go proxy again (the run's noise)", plain, 0, plainRun},
 	}
 	samples := make([][]sample, len(runs))
 	newCPU := make([][]float64, len(runs)) // µs per request
@@ -380,10 +389,14 @@ func (b *bench) latency(ctx context.Context, size int, rate, shadowCapacity floa
 	}
 	fmt.Fprintf(os.Stderr, "\r%80s\r", "")
 	rows := make([]row, len(runs))
+	ratioTo := map[int]int{}
 	for i, run := range runs {
 		rows[i] = row{run.name, median(samples[i])}
+		if run.against >= 0 {
+			ratioTo[i] = run.against
+		}
 	}
-	b.table(rows, map[int]int{1: 0, 2: 1, 3: 0, 4: 3, 5: 0})
+	b.table(rows, ratioTo)
 	fmt.Fprintln(b.out)
 	// p99Ratio is the p99 of run i over run j's, in round r.
 	p99Ratio := func(r, i, j int) float64 { return float64(samples[i][r].p99) / float64(samples[j][r].p99) }
@@ -395,14 +408,18 @@ func (b *bench) latency(ctx context.Context, size int, rate, shadowCapacity floa
 		slices.Sort(ratios)
 		return fmt.Sprintf("median %.2f×, from %.2f× to %.2f×", ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
 	}
-	for _, pair := range [][2]int{{1, 0}, {2, 1}, {4, 3}, {5, 0}} {
-		fmt.Fprintf(b.out, "- p99 of %q against %q, round by round: %s\n",
-			runs[pair[0]].name, runs[pair[1]].name, spread(func(r int) float64 { return p99Ratio(r, pair[0], pair[1]) }))
+	for i, run := range runs {
+		if run.against >= 0 {
+			fmt.Fprintf(b.out, "- p99 of %q against %q, round by round: %s\n",
+				run.name, runs[run.against].name, spread(func(r int) float64 { return p99Ratio(r, i, run.against) }))
+		}
 	}
 	fmt.Fprintf(b.out, "- what the slow new backend costs cutover's clients beyond what it costs the mirror's (the first ratio over the second, round by round): %s\n",
-		spread(func(r int) float64 { return p99Ratio(r, 2, 1) / p99Ratio(r, 4, 3) }))
+		spread(func(r int) float64 {
+			return p99Ratio(r, shadowSlowRun, shadowRun) / p99Ratio(r, mirrorSlowRun, mirrorRun)
+		}))
 	fmt.Fprintf(b.out, "- the new backend's own CPU per request (it shares the cores): %.0f µs healthy, %.0f µs when 100 ms slower\n",
-		upperMedian(newCPU[1]), upperMedian(newCPU[2]))
+		upperMedian(newCPU[shadowRun]), upperMedian(newCPU[shadowSlowRun]))
 	if shadowCapacity > 0 {
 		fmt.Fprintf(b.out, "- the fixed rate is %.0f %% of shadow-read's own capacity in this run (%.0f req/s with %d connections); near 100 %% requests queue\n",
 			100*rate/shadowCapacity, shadowCapacity, b.conns)
