@@ -283,7 +283,7 @@ func apply(tx *bolt.Tx, x *op) error {
 		if err != nil {
 			return err
 		}
-		r.Redriven = r.Redriven || r.State == stateGaveUp
+		r.Redriven = x.rec.Redriven
 		r.State, r.Order, r.First, r.Attempts, r.LastErr, r.Held, r.Reason, r.Status = stateQueued, x.order, x.rec.First, 0, "", time.Time{}, "", 0
 		if err := queue.Put(u64(r.Order), r.encode()); err != nil {
 			return err

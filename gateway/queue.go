@@ -326,7 +326,8 @@ func (q *queue) enqueue(r *record, onFirst func(answer), kind opKind) *op {
 		if kind == opAccept {
 			e.accepted = q.box.submitRecord(opAccept, r)
 		} else {
-			e.accepted = q.box.submit(&op{kind: kind, id: r.ID, order: r.Order, rec: &record{First: r.First}})
+			// A re-drive (opRequeue): redrive has decided Redriven.
+			e.accepted = q.box.submit(&op{kind: kind, id: r.ID, order: r.Order, rec: &record{First: r.First, Redriven: r.Redriven}})
 		}
 	}
 	kq := q.keys[r.Key]
