@@ -654,3 +654,43 @@ routes:
     phase: dual-write
 `, old.url(), new.url()), secondary
 }
+
+// A re-driven write keeps being one across a restart: given up again after
+// it, it is not counted as given up a second time (nor its failures as
+// first attempts that failed).
+func TestARedrivenWriteStaysRedrivenAcrossARestart(t *testing.T) {
+	var attempts atomic.Int64
+	primary := &faulty{k: newKV()}
+	secondary := &faulty{k: newKV(), fault: func(k *kv, w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		http.Error(w, "schema mismatch", http.StatusUnprocessableEntity)
+	}}
+	old, new := newServer(t, primary), newServer(t, secondary)
+	dir := t.TempDir()
+	fast := durableConfig(old.url(), new.url(), "  max_attempts: 2\n  base_backoff: 5ms\n  max_backoff: 10ms")
+	slow := durableConfig(old.url(), new.url(), "  max_attempts: 2\n  base_backoff: 1h\n  max_backoff: 1h")
+	g := startProxy(t, fast, dir)
+	put(t, g, "/items/a", 1)
+	eventually(t, "the write to be given up", func() bool { return g.route("items").Writes.GaveUp == 1 })
+	held, _ := g.proxy.HeldWrites("gave_up", "", 0, 10)
+	g.close()
+
+	// Re-driven; its first attempt fails and the next is an hour away.
+	g2 := startProxy(t, slow, dir)
+	if err := g2.proxy.Redrive(held[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the re-driven write's attempt", func() bool { return attempts.Load() == 3 })
+	g2.close()
+
+	// After the restart it fails again and is given up again: still a
+	// re-driven write, so nothing new is counted against the new backend.
+	g3 := startProxy(t, fast, dir)
+	eventually(t, "the write given up again", func() bool {
+		h, _ := g3.proxy.HeldWrites("gave_up", "", 0, 10)
+		return len(h) == 1 && attempts.Load() == 4
+	})
+	if w := g3.route("items").Writes; w.GaveUp != 0 || w.SecondaryFailed != 0 {
+		t.Errorf("after the restart, the re-driven write counted again: %+v", w)
+	}
+}
