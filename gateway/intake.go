@@ -139,8 +139,11 @@ func refusedReason(err error) string {
 		return "shutting_down"
 	case errors.Is(err, errQueuedAhead):
 		return "queued_ahead"
+	case errors.Is(err, errBodyRead):
+		return "body_unreadable"
 	}
-	return "body_unreadable"
+	// A refusal without its own reason yet: named, not counted as another.
+	return "other"
 }
 
 // clientIP is the client's address for logs: the one chi's middleware
