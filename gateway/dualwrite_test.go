@@ -247,28 +247,9 @@ func TestAWriteAnswerOverMaxBodyLandsUncompared(t *testing.T) {
 	if res, _ := g.do("PUT", "/users/1", `{}`); res.StatusCode != http.StatusOK {
 		t.Fatalf("PUT: %s", res.Status)
 	}
-	skipped := func() float64 {
-		families, err := g.reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range families {
-			if mf.GetName() != "cutover_write_comparisons_total" {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				labels := map[string]string{}
-				for _, l := range m.GetLabel() {
-					labels[l.GetName()] = l.GetValue()
-				}
-				if labels["outcome"] == "skipped" && labels["reason"] == "too_large" {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-		return 0
-	}
-	eventually(t, "the write's comparison skipped as too_large", func() bool { return skipped() == 1 })
+	eventually(t, "the write's comparison skipped as too_large", func() bool {
+		return gathered(t, g, `cutover_write_comparisons_total{outcome="skipped",reason="too_large",route="users"}`) == 1
+	})
 	v := g.route("users")
 	if v.Writes.SecondarySucceeded != 1 || v.WriteComparisons != (stats.WriteComparisons{}) {
 		t.Errorf("writes = %+v, write comparisons = %+v; want one delivered and none compared", v.Writes, v.WriteComparisons)
