@@ -671,8 +671,13 @@ func TestARedrivenWriteStaysRedrivenAcrossARestart(t *testing.T) {
 	slow := durableConfig(old.url(), new.url(), "  max_attempts: 2\n  base_backoff: 1h\n  max_backoff: 1h")
 	g := startProxy(t, fast, dir)
 	put(t, g, "/items/a", 1)
-	eventually(t, "the write to be given up", func() bool { return g.route("items").Writes.GaveUp == 1 })
-	held, _ := g.proxy.HeldWrites("gave_up", "", 0, 10)
+	// Counted as given up before the store's group commit lists it: wait
+	// for the listing, which reads the store.
+	var held []gateway.HeldWrite
+	eventually(t, "the write to be given up and held", func() bool {
+		held, _ = g.proxy.HeldWrites("gave_up", "", 0, 10)
+		return len(held) == 1 && g.route("items").Writes.GaveUp == 1
+	})
 	g.close()
 
 	// Re-driven; its first attempt fails and the next is an hour away.
