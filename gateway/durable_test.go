@@ -125,14 +125,14 @@ func TestGivenUpWriteIsKeptAndRedriven(t *testing.T) {
 
 	// Re-driven once the secondary is fixed: it lands with the same key.
 	secondary.healed.Store(true)
-	if err := g2.proxy.Redrive(h.ID); err != nil {
+	if err := g2.proxy.Redrive(h.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the re-driven write to land", func() bool { return g2.proxy.QueueDepth() == 0 && len(secondary.k.log()["/items/a"]) == 1 })
 	if diff := secondary.k.sameAs(primary.k); diff != "" {
 		t.Error(diff)
 	}
-	if err := g2.proxy.Redrive(h.ID); !errors.Is(err, gateway.ErrNoSuchWrite) {
+	if err := g2.proxy.Redrive(h.ID, false); !errors.Is(err, gateway.ErrNoSuchWrite) {
 		t.Errorf("a second re-drive: %v, want ErrNoSuchWrite", err)
 	}
 	// Its failure and giving up were counted; its landing is a retry that
@@ -164,7 +164,7 @@ func TestWriteToVerifyCanBeReplayedOrDiscarded(t *testing.T) {
 		t.Fatalf("the secondary was written: %v", secondary.k.log())
 	}
 	// Reconciliation found that the primary applied the first: replay it.
-	if err := g.proxy.Redrive(held[0].ID); err != nil {
+	if err := g.proxy.Redrive(held[0].ID, false); err != nil {
 		t.Fatal(err)
 	}
 	// And that the second never happened: discard it.
@@ -625,7 +625,8 @@ func TestHeldActionsAreRefusedOnceTheGatewayCloses(t *testing.T) {
 	var held []gateway.HeldWrite
 	eventually(t, "the held write", func() bool { held, _ = g.proxy.HeldWrites("", "", 0, 10); return len(held) == 1 })
 	g.close()
-	for name, act := range map[string]func(uint64) error{"replay": g.proxy.Redrive, "discard": g.proxy.Discard} {
+	replay := func(id uint64) error { return g.proxy.Redrive(id, false) }
+	for name, act := range map[string]func(uint64) error{"replay": replay, "discard": g.proxy.Discard} {
 		if err := act(held[0].ID); !errors.Is(err, gateway.ErrShuttingDown) {
 			t.Errorf("%s after Close: %v, want ErrShuttingDown", name, err)
 		}
@@ -682,7 +683,7 @@ func TestARedrivenWriteStaysRedrivenAcrossARestart(t *testing.T) {
 
 	// Re-driven; its first attempt fails and the next is an hour away.
 	g2 := startProxy(t, slow, dir)
-	if err := g2.proxy.Redrive(held[0].ID); err != nil {
+	if err := g2.proxy.Redrive(held[0].ID, false); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the re-driven write's attempt", func() bool { return attempts.Load() == 3 })

@@ -34,6 +34,10 @@ type HeldWrite struct {
 	Status int
 	// Replayable is false for a write whose body was too large to keep.
 	Replayable bool
+	// Superseded is when a later write of the same resource reached
+	// Backend after this one was held (zero: none did). A replay is then
+	// refused unless forced: it would put the older value back.
+	Superseded time.Time
 }
 
 // Errors of the operator actions on held writes.
@@ -59,7 +63,7 @@ func (p *Proxy) HeldWrites(kind, route string, after uint64, limit int) ([]HeldW
 			Backend: r.Side.String(), Method: r.Method, Target: p.rules.Current().RedactTarget(r.Target),
 			IdempotencyKey: r.Header.Get(p.shadowCfg.IdempotencyHeader),
 			Recorded:       r.Recorded, Held: r.Held, Attempts: r.Attempts, LastError: r.LastErr,
-			Reason: r.Reason, Status: r.Status, Replayable: !r.NoBody,
+			Reason: r.Reason, Status: r.Status, Replayable: !r.NoBody, Superseded: r.Superseded,
 		})
 	}
 	return out, nil
@@ -67,8 +71,10 @@ func (p *Proxy) HeldWrites(kind, route string, after uint64, limit int) ([]HeldW
 
 // Redrive puts a held write back in the queue, behind whatever is queued
 // for its resource now, with its idempotency key and a fresh count of
-// attempts. It returns once that is on disk.
-func (p *Proxy) Redrive(id uint64) error { return p.queue.redrive(id) }
+// attempts. It returns once that is on disk. Unless force, it refuses
+// (ErrSuperseded, ErrResourceQueued) a replay that would land over a later
+// write of the same resource.
+func (p *Proxy) Redrive(id uint64, force bool) error { return p.queue.redrive(id, force) }
 
 // Discard forgets a held write (after it was repaired by hand, or found not
 // to matter).
@@ -76,14 +82,22 @@ func (p *Proxy) Discard(id uint64) error { return p.queue.discard(id) }
 
 func (q *queue) listHeld(state recordState, route string, after uint64, limit int) ([]*record, error) {
 	if q.box != nil {
-		return q.box.listHeld(state, route, after, limit)
+		recs, err := q.box.listHeld(state, route, after, limit)
+		// What the queue saw overtaken may not be on disk yet.
+		q.mu.Lock()
+		for _, r := range recs {
+			r.Superseded = q.supersededAt(r)
+		}
+		q.mu.Unlock()
+		return recs, err
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out []*record
 	for _, r := range q.memHeld {
 		if r.ID > after && (state == "" || r.State == state) && (route == "" || r.Route == route) {
-			out = append(out, r)
+			c := *r
+			out = append(out, &c)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -122,9 +136,10 @@ func (q *queue) unheld(r *record) {
 		rq.givenUp--
 	}
 	delete(q.memHeld, r.ID)
+	q.dropHeld(r)
 }
 
-func (q *queue) redrive(id uint64) error {
+func (q *queue) redrive(id uint64, force bool) error {
 	q.adminMu.Lock()
 	defer q.adminMu.Unlock()
 	if q.adminClosed {
@@ -138,14 +153,25 @@ func (q *queue) redrive(id uint64) error {
 		return ErrNotReplayable
 	}
 	q.mu.Lock()
+	over := q.overtakes(r)
+	if over != nil && !force {
+		q.mu.Unlock()
+		return over
+	}
 	q.unheld(r)
 	state := r.State
 	r.Redriven = r.Redriven || state == stateGaveUp
-	r.Attempts, r.LastErr, r.Held, r.Reason, r.Status = 0, "", time.Time{}, "", 0
+	r.Origin = r.place() // before enqueue gives it a new order
+	r.Attempts, r.LastErr, r.Held, r.Reason, r.Status, r.Superseded = 0, "", time.Time{}, "", 0, time.Time{}
 	x := q.enqueue(r, nil, opRequeue)
 	q.mu.Unlock()
-	q.p.log.Info("held write re-driven", slog.String(keyRoute, r.Route), slog.Uint64("id", id), slog.String("was", string(state)),
-		slog.String("method", r.Method), slog.String("target", q.p.rules.Current().RedactTarget(r.Target)))
+	attrs := []any{slog.String(keyRoute, r.Route), slog.Uint64("id", id), slog.String("was", string(state)),
+		slog.String("method", r.Method), slog.String("target", q.p.rules.Current().RedactTarget(r.Target))}
+	if over != nil {
+		q.p.log.Warn("held write re-driven by force, over a newer write of its resource", append(attrs, slog.String("why", over.Error()))...)
+	} else {
+		q.p.log.Info("held write re-driven", attrs...)
+	}
 	if x == nil {
 		return nil
 	}

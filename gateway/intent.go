@@ -90,6 +90,7 @@ func (q *queue) holdIntent(r *record) *op {
 	} else {
 		q.route(r.Route).givenUp++
 	}
+	q.addHeld(r)
 	q.publish(r.Route)
 	if q.box == nil {
 		q.holdInMemory(r)

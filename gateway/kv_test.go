@@ -64,6 +64,13 @@ func (k *kv) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, body)
 }
 
+// value returns what path holds ("" when nothing).
+func (k *kv) value(path string) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.state[path]
+}
+
 // log returns the applied idempotency keys per path.
 func (k *kv) log() map[string][]string {
 	k.mu.Lock()

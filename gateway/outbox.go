@@ -58,7 +58,7 @@ var (
 type opKind uint8
 
 var opNames = [...]string{opIntent: "intent", opAccept: "accept", opDrop: "drop", opHoldIntent: "hold_intent", opAck: "ack",
-	opAttempted: "attempted", opGiveUp: "give_up", opRequeue: "requeue", opDiscard: "discard"}
+	opAttempted: "attempted", opGiveUp: "give_up", opRequeue: "requeue", opDiscard: "discard", opSupersede: "supersede"}
 
 func (k opKind) String() string {
 	if int(k) < len(opNames) {
@@ -77,6 +77,7 @@ const (
 	opGiveUp                   // queue → held, given up
 	opRequeue                  // held → queue at order (re-drive)
 	opDiscard                  // forget a held write
+	opSupersede                // mark a held write overtaken by a later one
 )
 
 // op is one change for the committer. Its fields are read by the committer
@@ -283,7 +284,7 @@ func apply(tx *bolt.Tx, x *op) error {
 		if err != nil {
 			return err
 		}
-		r.Redriven = x.rec.Redriven
+		r.Redriven, r.Origin, r.Superseded = x.rec.Redriven, x.rec.Origin, time.Time{}
 		r.State, r.Order, r.First, r.Attempts, r.LastErr, r.Held, r.Reason, r.Status = stateQueued, x.order, x.rec.First, 0, "", time.Time{}, "", 0
 		if err := queue.Put(u64(r.Order), r.encode()); err != nil {
 			return err
@@ -297,6 +298,13 @@ func apply(tx *bolt.Tx, x *op) error {
 			return errNotFound
 		}
 		return held.Delete(u64(x.id))
+	case opSupersede:
+		r, err := get(held, u64(x.id))
+		if err != nil {
+			return nil // replayed or discarded meanwhile
+		}
+		r.Superseded = x.rec.Superseded
+		return held.Put(u64(x.id), r.encode())
 	}
 	return fmt.Errorf("unknown queue change %d", x.kind)
 }

@@ -454,6 +454,12 @@ func (p *Proxy) finish(ex *exchange, in *http.Request) {
 		ex.shadow.primaryDone(p, ex)
 	case ex.write != nil:
 		ex.write.primaryDone(p, ex)
+	case !ex.read:
+		// A write the secondary does not get overtakes, on the primary,
+		// any held write of its resource for that backend.
+		if p.queue.heldCount.Load() > 0 && ex.primaryErr == nil && ex.route.WriteSucceeded(ex.status) {
+			p.queue.reachedDirect(ex.resourceKey(in), ex.primary)
+		}
 	case ex.read:
 		outcome, reason := ex.skip, ex.reason
 		switch {

@@ -63,6 +63,10 @@ type keyQueue struct {
 	// backend (the oldest: they leave first).
 	toSide    [2]int
 	uncounted int
+	// latest is, per backend, the latest place (record.place) of a write
+	// queued for it since the key's queue began: a held write from an
+	// earlier place would land after it (supersede.go).
+	latest [2]uint64
 }
 
 // left counts out a pending write of kq that leaves (delivered or given
@@ -112,7 +116,11 @@ type queue struct {
 	depth   atomic.Int64
 	routes  map[string]*routeQueue
 	memHeld map[uint64]*record // held writes in memory mode
-	closing bool
+	// heldRefs are the held writes by resource key, to see them overtaken
+	// (supersede.go); heldCount counts them, read without mu.
+	heldRefs  map[string][]heldRef
+	heldCount atomic.Int64
+	closing   bool
 
 	// touched remembers, per hash of a resource key, when a write to it
 	// last moved (sent, accepted, landed), so a read that overlapped one is
@@ -145,6 +153,7 @@ func newQueue(p *Proxy, cfg rules.Queue, box *outbox) (*queue, error) {
 		inflight: make(map[string]int),
 		routes:   make(map[string]*routeQueue),
 		memHeld:  make(map[uint64]*record),
+		heldRefs: make(map[string][]heldRef),
 		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		wake:     make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
@@ -175,10 +184,13 @@ func (q *queue) replay() error {
 			q.ready = append(q.ready, kq)
 		}
 		kq.onDisk++
+		// Its order is its place or later (a re-driven write's is earlier).
 		if side == int(rules.Old) || side == int(rules.New) {
 			kq.toSide[side]++
+			kq.latest[side] = max(kq.latest[side], order)
 		} else {
 			kq.uncounted++
+			kq.latest[rules.Old], kq.latest[rules.New] = max(kq.latest[rules.Old], order), max(kq.latest[rules.New], order)
 		}
 		q.depth.Add(1)
 		rq := q.route(route)
@@ -193,6 +205,7 @@ func (q *queue) replay() error {
 		} else {
 			rq.givenUp++
 		}
+		q.addHeld(r)
 	})
 	switch {
 	case errors.Is(err, errCorruptRecord):
@@ -283,6 +296,7 @@ func (q *queue) accept(r *record, onFirst func(answer)) *op {
 	q.mu.Lock()
 	q.settled(r.Key)
 	x := q.enqueue(r, onFirst, opAccept)
+	q.reached(r.Key, r.Side.Other(), r.Order) // the primary has it
 	var told []func(answer)
 	if kq := q.keys[r.Key]; kq.due.After(q.p.now()) {
 		// Behind a write that backs off: the first attempt is that far
@@ -327,7 +341,7 @@ func (q *queue) enqueue(r *record, onFirst func(answer), kind opKind) *op {
 			e.accepted = q.box.submitRecord(opAccept, r)
 		} else {
 			// A re-drive (opRequeue): redrive has decided Redriven.
-			e.accepted = q.box.submit(&op{kind: kind, id: r.ID, order: r.Order, rec: &record{First: r.First, Redriven: r.Redriven}})
+			e.accepted = q.box.submit(&op{kind: kind, id: r.ID, order: r.Order, rec: &record{First: r.First, Redriven: r.Redriven, Origin: r.Origin}})
 		}
 	}
 	kq := q.keys[r.Key]
@@ -338,6 +352,7 @@ func (q *queue) enqueue(r *record, onFirst func(answer), kind opKind) *op {
 		q.cond.Signal()
 	}
 	kq.toSide[r.Side]++
+	kq.latest[r.Side] = max(kq.latest[r.Side], r.place())
 	if q.box == nil || (kq.onDisk == 0 && len(kq.tail) == 0 && len(kq.entries) < memoryPerKey) {
 		kq.entries = append(kq.entries, e)
 		kq.last = r.Order
@@ -541,6 +556,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 		if q.box != nil {
 			q.box.submit(&op{kind: opAck, order: r.Order, key: r.Key})
 		}
+		q.reached(r.Key, r.Side, r.place())
 	case a.reason == stats.ReasonShutdown:
 		// Cut by our own shutdown: not an attempt. It stays queued (on
 		// disk) for the next start.
@@ -568,6 +584,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 			rq := q.route(r.Route)
 			rq.givenUp++
 			r.State, r.Held, r.Reason = stateGaveUp, now, a.reason
+			q.addHeld(r)
 			if q.box != nil {
 				q.box.submit(&op{kind: opGiveUp, order: r.Order, rec: &record{Held: now, Reason: a.reason, Attempts: r.Attempts, LastErr: r.LastErr}})
 			} else {

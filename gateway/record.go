@@ -65,8 +65,30 @@ type record struct {
 	// its failure and giving up are counted already, so its landing is a
 	// retry that landed, not another first attempt.
 	Redriven bool `json:"redriven,omitempty"`
+	// Origin is the place among its resource's writes of a re-driven
+	// write: the one it had before it was held (a re-drive gives it a new
+	// Order, at the back of the queue).
+	Origin uint64 `json:"origin,omitempty"`
+	// Superseded is when a later write of the same resource reached Side
+	// after this write was held: replayed, it would put the older value
+	// back over the newer one.
+	Superseded time.Time `json:"superseded,omitzero"`
 
 	body []byte
+}
+
+// place is where the write stands among its resource's writes: the order
+// the primary accepted it in (kept across a re-drive), or, for a write never
+// accepted (held to verify), the ID it was recorded with. IDs and orders
+// come from one sequence, so places compare across both.
+func (r *record) place() uint64 {
+	switch {
+	case r.Origin != 0:
+		return r.Origin
+	case r.Order != 0:
+		return r.Order
+	}
+	return r.ID
 }
 
 // recordVersion leads every encoded record so the format can change.

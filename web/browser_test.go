@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cutover/cutover/internal/browsertest"
 	"github.com/cutover/cutover/web"
@@ -110,17 +111,29 @@ func TestDashboardInABrowser(t *testing.T) {
 
 	// Held writes: listed as text, replayed with a click.
 	f.held.add(web.HeldWrite{ID: 7, Kind: "verify", Route: "user", Method: "PUT", Target: "/users/7?x=" + scriptPayload,
-		Resource: "user|7", Reason: "timeout", Status: 504, Replayable: true})
+		Resource: "user|7", Reason: "timeout", Status: 504, Replayable: true},
+		web.HeldWrite{ID: 8, Kind: "gave_up", Route: "user", Method: "PUT", Target: "/users/8", Resource: "user|8", Backend: "new",
+			Replayable: true, Superseded: time.Now()})
 	browsertest.Navigate(t, ctx, f.srv.URL+"/#/held")
-	browsertest.WaitFor(t, ctx, "the held write", `!!document.querySelector('#held tr[data-id="7"] button[data-action="replay"]')`)
+	browsertest.WaitFor(t, ctx, "the held writes", `!!document.querySelector('#held tr[data-id="8"] button[data-action="replay"]')`)
 	if text := browsertest.Eval[string](t, ctx, `document.querySelector('#held tr[data-id="7"]').innerText`); !strings.Contains(text, scriptPayload) || !strings.Contains(text, "to verify") {
 		t.Errorf("held row = %q", text)
 	}
+	if text := browsertest.Eval[string](t, ctx, `document.querySelector('#held tr[data-id="8"]').innerText`); !strings.Contains(text, "superseded: a later write reached new") {
+		t.Errorf("the overtaken write's row = %q, want it said superseded", text)
+	}
 	browsertest.Screenshot(t, ctx, "held")
 	browsertest.Eval[bool](t, ctx, `(window.confirm = () => true, document.querySelector('#held tr[data-id="7"] button[data-action="replay"]').click(), true)`)
-	browsertest.WaitFor(t, ctx, "the list without it", `!!document.querySelector('main .empty')`)
-	if got := strings.Join(f.held.actions, ","); got != "replay" {
-		t.Errorf("actions carried out: %q, want replay", got)
+	browsertest.WaitFor(t, ctx, "the list without it", `!document.querySelector('#held tr[data-id="7"]')`)
+	// The overtaken one is replayed only when the operator says so again,
+	// told what it does; then it is forced.
+	browsertest.Eval[bool](t, ctx, `(window.confirm = (q) => (window.__asked = q, true), document.querySelector('#held tr[data-id="8"] button[data-action="replay"]').click(), true)`)
+	browsertest.WaitFor(t, ctx, "the list without them", `!!document.querySelector('main .empty')`)
+	if asked := browsertest.Eval[string](t, ctx, `window.__asked`); !strings.Contains(asked, "puts the older value back over the newer one") {
+		t.Errorf("the confirmation asked %q", asked)
+	}
+	if got := strings.Join(f.held.actions, ","); got != "replay,replay forced" {
+		t.Errorf("actions carried out: %q, want replay,replay forced", got)
 	}
 	if x := browsertest.Eval[bool](t, ctx, `window.__xss === undefined`); !x {
 		t.Error("payload ran")

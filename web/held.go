@@ -17,8 +17,10 @@ type HeldWrites interface {
 	// kind ("gave_up", "verify", or "" for both) and route ("" for all).
 	HeldWrites(kind, route string, after uint64, limit int) ([]HeldWrite, error)
 	// Redrive queues a held write again; Discard forgets it. Both return
-	// ErrNoSuchWrite or ErrNotReplayable (wrapped or not) when they apply.
-	Redrive(id uint64) error
+	// ErrNoSuchWrite or ErrNotReplayable (wrapped or not) when they apply;
+	// Redrive, unless force, ErrSuperseded or ErrResourceQueued for a
+	// replay that would land over a later write of the same resource.
+	Redrive(id uint64, force bool) error
 	Discard(id uint64) error
 }
 
@@ -28,6 +30,14 @@ var (
 	ErrNotReplayable = errors.New("the write's body was not kept; it cannot be replayed")
 	// ErrShuttingDown: the gateway is closing; the write stays held (503).
 	ErrShuttingDown = errors.New("the gateway is shutting down; the write stays held: act on it after the restart")
+	// ErrSuperseded and ErrResourceQueued refuse a replay that would put an
+	// older value back over a newer one (409); ?force=true sends it anyway.
+	ErrSuperseded = errors.New("a later write of this resource reached the backend after this write was held: " +
+		"replayed, it would put the older value back over the newer one; compare the resource on both backends " +
+		"and discard it, or replay with ?force=true to send it anyway")
+	ErrResourceQueued = errors.New("a later write of this resource is queued for the backend: replayed now, this " +
+		"write would land after it and put the older value back; replay once the queued writes landed or were given " +
+		"up (it is refused as superseded if a later one landed), or replay with ?force=true to send it anyway")
 )
 
 // HeldWrite is one held write as /api/v1/held shows it. Bodies and headers
@@ -49,6 +59,9 @@ type HeldWrite struct {
 	Reason         string    `json:"reason,omitempty"`
 	Status         int       `json:"status,omitempty"`
 	Replayable     bool      `json:"replayable"`
+	// Superseded is when a later write of the resource reached Backend
+	// after this one was held: a replay is refused unless forced.
+	Superseded time.Time `json:"superseded,omitzero"`
 }
 
 // heldPage is one page of held writes; next is the after= of the next page
@@ -125,7 +138,16 @@ func (h *handler) heldAction(replay bool) action {
 			return target, http.StatusBadRequest, errors.New("not a write id")
 		}
 		if replay {
-			err = h.o.Held.Redrive(id)
+			var force bool
+			switch r.URL.Query().Get("force") {
+			case "", "false":
+			case "true":
+				force = true
+				target += ", forced"
+			default:
+				return target, http.StatusBadRequest, errors.New("force must be true or false")
+			}
+			err = h.o.Held.Redrive(id, force)
 		} else {
 			err = h.o.Held.Discard(id)
 		}
@@ -138,6 +160,10 @@ func (h *handler) heldAction(replay bool) action {
 			return target, http.StatusNotFound, ErrNoSuchWrite
 		case errors.Is(err, ErrNotReplayable):
 			return target, http.StatusConflict, ErrNotReplayable
+		case errors.Is(err, ErrSuperseded):
+			return target, http.StatusConflict, ErrSuperseded
+		case errors.Is(err, ErrResourceQueued):
+			return target, http.StatusConflict, ErrResourceQueued
 		case errors.Is(err, ErrShuttingDown):
 			return target, http.StatusServiceUnavailable, ErrShuttingDown
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cutover/cutover/web"
 )
@@ -31,7 +32,7 @@ func (s *heldStub) HeldWrites(kind, route string, after uint64, limit int) ([]we
 	return out, nil
 }
 
-func (s *heldStub) act(id uint64, what string) error {
+func (s *heldStub) act(id uint64, what string, force bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -42,6 +43,12 @@ func (s *heldStub) act(id uint64, what string) error {
 			if what == "replay" && !w.Replayable {
 				return web.ErrNotReplayable
 			}
+			if what == "replay" && !w.Superseded.IsZero() {
+				if !force {
+					return web.ErrSuperseded
+				}
+				what = "replay forced"
+			}
 			s.writes = append(s.writes[:i], s.writes[i+1:]...)
 			s.actions = append(s.actions, what)
 			return nil
@@ -50,8 +57,8 @@ func (s *heldStub) act(id uint64, what string) error {
 	return web.ErrNoSuchWrite
 }
 
-func (s *heldStub) Redrive(id uint64) error { return s.act(id, "replay") }
-func (s *heldStub) Discard(id uint64) error { return s.act(id, "discard") }
+func (s *heldStub) Redrive(id uint64, force bool) error { return s.act(id, "replay", force) }
+func (s *heldStub) Discard(id uint64) error             { return s.act(id, "discard", false) }
 
 func (s *heldStub) add(ws ...web.HeldWrite) {
 	s.mu.Lock()
@@ -63,7 +70,9 @@ func TestHeldWritesAPI(t *testing.T) {
 	f := newFixture(t)
 	f.held.add(web.HeldWrite{ID: 3, Kind: "gave_up", Route: "user", Method: "PUT", Target: "/users/1", Replayable: true},
 		web.HeldWrite{ID: 4, Kind: "verify", Route: "user", Method: "PUT", Target: "/users/2", Reason: "timeout", Status: 504, Replayable: true},
-		web.HeldWrite{ID: 5, Kind: "gave_up", Route: "orders", Method: "POST", Target: "/orders", Reason: "too_large"})
+		web.HeldWrite{ID: 5, Kind: "gave_up", Route: "orders", Method: "POST", Target: "/orders", Reason: "too_large"},
+		web.HeldWrite{ID: 6, Kind: "gave_up", Route: "user", Method: "PUT", Target: "/users/1", Replayable: true,
+			Superseded: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)})
 	get := func(q string) (int, map[string]any) {
 		res, err := http.Get(f.srv.URL + "/api/v1/held" + q)
 		if err != nil {
@@ -76,6 +85,12 @@ func TestHeldWritesAPI(t *testing.T) {
 	}
 	if code, v := get("?kind=verify"); code != 200 || len(v["writes"].([]any)) != 1 {
 		t.Errorf("kind=verify: %d %v", code, v)
+	}
+	if _, v := get("?after=5"); len(v["writes"].([]any)) != 1 || v["writes"].([]any)[0].(map[string]any)["superseded"] != "2026-11-24T12:00:00Z" {
+		t.Errorf("the superseded write: %v, want superseded at 2026-11-24T12:00:00Z", v)
+	}
+	if _, v := get("?after=4&limit=1"); v["writes"].([]any)[0].(map[string]any)["superseded"] != nil {
+		t.Errorf("a write nothing overtook: %v, want no superseded field", v)
 	}
 	if code, v := get("?limit=2"); code != 200 || v["next"] != "4" {
 		t.Errorf("a page of 2: %d %v, want next 4", code, v)
@@ -100,6 +115,10 @@ func TestHeldWritesAPI(t *testing.T) {
 		{"/api/v1/held/5/replay", http.StatusConflict},
 		{"/api/v1/held/5/discard", http.StatusOK},
 		{"/api/v1/held/x/discard", http.StatusBadRequest},
+		// Overtaken by a later write: refused unless forced.
+		{"/api/v1/held/6/replay", http.StatusConflict},
+		{"/api/v1/held/6/replay?force=yes", http.StatusBadRequest},
+		{"/api/v1/held/6/replay?force=true", http.StatusAccepted},
 	} {
 		if got := post(c.path); got != c.want {
 			t.Errorf("POST %s: %d, want %d", c.path, got, c.want)
@@ -118,7 +137,7 @@ func TestHeldWritesAPI(t *testing.T) {
 	if res, _ := http.Get(f.srv.URL + "/api/v1/held/4/replay"); res.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET of an action: %d, want 405", res.StatusCode)
 	}
-	if got := strings.Join(f.held.actions, ","); got != "replay,discard" {
+	if got := strings.Join(f.held.actions, ","); got != "replay,discard,replay forced" {
 		t.Errorf("actions carried out: %s", got)
 	}
 }

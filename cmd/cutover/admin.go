@@ -77,8 +77,8 @@ func (h heldWrites) HeldWrites(kind, route string, after uint64, limit int) ([]w
 	return out, nil
 }
 
-func (h heldWrites) Redrive(id uint64) error { return heldError(h.p.Redrive(id)) }
-func (h heldWrites) Discard(id uint64) error { return heldError(h.p.Discard(id)) }
+func (h heldWrites) Redrive(id uint64, force bool) error { return heldError(h.p.Redrive(id, force)) }
+func (h heldWrites) Discard(id uint64) error             { return heldError(h.p.Discard(id)) }
 
 func heldError(err error) error {
 	switch {
@@ -88,6 +88,10 @@ func heldError(err error) error {
 		return web.ErrNotReplayable
 	case errors.Is(err, gateway.ErrShuttingDown):
 		return web.ErrShuttingDown
+	case errors.Is(err, gateway.ErrSuperseded):
+		return web.ErrSuperseded
+	case errors.Is(err, gateway.ErrResourceQueued):
+		return web.ErrResourceQueued
 	}
 	return err
 }

@@ -467,9 +467,9 @@
   // ---- held writes -----------------------------------------------------
 
   // act posts an operator action on a held write, then redraws.
-  async function act(id, action) {
+  async function act(id, action, query) {
     try {
-      const res = await fetch('api/v1/held/' + encodeURIComponent(id) + '/' + action, { method: 'POST', cache: 'no-store' });
+      const res = await fetch('api/v1/held/' + encodeURIComponent(id) + '/' + action + (query || ''), { method: 'POST', cache: 'no-store' });
       if (!res.ok) {
         let msg = res.status + ' ' + res.statusText;
         try { msg = (await res.json()).error || msg; } catch (e) { /* keep the status */ }
@@ -482,10 +482,16 @@
     render();
   }
 
+  // A replay of a write a later one overtook asks again, and is forced:
+  // the server refuses it otherwise.
   function actionButton(w, action, label) {
     const b = el('button', { type: 'button', class: 'act', 'data-id': w.id, 'data-action': action }, label);
+    const over = action === 'replay' && w.superseded;
     b.addEventListener('click', () => {
-      if (window.confirm(label + ' write ' + w.id + ' (' + w.method + ' ' + w.target + ')?')) act(w.id, action);
+      let q = label + ' write ' + w.id + ' (' + w.method + ' ' + w.target + ')?';
+      if (over) q = 'A later write of ' + w.resource + ' reached ' + w.backend + ' after this one was held (' + when(w.superseded) +
+        '): replayed, it puts the older value back over the newer one. ' + q;
+      if (window.confirm(q)) act(w.id, action, over ? '?force=true' : '');
     });
     return b;
   }
@@ -502,7 +508,8 @@
         el('td', { class: 'num' }, w.id), el('td', {}, w.kind === 'verify' ? 'to verify' : 'given up'),
         el('td', {}, w.route), el('td', { class: 'json' }, w.method + ' ' + w.target), el('td', { class: 'json' }, w.resource),
         el('td', {}, when(w.held)), el('td', { class: 'num' }, num(w.attempts)),
-        el('td', {}, [w.reason, w.status ? 'client got ' + w.status : null, w.last_error].filter(Boolean).join('; ')),
+        el('td', {}, [w.superseded ? 'superseded: a later write reached ' + w.backend + ' ' + when(w.superseded) : null,
+          w.reason, w.status ? 'client got ' + w.status : null, w.last_error].filter(Boolean).join('; ')),
         el('td', {}, w.replayable ? actionButton(w, 'replay', 'Replay') : null, ' ', actionButton(w, 'discard', 'Discard')))))) :
       el('p', { class: 'empty' }, 'No held writes.'));
     if (page.next) parts.push(el('p', { class: 'muted' }, 'More in api/v1/held?after=' + page.next));
