@@ -3,15 +3,17 @@ package gateway_test
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // Clients that give up mid-request are not the secondary's fault: however
 // many do, its breaker stays closed and reads are still compared.
 func TestClientCancellationsDoNotTripTheBreaker(t *testing.T) {
 	g := newGate(t)
+	var arrived atomic.Int64
 	old := newBackend(t, "old", func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
 		select { // the client leaves while the primary thinks
 		case <-g.open:
 		case <-r.Context().Done():
@@ -30,14 +32,24 @@ func TestClientCancellationsDoNotTripTheBreaker(t *testing.T) {
 	})
 	gwy := startGateway(t, old, new, "routes:\n  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: shadow-read\n")
 	const leaving = 10 // gobreaker trips after more than 5 failures in a row
-	for range leaving {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	for i := range leaving {
+		// Each client leaves once the primary has its request: one that
+		// left before the gateway read it would be no read at all.
+		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "GET", gwy.srv.URL+"/users/7", nil)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
+		done := make(chan error, 1)
+		go func() {
+			res, err := http.DefaultClient.Do(req)
+			if err == nil {
+				res.Body.Close()
+			}
+			done <- err
+		}()
+		eventually(t, "the primary to have the request", func() bool { return arrived.Load() == int64(i+1) })
+		cancel()
+		if err := <-done; err == nil {
 			t.Fatal("the client was answered before it left")
 		}
-		cancel()
 	}
 	g.release()
 	eventually(t, "the abandoned reads' outcomes", func() bool { return total(gwy.route("users")) == leaving })
