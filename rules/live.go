@@ -1,10 +1,14 @@
 package rules
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
@@ -25,6 +29,8 @@ type Live struct {
 	cur    atomic.Pointer[Set]
 	status atomic.Pointer[Status]
 	mu     sync.Mutex // one reload at a time
+	// read is the SHA-256 of the bytes the last attempt read, under mu.
+	read [sha256.Size]byte
 }
 
 // Status describes the rules in force and the last reload attempt.
@@ -42,14 +48,18 @@ type Status struct {
 // here, since there are no last good rules yet. onReload, if not nil, is
 // called after every later reload attempt with the new set or the error.
 func NewLive(path string, log *slog.Logger, onReload func(*Set, error)) (*Live, error) {
-	set, err := LoadFile(path)
+	src, err := readConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	set, err := Parse(path, bytes.NewReader(src))
 	if err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &Live{path: path, log: log, onReload: onReload}
+	l := &Live{path: path, log: log, onReload: onReload, read: sha256.Sum256(src)}
 	l.cur.Store(set)
 	l.status.Store(&Status{Version: set.Version, Source: path, Loaded: set.Loaded, LastAttempt: set.Loaded})
 	return l, nil
@@ -71,7 +81,31 @@ func (l *Live) Status() Status { return *l.status.Load() }
 
 // Reload reads the file again. On success the new set is in force for the
 // next request; on failure the old one stays and the error is returned.
-func (l *Live) Reload() error {
+// A file that reads as the last attempt did is not attempted again: its
+// outcome is the last attempt's, not counted again.
+func (l *Live) Reload() error { return l.reload(false) }
+
+// readConfig reads a configuration file, up to one byte past the limit
+// Parse enforces.
+func readConfig(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return src, nil
+}
+
+// reload is Reload; changed says the watcher asks. Bytes the last attempt
+// read are not attempted again (an edit followed by SIGHUP was two
+// attempts to the watcher and the signal, a refused edit two refusals).
+// The hook runs before the status changes, so whoever sees the status sees
+// the attempt counted.
+func (l *Live) reload(changed bool) error {
 	if l.path == "" {
 		return errors.New("these rules were not loaded from a file")
 	}
@@ -80,14 +114,35 @@ func (l *Live) Reload() error {
 	now := time.Now()
 	st := l.Status()
 	st.LastAttempt = now
-	set, err := LoadFile(l.path)
+	src, err := readConfig(l.path)
+	var set *Set
+	if err == nil {
+		sum := sha256.Sum256(src)
+		if sum == l.read {
+			// Parsing depends on the bytes alone (and the environment,
+			// which a running process keeps): the outcome would be the
+			// last attempt's.
+			level := slog.LevelInfo
+			if changed {
+				level = slog.LevelDebug
+			}
+			l.log.Log(context.Background(), level, "rules file reads as the last attempt did; not attempted again",
+				slog.String("path", l.path), slog.String("version", st.Version), slog.String("last_error", st.LastError))
+			if st.LastError != "" {
+				return errors.New(st.LastError)
+			}
+			return nil
+		}
+		l.read = sum
+		set, err = Parse(l.path, bytes.NewReader(src))
+	}
 	if err != nil {
 		st.LastError = err.Error()
-		l.status.Store(&st)
 		l.log.Error("rules reload refused; the last good rules stay in force", slog.String("version", st.Version), slog.String("error", err.Error()))
 		if l.onReload != nil {
 			l.onReload(nil, err)
 		}
+		l.status.Store(&st)
 		return err
 	}
 	old := l.cur.Load()
@@ -96,21 +151,21 @@ func (l *Live) Reload() error {
 		// and the one that ends a refused one (a file put back as it was
 		// after a bad edit must clear the failure the hook reported).
 		st.LastError = ""
-		l.status.Store(&st)
 		if l.onReload != nil {
 			l.onReload(old, nil)
 		}
+		l.status.Store(&st)
 		return nil
 	}
 	for _, what := range restartOnly(old, set) {
 		l.log.Warn("this setting changes only on restart; the running value stays", slog.String("setting", what))
 	}
 	l.cur.Store(set)
-	l.status.Store(&Status{Version: set.Version, Source: l.path, Loaded: set.Loaded, LastAttempt: now})
 	l.log.Info("rules reloaded", slog.String("version", set.Version), slog.Int("routes", len(set.Routes)))
 	if l.onReload != nil {
 		l.onReload(set, nil)
 	}
+	l.status.Store(&Status{Version: set.Version, Source: l.path, Loaded: set.Loaded, LastAttempt: now})
 	return nil
 }
 
@@ -190,7 +245,7 @@ func (l *Live) Watch(ctx context.Context) error {
 			l.log.Warn("rules watch error", slog.String("error", err.Error()))
 		case <-fire:
 			fire = nil
-			_ = l.Reload() // logged by Reload, counted by the onReload hook
+			_ = l.reload(true) // logged by reload, counted by the onReload hook
 		}
 	}
 }

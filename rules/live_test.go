@@ -207,3 +207,71 @@ func TestAReloadNamesWhatWaitsForARestart(t *testing.T) {
 		t.Errorf("a change of server.idle_timeout was not named:\n%s", logs.String())
 	}
 }
+
+// syncBuffer is a log sink the watcher's goroutine and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// An edit followed by SIGHUP (an explicit Reload) is one attempt: the
+// watcher, seeing the same bytes, does not attempt them again (a refused
+// edit was refused, logged and counted twice).
+func TestTheWatcherDoesNotAttemptTheBytesJustAttempted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cutover.yaml")
+	write(t, path, liveBase+"shadow-read\n")
+	var seen reloads
+	var logs syncBuffer
+	live, err := rules.NewLive(path, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), seen.hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- live.Watch(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	}()
+
+	bad := liveBase + "shadow-reed\n"
+	write(t, path, bad)
+	if err := live.Reload(); err == nil {
+		t.Fatal("a bad file was taken")
+	}
+	// The watch may not be set up when the first write lands: write the
+	// same bytes until the watcher says it saw them.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "reads as the last attempt did") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the watcher never passed over the bytes just attempted; log:\n%s", logs.String())
+		}
+		write(t, path, bad)
+		time.Sleep(300 * time.Millisecond) // past the watcher's debounce
+	}
+	write(t, path, liveBase+"cutover\n")
+	deadline = time.Now().Add(10 * time.Second)
+	for live.Current().Route("users").Phase != rules.Cutover {
+		if time.Now().After(deadline) {
+			t.Fatal("the good edit was never reloaded")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ok, refused := seen.counts(); ok != 1 || refused != 1 {
+		t.Errorf("hook saw %d good and %d refused reloads, want 1 and 1", ok, refused)
+	}
+}

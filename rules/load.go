@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -24,12 +23,11 @@ const MaxConfigBytes = 4 << 20
 // that does not exist is an error that wraps fs.ErrNotExist, for the command
 // to say how its file is given.
 func LoadFile(path string) (*Set, error) {
-	f, err := os.Open(path)
+	src, err := readConfig(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	return Parse(path, f)
+	return Parse(path, bytes.NewReader(src))
 }
 
 // Parse validates and compiles a configuration read from r; name is used in
