@@ -60,8 +60,22 @@ const seed = `{
 }`
 
 // startJSONServer runs one json-server over its own copy of the seed and
-// returns its base URL.
+// returns its base URL. json-server takes a port number, not a listener:
+// the port is free when chosen, and another socket of the test run may take
+// it before node binds it; then json-server exits and another port is
+// tried.
 func startJSONServer(t *testing.T, bin string) string {
+	t.Helper()
+	for range 3 {
+		if base, ok := tryJSONServer(t, bin); ok {
+			return base
+		}
+	}
+	t.Fatal("json-server did not start on any of three ports")
+	return ""
+}
+
+func tryJSONServer(t *testing.T, bin string) (string, bool) {
 	t.Helper()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db.json")
@@ -80,19 +94,32 @@ func startJSONServer(t *testing.T, bin string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		cancel()
-		cmd.Wait()
+		<-exited
 	})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		// Its own seed answers, not whatever else took the port.
 		res, err := http.Get(base + "/users/1")
 		if err == nil {
+			body, _ := io.ReadAll(res.Body)
 			res.Body.Close()
-			if res.StatusCode == 200 {
-				return base
+			if res.StatusCode == 200 && strings.Contains(string(body), `"ada"`) {
+				return base, true
 			}
+		}
+		select {
+		case <-exited:
+			t.Logf("json-server on port %d exited before it answered (port taken?)", port)
+			return "", false
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("json-server on %s did not start", base)
