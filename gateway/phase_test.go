@@ -179,7 +179,10 @@ func TestAnEscapedPathMatchesItsRoute(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, "the queue to drain", g.proxyIdle)
+	// The queue drains before the deliveries are counted.
+	eventually(t, "the queue to drain and the deliveries counted", func() bool {
+		return g.proxyIdle() && g.route("orders").Writes.SecondarySucceeded >= 2
+	})
 	if n := new.count(); n != 3 {
 		t.Errorf("the secondary got %d requests, want the 3 copies", n)
 	}

@@ -76,6 +76,9 @@ func TestCrashLosesNoWrite(t *testing.T) {
 		t.Skip("runs a real gateway through several crashes")
 	}
 	primary, secondary := newStore(), newStore()
+	// The secondary fails for up to a round (a start and a second); at the
+	// default 20 attempts, each at least the breaker's 50 ms apart, a slow
+	// machine would give writes up, which this test does not expect.
 	old, new := httptest.NewServer(primary), httptest.NewServer(secondary)
 	defer old.Close()
 	defer new.Close()
@@ -86,7 +89,7 @@ backends:
   old: {url: %q, timeout: 1s}
   new: {url: %q, timeout: 500ms}
 shadow: {breaker_open_for: 50ms}
-queue: {base_backoff: 5ms, max_backoff: 50ms}
+queue: {base_backoff: 5ms, max_backoff: 50ms, max_attempts: 1000}
 routes:
   - name: items
     match: {path: "/items/{id}"}
