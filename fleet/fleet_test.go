@@ -33,6 +33,7 @@ type fakeRule struct {
 	contains string
 	result   []map[string]any // {"metric": {...}, "value"/"values": ...}
 	status   int              // 0: 200 success
+	warnings []string         // with a success: a partial answer
 }
 
 func newFakePrometheus(t *testing.T, rules ...fakeRule) *fakePrometheus {
@@ -56,7 +57,11 @@ func newFakePrometheus(t *testing.T, rules ...fakeRule) *fakePrometheus {
 					fmt.Fprintf(w, `{"status":"error","errorType":"bad_data","error":"parse error in %s"}`, rule.contains)
 					return
 				}
-				json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{"resultType": kind, "result": rule.result}})
+				answer := map[string]any{"status": "success", "data": map[string]any{"resultType": kind, "result": rule.result}}
+				if rule.warnings != nil {
+					answer["warnings"] = rule.warnings
+				}
+				json.NewEncoder(w).Encode(answer)
 				return
 			}
 		}
@@ -214,6 +219,10 @@ func TestFleetViewFallsBackToLocalNumbers(t *testing.T) {
 		{"bad query", func(t *testing.T) *fakePrometheus {
 			return newFakePrometheus(t, fakeRule{contains: "histogram_quantile", status: http.StatusBadRequest})
 		}, "parse error in histogram_quantile"},
+		{"a partial answer", func(t *testing.T) *fakePrometheus {
+			return newFakePrometheus(t, fakeRule{contains: "cutover_route_evidence_reads", result: []map[string]any{vec("5", "route", "users", "outcome", "match")},
+				warnings: []string{"partial response: store 10.0.0.7:10901 did not answer"}})
+		}, "may be partial: partial response: store 10.0.0.7:10901 did not answer"},
 		{"no replica matches the selector", func(t *testing.T) *fakePrometheus { return newFakePrometheus(t) },
 			`no cutover_build_info{job="nope"} series`},
 		{"not Prometheus", func(t *testing.T) *fakePrometheus {

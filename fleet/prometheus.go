@@ -43,7 +43,11 @@ type apiAnswer struct {
 	Status    string `json:"status"`
 	ErrorType string `json:"errorType"`
 	Error     string `json:"error"`
-	Data      struct {
+	// Warnings come with an answer that may be partial (a remote store or
+	// a shard that did not answer, behind Thanos or Cortex; a remote read
+	// that failed). Infos (Prometheus 3) are hints about the query only.
+	Warnings []string `json:"warnings"`
+	Data     struct {
 		ResultType string `json:"resultType"`
 		Result     []struct {
 			Metric map[string]string `json:"metric"`
@@ -81,6 +85,10 @@ func (c *client) get(ctx context.Context, path string, params url.Values, wantTy
 	}
 	if a.Status != "success" {
 		return nil, fmt.Errorf("prometheus: %s: %s", a.ErrorType, a.Error)
+	}
+	if len(a.Warnings) > 0 {
+		// A sum that may miss a replica's mismatches must not judge.
+		return nil, fmt.Errorf("prometheus answered with warnings, so the answer may be partial: %s", strings.Join(a.Warnings, "; "))
 	}
 	if a.Data.ResultType != wantType {
 		return nil, fmt.Errorf("prometheus answered a %s, not a %s", a.Data.ResultType, wantType)
