@@ -186,7 +186,7 @@ func (p *Proxy) primaryFailed(ex *exchange, status int, err error) {
 	switch status {
 	case http.StatusGatewayTimeout:
 		reason = verifyTimeout
-	case 499:
+	case statusClientGone:
 		reason = verifyClientGone
 	}
 	p.queue.verify(job.rec, reason, status, err)
@@ -273,6 +273,9 @@ func (j *writeJob) secondaryDone(p *Proxy, ex *exchange, a answer) {
 // still queued for the same backend.
 var errQueuedAhead = errors.New("earlier writes of this resource are still queued for the backend it would go to")
 
+// errClientLeft ends a write whose client left while it waited for them.
+var errClientLeft = errors.New("the client left while its write waited for earlier writes of its resource")
+
 // awaitQueued holds a write while earlier writes of its resource wait in
 // the queue for the backend it goes to (its route, or an override, moved
 // to the cutover phase while new still had writes queued): sent now, it
@@ -282,6 +285,8 @@ func (p *Proxy) awaitQueued(ex *exchange, r *http.Request) error {
 	if p.queue.depthNow() == 0 || !p.queue.queuedFor(ex.resourceKey(r), ex.primary) {
 		return nil
 	}
+	p.awaiting.Add(1)
+	defer p.awaiting.Add(-1)
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	deadline := time.NewTimer(p.timeouts[ex.primary])
@@ -292,7 +297,7 @@ func (p *Proxy) awaitQueued(ex *exchange, r *http.Request) error {
 		case <-deadline.C:
 			return errQueuedAhead
 		case <-r.Context().Done():
-			return errQueuedAhead // its client left while it waited
+			return errClientLeft
 		case <-p.closing:
 			return errClosing
 		}

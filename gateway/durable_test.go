@@ -700,3 +700,63 @@ func TestARedrivenWriteStaysRedrivenAcrossARestart(t *testing.T) {
 		t.Errorf("after the restart, the re-driven write counted again: %+v", w)
 	}
 }
+
+// A write whose client leaves while it waits for earlier writes of its
+// resource is refused as client_gone, not queued_ahead: no backend saw it,
+// and the earlier writes were not late.
+func TestAWriteWhoseClientLeavesWhileItWaitsIsCountedAsClientGone(t *testing.T) {
+	primary := &faulty{k: newKV()}
+	secondary := &faulty{k: newKV(), fault: func(k *kv, w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Cutover-Shadow") != "" {
+			http.Error(w, "not yet", http.StatusServiceUnavailable) // the dual-write copy stays queued
+			return
+		}
+		k.ServeHTTP(w, r)
+	}}
+	old, new := newServer(t, primary), newServer(t, secondary)
+	g := startProxy(t, fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 1s}
+  new: {url: %q, timeout: 5s}
+queue: {base_backoff: 1h, max_backoff: 1h}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+    overrides:
+      - name: moved
+        when: {header: X-Move, equals: "1"}
+        phase: cutover
+`, old.url(), new.url()), t.TempDir())
+	put(t, g, "/items/a", 1)
+	eventually(t, "the copy for new to fail", func() bool { return g.route("items").Writes.SecondaryFailed == 1 })
+
+	// The moved write goes to new, and waits for the queued one; its
+	// client leaves.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "PUT", g.srv.URL+"/items/a", strings.NewReader(`{"v": 2}`))
+	req.Header.Set("X-Move", "1")
+	done := make(chan error, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+			err = fmt.Errorf("answered %s while the write before it was queued", res.Status)
+		}
+		done <- err
+	}()
+	eventually(t, "the moved write to wait", func() bool { return g.proxy.WritesAwaiting() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the moved write: %v, want its client to have left", err)
+	}
+	eventually(t, "the refusal counted", func() bool {
+		return gathered(t, g, `cutover_requests_refused_total{reason="client_gone",route="items"}`) == 1
+	})
+	if n := gathered(t, g, `cutover_requests_refused_total{reason="queued_ahead",route="items"}`); n > 0 {
+		t.Errorf("queued_ahead counted %v times; the client left", n)
+	}
+	if got := secondary.k.log()["/items/a"]; len(got) != 0 {
+		t.Errorf("new applied %v; no write may reach it before the queued one", got)
+	}
+}

@@ -23,6 +23,10 @@ func NewSecondaryClient(stop context.Context, target *url.URL, timeout time.Dura
 // WriteKeyHeader is the idempotency header of NewSecondaryClient's clients.
 const WriteKeyHeader = "X-Write-Key"
 
+// WritesAwaiting counts the writes waiting for earlier writes of their
+// resource queued for the backend they go to.
+func (p *Proxy) WritesAwaiting() int64 { return p.awaiting.Load() }
+
 // CloseClient closes c as the Proxy's Close does.
 func CloseClient(c SecondaryClient) { c.close() }
 

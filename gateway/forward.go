@@ -266,6 +266,10 @@ const unknownLengthStart = 4 << 10
 // before the primary gets it.
 var errClosing = errors.New("the gateway is shutting down")
 
+// statusClientGone is nginx's "client closed request": what the gateway
+// records as the answer of a request whose client left.
+const statusClientGone = 499
+
 // errorStatus is the one place a primary failure becomes a status: 504 when
 // the backend took too long, 499 (nginx's "client closed request") when the
 // client went away, 502 otherwise.
@@ -273,7 +277,7 @@ func errorStatus(ctx context.Context, err error) int {
 	var ne net.Error
 	switch {
 	case ctx.Err() == context.Canceled || errors.Is(err, context.Canceled):
-		return 499
+		return statusClientGone
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return http.StatusGatewayTimeout
 	default:

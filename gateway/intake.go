@@ -139,6 +139,8 @@ func refusedReason(err error) string {
 		return "shutting_down"
 	case errors.Is(err, errQueuedAhead):
 		return "queued_ahead"
+	case errors.Is(err, errClientLeft):
+		return "client_gone"
 	case errors.Is(err, errBodyRead):
 		return "body_unreadable"
 	}

@@ -101,8 +101,10 @@ type Proxy struct {
 	writes       atomic.Int64
 	writesIdle   chan struct{}
 	idleOnce     sync.Once
-	closing      chan struct{}
-	closed       sync.Once
+	// awaiting counts the writes waiting in awaitQueued.
+	awaiting atomic.Int64
+	closing  chan struct{}
+	closed   sync.Once
 }
 
 // New builds a Proxy from the rule set in force, replays the secondary
@@ -388,7 +390,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		p.planWrite(ex, r)
 		if err := p.awaitQueued(ex, r); err != nil {
-			p.reject(w, r, ex, http.StatusServiceUnavailable, err)
+			status := http.StatusServiceUnavailable
+			if errors.Is(err, errClientLeft) {
+				status = statusClientGone
+			}
+			p.reject(w, r, ex, status, err)
 			return
 		}
 	}
@@ -421,7 +427,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 }
 
 // primaryError is ReverseProxy's error funnel: the client gets 502, 504 or
-// 499 and the cause goes to the log.
+// 499 (statusClientGone) and the cause goes to the log.
 func (p *Proxy) primaryError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := exchangeFrom(r.Context())
 	ex.primaryErr = err
@@ -431,7 +437,7 @@ func (p *Proxy) primaryError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	status := errorStatus(r.Context(), err)
-	if status != 499 {
+	if status != statusClientGone {
 		p.log.Warn("primary failed", slog.String(keyRoute, ex.route.Name), slog.String(keyBackend, ex.primary.String()), slog.String("error", err.Error()))
 	}
 	p.metrics.upstream(ex.route.Name, ex.primary, true, p.now().Sub(ex.start))
