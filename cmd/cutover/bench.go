@@ -129,6 +129,8 @@ type sample struct {
 	cpuPerReq  time.Duration
 	peakRSS    int64
 	compared   float64 // share of reads compared (cutover shadow-read)
+	answered   float64 // share of the Go mirror's copies the new backend answered
+	copies     float64 // the Go mirror's copies sent (0: not the mirror)
 	errorShare float64
 }
 
@@ -136,6 +138,10 @@ func (b *bench) measure(ctx context.Context, p *benchProcess, req []byte, open f
 	p.resetPeak()
 	cpu0 := p.cpu()
 	c0, t0 := comparedShare(p.admin)
+	var a0, n0 int64
+	if p.mirror {
+		a0, n0 = mirrorShare(p.addr)
+	}
 	var l load
 	if open > 0 {
 		l = openLoop(ctx, p.addr, open, req, b.duration, 4*b.conns)
@@ -155,6 +161,11 @@ func (b *bench) measure(ctx context.Context, p *benchProcess, req []byte, open f
 	}
 	if c1, t1 := comparedShare(p.admin); t1 > t0 {
 		s.compared = float64(c1-c0) / float64(t1-t0)
+	}
+	if p.mirror {
+		if a1, n1 := mirrorShare(p.addr); n1 > n0 {
+			s.answered, s.copies = float64(a1-a0)/float64(n1-n0), float64(n1-n0)
+		}
 	}
 	return s
 }
@@ -188,6 +199,8 @@ func median(ss []sample) sample {
 		cpuPerReq:  time.Duration(pick(func(s sample) float64 { return float64(s.cpuPerReq) })),
 		peakRSS:    int64(pick(func(s sample) float64 { return float64(s.peakRSS) })),
 		compared:   pick(func(s sample) float64 { return s.compared }),
+		answered:   pick(func(s sample) float64 { return s.answered }),
+		copies:     pick(func(s sample) float64 { return s.copies }),
 		errorShare: pick(func(s sample) float64 { return s.errorShare }),
 	}
 }
@@ -441,6 +454,9 @@ func (b *bench) table(rows []row, ratioTo map[int]int) {
 		compared := ""
 		if r.s.compared > 0 {
 			compared = fmt.Sprintf("%.1f %%", 100*r.s.compared)
+		}
+		if r.s.copies > 0 {
+			compared = fmt.Sprintf("copies answered: %.1f %%", 100*r.s.answered)
 		}
 		if r.s.errorShare > 0.001 {
 			compared += fmt.Sprintf(" (%.1f %% errors)", 100*r.s.errorShare)

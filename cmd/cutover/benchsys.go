@@ -130,6 +130,7 @@ type benchProcess struct {
 	name   string
 	addr   string // proxy address
 	admin  string // cutover's admin address, "" for others
+	mirror bool   // the Go mirror: it counts its copies at mirrorStatsPath
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
@@ -274,7 +275,30 @@ func startBaseline(self, target string) (*benchProcess, error) {
 // least a proxy that shadows reads must do. What a slow new backend costs it
 // on these shared cores is the part of cutover's cost that is not cutover's.
 func startMirror(self, target, mirror string) (*benchProcess, error) {
-	return startProcess("Go mirror", exec.Command(self, "bench-baseline", "--target", "http://"+target, "--mirror", "http://"+mirror))
+	p, err := startProcess("Go mirror", exec.Command(self, "bench-baseline", "--target", "http://"+target, "--mirror", "http://"+mirror))
+	if p != nil {
+		p.mirror = true
+	}
+	return p, err
+}
+
+// mirrorStatsPath is where the Go mirror answers how many of its copies
+// the new backend answered (200, in time) and how many it did not: a
+// mirror whose copies fail does less than cutover, and looks faster.
+const mirrorStatsPath = "/_bench/mirror"
+
+// mirrorShare reads the Go mirror's counts of copies.
+func mirrorShare(addr string) (answered, total int64) {
+	res, err := http.Get("http://" + addr + mirrorStatsPath)
+	if err != nil {
+		return 0, 0
+	}
+	defer res.Body.Close()
+	var failed int64
+	if _, err := fmt.Fscanf(res.Body, "answered %d\nfailed %d\n", &answered, &failed); err != nil {
+		return 0, 0
+	}
+	return answered, answered + failed
 }
 
 // runBenchBaseline is the hidden `bench-baseline` command: a plain
@@ -339,22 +363,35 @@ func runBenchBaseline(args []string, stdout, stderr io.Writer) int {
 			wg.Go(f)
 		}
 	}
+	var answered, failed atomic.Int64
+	copyTo := func(out string) bool {
+		ctx, stop := context.WithTimeout(ctx, 2*time.Second)
+		defer stop()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, out, nil)
+		if err != nil {
+			return false
+		}
+		res, err := mt.RoundTrip(req)
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		_, err = io.Copy(io.Discard, res.Body)
+		return err == nil && res.StatusCode == http.StatusOK
+	}
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == mirrorStatsPath {
+			fmt.Fprintf(w, "answered %d\nfailed %d\n", answered.Load(), failed.Load())
+			return
+		}
 		if r.Method == http.MethodGet {
 			out := (&url.URL{Scheme: m.Scheme, Host: m.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}).String()
 			goMirror(func() {
-				ctx, stop := context.WithTimeout(ctx, 2*time.Second)
-				defer stop()
-				req, err := http.NewRequestWithContext(ctx, http.MethodGet, out, nil)
-				if err != nil {
-					return
+				if copyTo(out) {
+					answered.Add(1)
+				} else {
+					failed.Add(1)
 				}
-				res, err := mt.RoundTrip(req)
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
 			})
 		}
 		rp.ServeHTTP(w, r)

@@ -209,7 +209,7 @@ func TestBenchRuns(t *testing.T) {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
 	for _, want := range []string{"| plain Go proxy, GET |", "| cutover shadow-read, GET |", "| cutover dual-write async, PUT |", "half the plain proxy's capacity", "new +100 ms", "of shadow-read's own capacity in this run",
-		"| Go mirror, new +100 ms |", "beyond what it costs the mirror's", "cutover processes run with GODEBUG=gctrace=1",
+		"| Go mirror, new +100 ms |", "beyond what it costs the mirror's", "copies answered: ", "cutover processes run with GODEBUG=gctrace=1",
 		"\ngc 1 @", // a cutover process's collector, tracing as the environment asked
 		"| on disk (DATA_DIR/queue.db", "| queued at the end (on disk) |"} {
 		if !strings.Contains(string(out), want) {
