@@ -136,7 +136,6 @@ func (q *queue) unheld(r *record) {
 		rq.givenUp--
 	}
 	delete(q.memHeld, r.ID)
-	q.dropHeld(r)
 }
 
 func (q *queue) redrive(id uint64, force bool) error {
@@ -158,12 +157,16 @@ func (q *queue) redrive(id uint64, force bool) error {
 		q.mu.Unlock()
 		return over
 	}
+	// Kept through the replay: held again (given up), it is still
+	// overtaken.
+	r.Superseded = q.supersededAt(r)
 	q.unheld(r)
 	state := r.State
 	r.Redriven = r.Redriven || state == stateGaveUp
 	r.Origin = r.place() // before enqueue gives it a new order
-	r.Attempts, r.LastErr, r.Held, r.Reason, r.Status, r.Superseded = 0, "", time.Time{}, "", 0, time.Time{}
+	r.Attempts, r.LastErr, r.Held, r.Reason, r.Status = 0, "", time.Time{}, "", 0
 	x := q.enqueue(r, nil, opRequeue)
+	q.replayed(r.Key, r.Side, r.Origin, r.Order)
 	q.mu.Unlock()
 	attrs := []any{slog.String(keyRoute, r.Route), slog.Uint64("id", id), slog.String("was", string(state)),
 		slog.String("method", r.Method), slog.String("target", q.p.rules.Current().RedactTarget(r.Target))}
@@ -194,6 +197,7 @@ func (q *queue) discard(id uint64) error {
 	}
 	q.mu.Lock()
 	q.unheld(r)
+	q.dropRef(r.Key, r.place())
 	q.publish(r.Route)
 	q.mu.Unlock()
 	q.p.log.Info("held write discarded", slog.String(keyRoute, r.Route), slog.Uint64("id", id), slog.String("was", string(r.State)),

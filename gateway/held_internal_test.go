@@ -74,3 +74,39 @@ func newMemoryProxy(t *testing.T, st *stats.Store, extra string) *Proxy {
 	})
 	return p
 }
+
+// A replay that a later write of its resource overtakes while it waits in
+// the queue (a write whose flight to the backend began before anything was
+// held for it, so nothing refused the replay) is held again, not sent.
+func TestAReplayOvertakenWhileQueuedIsHeldAgain(t *testing.T) {
+	st := stats.New()
+	p := newMemoryProxy(t, st, "queue: {base_backoff: 20ms, max_backoff: 20ms, max_attempts: 1000}\n")
+	r := &record{Key: "items|a", Route: "items", Side: rules.New, Method: "PUT", Target: "/items/a", body: []byte(`{}`)}
+	p.queue.intend(r)
+	r.State = stateGaveUp
+	p.queue.holdIntent(r)
+	if err := p.Redrive(r.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	// The late write lands on new as its primary.
+	p.queue.mu.Lock()
+	p.queue.reached(r.Key, rules.New, p.queue.seq.Load()+1)
+	p.queue.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		held, _ := p.HeldWrites("", "", 0, 10)
+		if len(held) == 1 && held[0].Reason == reasonSuperseded {
+			if held[0].Superseded.IsZero() {
+				t.Errorf("held again without the mark: %+v", held[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the overtaken replay was not held again: %+v", held)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := p.Redrive(r.ID, false); err != ErrSuperseded {
+		t.Errorf("replay after that: %v, want ErrSuperseded", err)
+	}
+}

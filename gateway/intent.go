@@ -4,6 +4,8 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"time"
+
+	"github.com/cutover/cutover/rules"
 )
 
 // The life of a write before it is queued: recorded as an intent before the
@@ -41,6 +43,7 @@ func (q *queue) intend(r *record) *op {
 	q.touch(r.Key)
 	q.mu.Lock()
 	q.inflight[r.Key]++
+	q.addInflightTo(r.Key, r.Side.Other(), 1)
 	q.mu.Unlock()
 	if q.box == nil {
 		return nil
@@ -48,19 +51,53 @@ func (q *queue) intend(r *record) *op {
 	return q.box.submitRecord(opIntent, r)
 }
 
-// settled ends a write's flight to the primary; q.mu is held.
-func (q *queue) settled(key string) {
-	if n := q.inflight[key]; n <= 1 {
-		delete(q.inflight, key)
+// settled ends the flight of write r to its primary; q.mu is held.
+func (q *queue) settled(r *record) {
+	if n := q.inflight[r.Key]; n <= 1 {
+		delete(q.inflight, r.Key)
+		delete(q.reachedInFlight, r.Key)
 	} else {
-		q.inflight[key] = n - 1
+		q.inflight[r.Key] = n - 1
 	}
+	q.addInflightTo(r.Key, r.Side.Other(), -1)
+}
+
+// addInflightTo counts n more writes of key in flight to side as their
+// primary; q.mu is held.
+func (q *queue) addInflightTo(key string, side rules.Side, n int) {
+	to := q.inflightTo[key]
+	to[side] = max(to[side]+n, 0)
+	if to == [2]int{} {
+		delete(q.inflightTo, key)
+	} else {
+		q.inflightTo[key] = to
+	}
+}
+
+// beginDirect counts a write the secondary does not get, in flight to side
+// as its primary, while a write held for side exists: a replay for side is
+// refused until it ends (endDirect).
+func (q *queue) beginDirect(key string, side rules.Side) {
+	q.mu.Lock()
+	q.addInflightTo(key, side, 1)
+	q.mu.Unlock()
+}
+
+// endDirect ends a write begun with beginDirect; accepted says the primary
+// took it, and then it overtakes the held writes of key for side.
+func (q *queue) endDirect(key string, side rules.Side, accepted bool) {
+	q.mu.Lock()
+	q.addInflightTo(key, side, -1)
+	if accepted {
+		q.reached(key, side, q.seq.Load()+1)
+	}
+	q.mu.Unlock()
 }
 
 // drop forgets a write the primary refused or never received.
 func (q *queue) drop(r *record) {
 	q.mu.Lock()
-	q.settled(r.Key)
+	q.settled(r)
 	q.mu.Unlock()
 	if q.box != nil {
 		q.box.submit(&op{kind: opDrop, id: r.ID})
@@ -84,22 +121,30 @@ func (q *queue) holdIntent(r *record) *op {
 	r.Held = q.p.now()
 	q.touch(r.Key)
 	q.mu.Lock()
-	q.settled(r.Key)
+	defer q.mu.Unlock()
+	// Held before its flight ends: a later write that reached its backend
+	// meanwhile supersedes it.
+	q.addHeld(r)
+	if r.State == stateGaveUp {
+		// Given up from its intent (its body too large to repeat), it was
+		// accepted by its primary: it overtakes the writes held for that
+		// backend.
+		q.reached(r.Key, r.Side.Other(), r.ID)
+	}
+	q.settled(r)
 	if r.State == stateVerify {
 		q.route(r.Route).verify++
 	} else {
 		q.route(r.Route).givenUp++
 	}
-	q.addHeld(r)
 	q.publish(r.Route)
 	if q.box == nil {
 		q.holdInMemory(r)
-	}
-	q.mu.Unlock()
-	if q.box == nil {
 		return nil
 	}
-	return q.box.submit(&op{kind: opHoldIntent, id: r.ID, rec: &record{State: r.State, Held: r.Held, Reason: r.Reason, Status: r.Status, LastErr: r.LastErr}})
+	// Submitted under q.mu: a mark of it (opSupersede) comes after.
+	return q.box.submit(&op{kind: opHoldIntent, id: r.ID, rec: &record{State: r.State, Held: r.Held, Reason: r.Reason, Status: r.Status,
+		LastErr: r.LastErr, Superseded: r.Superseded}})
 }
 
 // holdInMemory keeps a held write without a data directory, forgetting the
@@ -117,6 +162,7 @@ func (q *queue) holdInMemory(r *record) {
 		}
 	}
 	q.unheld(oldest)
+	q.dropRef(oldest.Key, oldest.place())
 	q.publish(oldest.Route)
 	q.p.log.Error("held write forgotten: more than the held writes kept without a data directory", slog.Int("kept", maxHeldInMemory),
 		slog.String(keyRoute, oldest.Route), slog.String("state", string(oldest.State)), slog.String("method", oldest.Method),

@@ -241,7 +241,7 @@ func apply(tx *bolt.Tx, x *op) error {
 		if err := queue.Put(u64(x.rec.Order), x.enc); err != nil {
 			return err
 		}
-		return byKey.Put(keyIndex(x.rec.Key, x.rec.Order), indexValue(x.rec.First, x.rec.Route, x.rec.Side))
+		return byKey.Put(keyIndex(x.rec.Key, x.rec.Order), indexValue(x.rec))
 	case opDrop:
 		return intents.Delete(u64(x.id))
 	case opHoldIntent:
@@ -249,7 +249,7 @@ func apply(tx *bolt.Tx, x *op) error {
 		if err != nil {
 			return err
 		}
-		r.State, r.Held, r.Reason, r.Status, r.LastErr = x.rec.State, x.rec.Held, x.rec.Reason, x.rec.Status, x.rec.LastErr
+		r.State, r.Held, r.Reason, r.Status, r.LastErr, r.Superseded = x.rec.State, x.rec.Held, x.rec.Reason, x.rec.Status, x.rec.LastErr, x.rec.Superseded
 		if err := held.Put(u64(r.ID), r.encode()); err != nil {
 			return err
 		}
@@ -271,7 +271,7 @@ func apply(tx *bolt.Tx, x *op) error {
 		if err != nil {
 			return err
 		}
-		r.State, r.Held, r.Reason, r.Attempts, r.LastErr = stateGaveUp, x.rec.Held, x.rec.Reason, x.rec.Attempts, x.rec.LastErr
+		r.State, r.Held, r.Reason, r.Attempts, r.LastErr, r.Superseded = stateGaveUp, x.rec.Held, x.rec.Reason, x.rec.Attempts, x.rec.LastErr, x.rec.Superseded
 		if err := held.Put(u64(r.ID), r.encode()); err != nil {
 			return err
 		}
@@ -284,12 +284,12 @@ func apply(tx *bolt.Tx, x *op) error {
 		if err != nil {
 			return err
 		}
-		r.Redriven, r.Origin, r.Superseded = x.rec.Redriven, x.rec.Origin, time.Time{}
+		r.Redriven, r.Origin, r.Superseded = x.rec.Redriven, x.rec.Origin, x.rec.Superseded
 		r.State, r.Order, r.First, r.Attempts, r.LastErr, r.Held, r.Reason, r.Status = stateQueued, x.order, x.rec.First, 0, "", time.Time{}, "", 0
 		if err := queue.Put(u64(r.Order), r.encode()); err != nil {
 			return err
 		}
-		if err := byKey.Put(keyIndex(r.Key, r.Order), indexValue(r.First, r.Route, r.Side)); err != nil {
+		if err := byKey.Put(keyIndex(r.Key, r.Order), indexValue(r)); err != nil {
 			return err
 		}
 		return held.Delete(u64(x.id))
@@ -399,7 +399,7 @@ type recovered struct {
 // may or may not have applied them), then reports every queued write
 // through queued (grouped by resource key, oldest first) and every held
 // write through held.
-func (o *outbox) recover(now time.Time, queued func(key string, order uint64, first time.Time, route string, side int), held func(*record)) (recovered, error) {
+func (o *outbox) recover(now time.Time, queued func(indexEntry), held func(*record)) (recovered, error) {
 	var rec recovered
 	err := o.db.Update(func(tx *bolt.Tx) error {
 		intents, heldB := tx.Bucket(bucketIntents), tx.Bucket(bucketHeld)
@@ -437,8 +437,8 @@ func (o *outbox) recover(now time.Time, queued func(key string, order uint64, fi
 			}
 		}
 		err := tx.Bucket(bucketByKey).ForEach(func(k, v []byte) error {
-			if key, order, first, route, side, ok := parseIndex(k, v); ok {
-				queued(key, order, first, route, side)
+			if e, ok := parseIndex(k, v); ok {
+				queued(e)
 			}
 			return nil
 		})

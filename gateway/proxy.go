@@ -287,14 +287,17 @@ func exchangeFrom(ctx context.Context) *exchange {
 
 // exchange is the state of one client request as it crosses the gateway.
 type exchange struct {
-	route      *rules.Route
-	params     rules.Params
-	override   string
-	phase      rules.Phase
-	primary    rules.Side
-	target     *url.URL
-	read       bool
-	upgrade    bool // the request asks to switch protocols (WebSocket)
+	route    *rules.Route
+	params   rules.Params
+	override string
+	phase    rules.Phase
+	primary  rules.Side
+	target   *url.URL
+	read     bool
+	upgrade  bool // the request asks to switch protocols (WebSocket)
+	// direct: a write the secondary does not get, counted in flight to
+	// its primary while writes held for that backend exist (supersede.go).
+	direct     bool
 	method     string
 	requestURI string // as the client sent it
 	key        string // resource key
@@ -397,6 +400,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.reject(w, r, ex, status, err)
 			return
 		}
+		if ex.write == nil && p.queue.refsTo[ex.primary].Load() > 0 {
+			ex.direct = true
+			p.queue.beginDirect(ex.resourceKey(r), ex.primary)
+		}
 	}
 	defer p.finish(ex, in)
 	p.rp.ServeHTTP(w, in)
@@ -460,12 +467,10 @@ func (p *Proxy) finish(ex *exchange, in *http.Request) {
 		ex.shadow.primaryDone(p, ex)
 	case ex.write != nil:
 		ex.write.primaryDone(p, ex)
-	case !ex.read:
+	case ex.direct:
 		// A write the secondary does not get overtakes, on the primary,
-		// any held write of its resource for that backend.
-		if p.queue.heldCount.Load() > 0 && ex.primaryErr == nil && ex.route.WriteSucceeded(ex.status) {
-			p.queue.reachedDirect(ex.resourceKey(in), ex.primary)
-		}
+		// the held writes of its resource for that backend.
+		p.queue.endDirect(ex.key, ex.primary, ex.primaryErr == nil && ex.route.WriteSucceeded(ex.status))
 	case ex.read:
 		outcome, reason := ex.skip, ex.reason
 		switch {

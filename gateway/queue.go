@@ -111,16 +111,22 @@ type queue struct {
 	ready    []*keyQueue // keys whose head may be attempted now, FIFO
 	delayed  delayHeap
 	inflight map[string]int // writes the primary is being sent, per key
+	// inflightTo counts them by the backend that is their primary, and
+	// reachedInFlight keeps, while any is in flight, the latest place of
+	// a write of the key that reached each backend (supersede.go).
+	inflightTo      map[string][2]int
+	reachedInFlight map[string][2]uint64
 	// depth is changed under mu, and read without it: every write asks
 	// whether anything is queued (awaitQueued), and most often nothing is.
 	depth   atomic.Int64
 	routes  map[string]*routeQueue
 	memHeld map[uint64]*record // held writes in memory mode
-	// heldRefs are the held writes by resource key, to see them overtaken
-	// (supersede.go); heldCount counts them, read without mu.
-	heldRefs  map[string][]heldRef
-	heldCount atomic.Int64
-	closing   bool
+	// heldRefs are the held writes (and re-driven ones queued again) by
+	// resource key, to see them overtaken (supersede.go); refsTo counts
+	// them by backend, read without mu.
+	heldRefs map[string][]heldRef
+	refsTo   [2]atomic.Int64
+	closing  bool
 
 	// touched remembers, per hash of a resource key, when a write to it
 	// last moved (sent, accepted, landed), so a read that overlapped one is
@@ -154,9 +160,12 @@ func newQueue(p *Proxy, cfg rules.Queue, box *outbox) (*queue, error) {
 		routes:   make(map[string]*routeQueue),
 		memHeld:  make(map[uint64]*record),
 		heldRefs: make(map[string][]heldRef),
-		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		wake:     make(chan struct{}, 1),
-		stopped:  make(chan struct{}),
+
+		inflightTo:      make(map[string][2]int),
+		reachedInFlight: make(map[string][2]uint64),
+		seeds:           [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		wake:            make(chan struct{}, 1),
+		stopped:         make(chan struct{}),
 	}
 	q.cond = sync.NewCond(&q.mu)
 	if box != nil {
@@ -176,27 +185,29 @@ func newQueue(p *Proxy, cfg rules.Queue, box *outbox) (*queue, error) {
 // in its order, and intents a crash left are held to verify.
 func (q *queue) replay() error {
 	now := q.p.now()
-	rec, err := q.box.recover(now, func(key string, order uint64, first time.Time, route string, side int) {
-		kq := q.keys[key]
+	rec, err := q.box.recover(now, func(e indexEntry) {
+		kq := q.keys[e.key]
 		if kq == nil {
-			kq = &keyQueue{key: key, route: route, first: first}
-			q.keys[key] = kq
+			kq = &keyQueue{key: e.key, route: e.route, first: e.first}
+			q.keys[e.key] = kq
 			q.ready = append(q.ready, kq)
 		}
 		kq.onDisk++
-		// Its order is its place or later (a re-driven write's is earlier).
-		if side == int(rules.Old) || side == int(rules.New) {
-			kq.toSide[side]++
-			kq.latest[side] = max(kq.latest[side], order)
+		if e.side == int(rules.Old) || e.side == int(rules.New) {
+			kq.toSide[e.side]++
+			kq.latest[e.side] = max(kq.latest[e.side], e.place())
+			if e.origin != 0 {
+				q.replayed(e.key, rules.Side(e.side), e.origin, e.order)
+			}
 		} else {
 			kq.uncounted++
-			kq.latest[rules.Old], kq.latest[rules.New] = max(kq.latest[rules.Old], order), max(kq.latest[rules.New], order)
+			kq.latest[rules.Old], kq.latest[rules.New] = max(kq.latest[rules.Old], e.place()), max(kq.latest[rules.New], e.place())
 		}
 		q.depth.Add(1)
-		rq := q.route(route)
+		rq := q.route(e.route)
 		rq.pending++
-		if rq.oldest.IsZero() || first.Before(rq.oldest) {
-			rq.oldest = first
+		if rq.oldest.IsZero() || e.first.Before(rq.oldest) {
+			rq.oldest = e.first
 		}
 	}, func(r *record) {
 		rq := q.route(r.Route)
@@ -294,9 +305,8 @@ func (q *queue) queuedFor(key string, side rules.Side) bool {
 func (q *queue) accept(r *record, onFirst func(answer)) *op {
 	q.touch(r.Key)
 	q.mu.Lock()
-	q.settled(r.Key)
+	q.settled(r)
 	x := q.enqueue(r, onFirst, opAccept)
-	q.reached(r.Key, r.Side.Other(), r.Order) // the primary has it
 	var told []func(answer)
 	if kq := q.keys[r.Key]; kq.due.After(q.p.now()) {
 		// Behind a write that backs off: the first attempt is that far
@@ -334,6 +344,11 @@ func (q *queue) enqueue(r *record, onFirst func(answer), kind opKind) *op {
 	r.Order = q.seq.Add(1)
 	r.State = stateQueued
 	r.First = q.p.now()
+	if kind == opAccept {
+		// The primary has it: marked before the acceptance is submitted,
+		// so no commit keeps the acceptance without the mark.
+		q.reached(r.Key, r.Side.Other(), r.Order)
+	}
 	e := &entry{rec: r, onFirst: onFirst}
 	if q.box != nil {
 		// Submitted under q.mu, so changes reach the disk in Order.
@@ -341,7 +356,7 @@ func (q *queue) enqueue(r *record, onFirst func(answer), kind opKind) *op {
 			e.accepted = q.box.submitRecord(opAccept, r)
 		} else {
 			// A re-drive (opRequeue): redrive has decided Redriven.
-			e.accepted = q.box.submit(&op{kind: kind, id: r.ID, order: r.Order, rec: &record{First: r.First, Redriven: r.Redriven, Origin: r.Origin}})
+			e.accepted = q.box.submit(&op{kind: kind, id: r.ID, order: r.Order, rec: &record{First: r.First, Redriven: r.Redriven, Origin: r.Origin, Superseded: r.Superseded}})
 		}
 	}
 	kq := q.keys[r.Key]
@@ -514,7 +529,9 @@ func (q *queue) work() {
 			continue
 		}
 		var a answer
-		if e.rec.Attempts > 0 && q.p.breakers[e.rec.Side].open() {
+		if q.replayOvertaken(e.rec) {
+			a = answer{err: errReplayOvertaken, reason: reasonSuperseded}
+		} else if e.rec.Attempts > 0 && q.p.breakers[e.rec.Side].open() {
 			// Not an attempt: wait for the breaker to let a probe through.
 			a = answer{err: errBreakerOpen, reason: stats.ReasonBreakerOpen}
 		} else {
@@ -553,10 +570,27 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 		} else {
 			outcomes = append(outcomes, stats.WriteRetriedOK)
 		}
+		// Marked before the ack is submitted: no commit keeps the ack
+		// without the mark.
+		q.reached(r.Key, r.Side, r.place())
+		if r.Origin != 0 {
+			q.dropRef(r.Key, r.place()) // a replay that landed
+		}
 		if q.box != nil {
 			q.box.submit(&op{kind: opAck, order: r.Order, key: r.Key})
 		}
-		q.reached(r.Key, r.Side, r.place())
+	case a.reason == reasonSuperseded:
+		// A replay overtaken while it waited: held again, not sent. Not
+		// an attempt, and nothing the backend did.
+		leaves = true
+		r.State, r.Held, r.Reason, r.LastErr = stateGaveUp, now, reasonSuperseded, a.err.Error()
+		q.route(r.Route).givenUp++
+		q.addHeld(r)
+		if q.box != nil {
+			q.box.submit(&op{kind: opGiveUp, order: r.Order, rec: &record{Held: now, Reason: r.Reason, Attempts: r.Attempts, LastErr: r.LastErr, Superseded: r.Superseded}})
+		} else {
+			q.holdInMemory(r)
+		}
 	case a.reason == stats.ReasonShutdown:
 		// Cut by our own shutdown: not an attempt. It stays queued (on
 		// disk) for the next start.
@@ -586,7 +620,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 			r.State, r.Held, r.Reason = stateGaveUp, now, a.reason
 			q.addHeld(r)
 			if q.box != nil {
-				q.box.submit(&op{kind: opGiveUp, order: r.Order, rec: &record{Held: now, Reason: a.reason, Attempts: r.Attempts, LastErr: r.LastErr}})
+				q.box.submit(&op{kind: opGiveUp, order: r.Order, rec: &record{Held: now, Reason: a.reason, Attempts: r.Attempts, LastErr: r.LastErr, Superseded: r.Superseded}})
 			} else {
 				q.holdInMemory(r)
 			}

@@ -155,28 +155,58 @@ func keyPrefix(key string) []byte {
 }
 
 // indexValue is what the per-resource index keeps of a write, so a restart
-// rebuilds the queue's counts without decoding any record: when it entered
-// the queue, its route and the backend it goes to.
-func indexValue(first time.Time, route string, side rules.Side) []byte {
-	b := binary.BigEndian.AppendUint64(make([]byte, 0, 10+len(route)), uint64(first.UnixNano()))
+// rebuilds the queue's state without decoding any record: when it entered
+// the queue, its route, the backend it goes to and, for a re-driven write,
+// its place (record.Origin).
+func indexValue(r *record) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 18+len(r.Route)), uint64(r.First.UnixNano()))
 	// A zero byte, then the side: a route's name never starts with one, so
-	// values written before the side was kept still read as they were.
-	b = append(b, 0, byte(side))
-	return append(b, route...)
+	// values written before the side was kept still read as they were. The
+	// side's high bit says the origin follows.
+	if r.Origin != 0 {
+		b = append(b, 0, byte(r.Side)|indexOrigin)
+		b = binary.BigEndian.AppendUint64(b, r.Origin)
+	} else {
+		b = append(b, 0, byte(r.Side))
+	}
+	return append(b, r.Route...)
 }
 
-// parseIndex reads an index entry; side is -1 when the entry was written
-// before the side was kept.
-func parseIndex(k, v []byte) (key string, order uint64, first time.Time, route string, side int, ok bool) {
+const indexOrigin = 0x80
+
+// indexEntry is an index entry read back; side is -1 when the entry was
+// written before the side was kept, origin 0 for a write never re-driven.
+type indexEntry struct {
+	key    string
+	order  uint64
+	first  time.Time
+	route  string
+	side   int
+	origin uint64
+}
+
+// place is the entry's record.place.
+func (e indexEntry) place() uint64 {
+	if e.origin != 0 {
+		return e.origin
+	}
+	return e.order
+}
+
+func parseIndex(k, v []byte) (indexEntry, bool) {
 	n, w := binary.Uvarint(k)
 	if w <= 0 || uint64(len(k)-w) != n+8 || len(v) < 8 {
-		return "", 0, time.Time{}, "", 0, false
+		return indexEntry{}, false
 	}
-	key = string(k[w : w+int(n)])
-	order = binary.BigEndian.Uint64(k[w+int(n):])
-	first = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
-	if len(v) >= 10 && v[8] == 0 {
-		return key, order, first, string(v[10:]), int(v[9]), true
+	e := indexEntry{key: string(k[w : w+int(n)]), order: binary.BigEndian.Uint64(k[w+int(n):]),
+		first: time.Unix(0, int64(binary.BigEndian.Uint64(v))), side: -1}
+	switch {
+	case len(v) >= 18 && v[8] == 0 && v[9]&indexOrigin != 0:
+		e.side, e.origin, e.route = int(v[9]&^indexOrigin), binary.BigEndian.Uint64(v[10:18]), string(v[18:])
+	case len(v) >= 10 && v[8] == 0:
+		e.side, e.route = int(v[9]), string(v[10:])
+	default:
+		e.route = string(v[8:])
 	}
-	return key, order, first, string(v[8:]), -1, true
+	return e, true
 }

@@ -25,18 +25,28 @@ func TestARecordOfAnotherVersionSaysWhich(t *testing.T) {
 	}
 }
 
-// The index keeps each queued write's backend; an entry written before it
-// did still reads, with the backend unknown.
-func TestTheIndexKeepsTheBackend(t *testing.T) {
+// The index keeps each queued write's backend and a re-driven write's
+// place; entries written before it did still read, with the backend
+// unknown or no origin.
+func TestTheIndexKeepsTheBackendAndTheOrigin(t *testing.T) {
 	first := time.Unix(1700000000, 5)
 	k := keyIndex("items|a", 42)
-	key, order, at, route, side, ok := parseIndex(k, indexValue(first, "items", rules.New))
-	if !ok || key != "items|a" || order != 42 || !at.Equal(first) || route != "items" || side != int(rules.New) {
-		t.Errorf("read back %q %d %v %q %d %v", key, order, at, route, side, ok)
+	want := indexEntry{key: "items|a", order: 42, first: first, route: "items", side: int(rules.New)}
+	if e, ok := parseIndex(k, indexValue(&record{First: first, Route: "items", Side: rules.New})); !ok || e != want || e.place() != 42 {
+		t.Errorf("read back %+v %v, want %+v", e, ok, want)
+	}
+	want.origin = 7
+	if e, ok := parseIndex(k, indexValue(&record{First: first, Route: "items", Side: rules.New, Origin: 7})); !ok || e != want || e.place() != 7 {
+		t.Errorf("a re-driven write read back %+v %v, want %+v", e, ok, want)
 	}
 	old := binary.BigEndian.AppendUint64(nil, uint64(first.UnixNano()))
 	old = append(old, "items"...)
-	if _, _, _, route, side, ok := parseIndex(k, old); !ok || route != "items" || side != -1 {
-		t.Errorf("an entry of the earlier format: %q %d %v, want items, -1", route, side, ok)
+	if e, ok := parseIndex(k, old); !ok || e.route != "items" || e.side != -1 {
+		t.Errorf("an entry of the earliest format: %+v, want items, -1", e)
+	}
+	sided := append(binary.BigEndian.AppendUint64(nil, uint64(first.UnixNano())), 0, byte(rules.Old))
+	sided = append(sided, "items"...)
+	if e, ok := parseIndex(k, sided); !ok || e.route != "items" || e.side != int(rules.Old) || e.origin != 0 {
+		t.Errorf("an entry with the backend and no origin: %+v", e)
 	}
 }

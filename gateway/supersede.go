@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 // clients keep writing). Replayed then, it would land over them and put an
 // older value back. The queue notes every such overtaking on the held
 // write, and a replay that would land over a newer write is refused unless
-// forced.
+// forced; a replay overtaken while it waits in the queue is held again
+// instead of sent.
 
 // Errors of a replay that would put an older value back.
 var (
@@ -25,43 +27,105 @@ var (
 		"up (it is refused as superseded if a later one landed), or replay with force to send it anyway")
 )
 
-// heldRef is what the queue keeps in memory of a held write to see it
-// overtaken: its place among its resource's writes, the backend that did
-// not get it, and when a later write reached that backend.
+// reasonSuperseded holds again a re-driven write that a later write of its
+// resource overtook while it waited in the queue: it is not sent.
+const reasonSuperseded = "superseded"
+
+var errReplayOvertaken = errors.New("not sent: a later write of its resource reached the backend while the replay waited in the queue")
+
+// heldRef is what the queue keeps in memory of a held write, or of one
+// re-driven and queued again, to see it overtaken. A write's place
+// (record.place) names it: places come from one sequence.
 type heldRef struct {
-	id         uint64
-	place      uint64
-	side       rules.Side
+	id    uint64 // its ID while held (0 for a replay found queued at start)
+	place uint64
+	side  rules.Side // the backend that did not get it
+	// superseded is when a later write first reached side; overtaken is
+	// the latest place of one that did.
 	superseded time.Time
+	overtaken  uint64
+	// replayFrom is, for a re-driven write in the queue, the sequence when
+	// it was re-driven: a write that reaches side from a later place
+	// overtakes the replay itself. Zero while the write is held.
+	replayFrom uint64
 }
 
-// addHeld notes a write that became held (or was found held at start).
-// q.mu is held.
+// ref returns the ref of the write at place of key, or nil. q.mu is held.
+func (q *queue) ref(key string, place uint64) *heldRef {
+	refs := q.heldRefs[key]
+	if i := slices.IndexFunc(refs, func(h heldRef) bool { return h.place == place }); i >= 0 {
+		return &refs[i]
+	}
+	return nil
+}
+
+// addHeld notes a write that became held (or was found held at start, or
+// was held again after a replay), and marks r superseded if a later write
+// reached its backend before it was held; the caller writes r to disk
+// after this. q.mu is held.
 func (q *queue) addHeld(r *record) {
-	q.heldRefs[r.Key] = append(q.heldRefs[r.Key], heldRef{id: r.ID, place: r.place(), side: r.Side, superseded: r.Superseded})
-	q.heldCount.Add(1)
+	h := q.ref(r.Key, r.place())
+	if h == nil {
+		q.heldRefs[r.Key] = append(q.heldRefs[r.Key], heldRef{place: r.place(), side: r.Side, superseded: r.Superseded})
+		q.refsTo[r.Side].Add(1)
+		h = q.ref(r.Key, r.place())
+	}
+	h.id, h.replayFrom = r.ID, 0
+	// A later write of the resource may have reached side while this one
+	// was still with the primary (held to verify after a timeout).
+	if p := q.reachedInFlight[r.Key][r.Side]; p > h.place {
+		h.overtaken = max(h.overtaken, p)
+		if h.superseded.IsZero() {
+			h.superseded = q.p.now()
+		}
+	}
+	if h.superseded.IsZero() {
+		h.superseded = r.Superseded
+	}
+	r.Superseded = h.superseded
 }
 
-// dropHeld forgets a held write that left the held set. q.mu is held.
-func (q *queue) dropHeld(r *record) {
-	refs := q.heldRefs[r.Key]
-	i := slices.IndexFunc(refs, func(h heldRef) bool { return h.id == r.ID })
+// replayed notes a re-driven write queued again at order, from place.
+// q.mu is held.
+func (q *queue) replayed(key string, side rules.Side, place, order uint64) {
+	h := q.ref(key, place)
+	if h == nil {
+		q.heldRefs[key] = append(q.heldRefs[key], heldRef{place: place, side: side})
+		q.refsTo[side].Add(1)
+		h = q.ref(key, place)
+	}
+	h.replayFrom = order
+}
+
+// dropRef forgets the write at place of key: discarded, forgotten, or its
+// replay landed. q.mu is held.
+func (q *queue) dropRef(key string, place uint64) {
+	refs := q.heldRefs[key]
+	i := slices.IndexFunc(refs, func(h heldRef) bool { return h.place == place })
 	if i < 0 {
 		return
 	}
+	q.refsTo[refs[i].side].Add(-1)
 	refs = slices.Delete(refs, i, i+1)
 	if len(refs) == 0 {
-		delete(q.heldRefs, r.Key)
+		delete(q.heldRefs, key)
 	} else {
-		q.heldRefs[r.Key] = refs
+		q.heldRefs[key] = refs
 	}
-	q.heldCount.Add(-1)
 }
 
 // reached notes that a write of key at place reached side (the secondary
 // acknowledged it, or the primary accepted it): every held write of key
-// for side from an earlier place is superseded, on disk too. q.mu is held.
+// for side from an earlier place is superseded (on disk too), and a replay
+// of one waiting in the queue is overtaken. q.mu is held.
 func (q *queue) reached(key string, side rules.Side, place uint64) {
+	if q.inflight[key] > 0 {
+		// A write of key still with its primary may be held to verify
+		// later, from an earlier place: addHeld looks here.
+		m := q.reachedInFlight[key]
+		m[side] = max(m[side], place)
+		q.reachedInFlight[key] = m
+	}
 	refs := q.heldRefs[key]
 	if len(refs) == 0 {
 		return
@@ -69,10 +133,17 @@ func (q *queue) reached(key string, side rules.Side, place uint64) {
 	now := q.p.now()
 	for i := range refs {
 		h := &refs[i]
-		if h.side != side || h.place >= place || !h.superseded.IsZero() {
+		if h.side != side || h.place >= place {
+			continue
+		}
+		h.overtaken = max(h.overtaken, place)
+		if !h.superseded.IsZero() {
 			continue
 		}
 		h.superseded = now
+		if h.replayFrom != 0 {
+			continue // queued, not held: settle holds it again with the mark
+		}
 		if q.box != nil {
 			q.box.submit(&op{kind: opSupersede, id: h.id, rec: &record{Superseded: now}})
 		} else if r := q.memHeld[h.id]; r != nil {
@@ -81,22 +152,11 @@ func (q *queue) reached(key string, side rules.Side, place uint64) {
 	}
 }
 
-// reachedDirect notes a write the primary accepted that the secondary
-// does not get (a phase or route that copies no writes): it is later than
-// every write held so far.
-func (q *queue) reachedDirect(key string, side rules.Side) {
-	q.mu.Lock()
-	q.reached(key, side, q.seq.Load()+1)
-	q.mu.Unlock()
-}
-
 // supersededAt reports when a held write was overtaken (zero: it was not).
 // q.mu is held.
 func (q *queue) supersededAt(r *record) time.Time {
-	for _, h := range q.heldRefs[r.Key] {
-		if h.id == r.ID {
-			return h.superseded
-		}
+	if h := q.ref(r.Key, r.place()); h != nil {
+		return h.superseded
 	}
 	return r.Superseded
 }
@@ -114,5 +174,28 @@ func (q *queue) overtakes(r *record) error {
 	if kq != nil && (kq.toSide[r.Side] > 0 || kq.uncounted > 0) && kq.latest[r.Side] > r.place() {
 		return ErrResourceQueued
 	}
+	if q.inflightTo[r.Key][r.Side] > 0 {
+		// A later write is with that backend as its primary now: it
+		// would land first.
+		return ErrResourceQueued
+	}
 	return nil
+}
+
+// replayOvertaken reports whether re-driven write r, about to be sent, was
+// overtaken while it waited: a later write reached its backend since the
+// replay. It is held again instead.
+func (q *queue) replayOvertaken(r *record) bool {
+	if r.Origin == 0 {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	h := q.ref(r.Key, r.place())
+	if h == nil || h.replayFrom == 0 || h.overtaken <= h.replayFrom {
+		return false
+	}
+	q.p.log.Warn("re-driven write held again, not sent: a later write of its resource reached the backend while it waited in the queue",
+		slog.String(keyRoute, r.Route), slog.Uint64("id", r.ID), slog.String(keyBackend, r.Side.String()))
+	return true
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -20,6 +21,7 @@ type picky struct {
 
 	mu      sync.Mutex
 	refuse  map[string]bool
+	refused int
 	hold    string
 	arrived chan struct{} // closed when the held body arrives
 	release chan struct{}
@@ -31,6 +33,13 @@ func newPicky(refuse ...string) *picky {
 		p.refuse[b] = true
 	}
 	return p
+}
+
+// refusals counts the writes refused so far.
+func (p *picky) refusals() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
 }
 
 func (p *picky) set(body string, refused bool) {
@@ -52,6 +61,9 @@ func (p *picky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(b))
 	p.mu.Lock()
 	refused := p.refuse[string(b)]
+	if refused {
+		p.refused++
+	}
 	var release chan struct{}
 	if p.hold == string(b) {
 		release = p.release
@@ -258,5 +270,165 @@ func TestAWriteToTheHeldWritesBackendAsPrimarySupersedesIt(t *testing.T) {
 				t.Errorf("replay: %v, want ErrSuperseded", err)
 			}
 		})
+	}
+}
+
+func supersedeConfigWith(t *testing.T, primary, secondary http.Handler, extra string) string {
+	old, new := newServer(t, primary), newServer(t, secondary)
+	return fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 1s}
+  new: {url: %q, timeout: 1s}
+%s
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+    overrides:
+      - {name: moved, when: {header: X-Phase, equals: cutover}, phase: cutover}
+      - {name: done, when: {header: X-Phase, equals: cleanup}, phase: cleanup}
+`, old.url(), new.url(), extra)
+}
+
+const fastGiveUp = `queue:
+  max_attempts: 2
+  base_backoff: 5ms
+  max_backoff: 10ms`
+
+// A forced replay that is given up again is held still superseded: the
+// newer write is still on the backend. Across a restart while it waits in
+// the queue too.
+func TestAForcedReplayHeldAgainStaysSuperseded(t *testing.T) {
+	secondary := newPicky(v1)
+	primary, dir := &faulty{k: newKV()}, t.TempDir()
+	old, new := newServer(t, primary), newServer(t, secondary)
+	cfg := func(queue string) string {
+		return fmt.Sprintf("backends:\n  old: {url: %q, timeout: 1s}\n  new: {url: %q, timeout: 1s}\n%s\nroutes:\n  - name: items\n    match: {path: \"/items/{id}\"}\n    phase: dual-write\n",
+			old.url(), new.url(), queue)
+	}
+	g := startProxy(t, cfg(fastGiveUp), dir)
+	put(t, g, "/items/a", 1)
+	a := heldOf(t, g, "/items/a")
+	put(t, g, "/items/a", 2)
+	eventually(t, "a superseded", func() bool { return !heldNow(t, g, 1)[a].Superseded.IsZero() })
+	g.close()
+	// Forced; its first attempt fails and the next is an hour away.
+	g = startProxy(t, cfg("queue:\n  max_attempts: 2\n  base_backoff: 1h\n  max_backoff: 1h"), dir)
+	if err := g.proxy.Redrive(a, true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the forced replay's first attempt", func() bool { return secondary.refusals() == 3 })
+	g.close()
+	g = startProxy(t, cfg(fastGiveUp), dir)
+	eventually(t, "the forced replay given up again", func() bool { w, ok := heldNow(t, g, 1)[a]; return ok && w.Attempts == 2 })
+	if w := heldNow(t, g, 1)[a]; w.Superseded.IsZero() {
+		t.Errorf("held again after a forced replay: not superseded, though new still holds v2: %+v", w)
+	}
+	if err := g.proxy.Redrive(a, false); !errors.Is(err, gateway.ErrSuperseded) {
+		t.Errorf("an unforced replay after that: %v, want ErrSuperseded", err)
+	}
+}
+
+// A write held to verify after a later write of its resource reached the
+// secondary (the first timed out at the primary while the second went
+// through) is superseded from the start.
+func TestAWriteHeldToVerifyAfterALaterOneLandedIsSuperseded(t *testing.T) {
+	primary, secondary := newPicky(), newPicky()
+	g := startProxy(t, supersedeConfigWith(t, primary, secondary, fastGiveUp), t.TempDir())
+	arrived, release := primary.holdNext(v1)
+	defer release()
+	done := make(chan int, 1)
+	go func() { res, _ := g.do("PUT", "/items/a", v1); done <- res.StatusCode }()
+	<-arrived
+	put(t, g, "/items/a", 2)
+	eventually(t, "v2 on new", func() bool { return secondary.k.value("/items/a") == v2 })
+	if st := <-done; st != http.StatusGatewayTimeout {
+		t.Fatalf("the first PUT: %d, want 504 (its primary held it past the timeout)", st)
+	}
+	a := heldOf(t, g, "/items/a")
+	if w := heldNow(t, g, 1)[a]; w.Kind != "verify" || w.Superseded.IsZero() {
+		t.Errorf("held %+v, want to verify and superseded", w)
+	}
+	if err := g.proxy.Redrive(a, false); !errors.Is(err, gateway.ErrSuperseded) {
+		t.Errorf("replay: %v, want ErrSuperseded", err)
+	}
+}
+
+// While a later write of the resource is with the held write's backend as
+// its primary, a replay would land after it: refused. Once it landed, the
+// held write is superseded.
+func TestAReplayWhileALaterWriteIsWithTheBackendIsRefused(t *testing.T) {
+	for _, phase := range []string{"cutover", "cleanup"} {
+		t.Run(phase, func(t *testing.T) {
+			secondary := newPicky(v1)
+			g := startProxy(t, supersedeConfigWith(t, &faulty{k: newKV()}, secondary, fastGiveUp), t.TempDir())
+			put(t, g, "/items/a", 1)
+			a := heldOf(t, g, "/items/a")
+			arrived, release := secondary.holdNext(v2)
+			defer release()
+			done := make(chan int, 1)
+			go func() { res, _ := g.do("PUT", "/items/a", v2, "X-Phase", phase); done <- res.StatusCode }()
+			<-arrived
+			if err := g.proxy.Redrive(a, false); !errors.Is(err, gateway.ErrResourceQueued) {
+				t.Errorf("replay while v2 is with new: %v, want ErrResourceQueued", err)
+			}
+			release()
+			if st := <-done; st != http.StatusOK {
+				t.Fatalf("PUT v2 through new: %d", st)
+			}
+			eventually(t, "a superseded", func() bool { return !heldNow(t, g, 1)[a].Superseded.IsZero() })
+			if err := g.proxy.Redrive(a, false); !errors.Is(err, gateway.ErrSuperseded) {
+				t.Errorf("replay after v2 landed: %v, want ErrSuperseded", err)
+			}
+		})
+	}
+}
+
+// A restart keeps a queued replay's place: the held writes after it are
+// still replayed without a refusal.
+func TestAQueuedReplayKeepsItsPlaceAcrossARestart(t *testing.T) {
+	secondary := newPicky(v1, v2)
+	dir := t.TempDir()
+	old, new := newServer(t, &faulty{k: newKV()}), newServer(t, secondary)
+	cfg := func(queue string) string {
+		return fmt.Sprintf("backends:\n  old: {url: %q, timeout: 1s}\n  new: {url: %q, timeout: 1s}\n%s\nroutes:\n  - name: items\n    match: {path: \"/items/{id}\"}\n    phase: dual-write\n",
+			old.url(), new.url(), queue)
+	}
+	g := startProxy(t, cfg(fastGiveUp), dir)
+	put(t, g, "/items/a", 1)
+	first := heldOf(t, g, "/items/a")
+	put(t, g, "/items/a", 2)
+	var second uint64
+	for id := range heldNow(t, g, 2) {
+		if id != first {
+			second = id
+		}
+	}
+	g.close()
+	slow := cfg("queue:\n  max_attempts: 100\n  base_backoff: 1h\n  max_backoff: 1h")
+	g = startProxy(t, slow, dir)
+	if err := g.proxy.Redrive(first, false); err != nil {
+		t.Fatal(err)
+	}
+	g.close()
+	g = startProxy(t, slow, dir)
+	if err := g.proxy.Redrive(second, false); err != nil {
+		t.Errorf("after a restart, the replay of the second while the first waits: %v", err)
+	}
+}
+
+// A write accepted by the held write's backend as its primary whose body
+// was too large to repeat overtakes the held write too.
+func TestATooLargeWriteToTheBackendSupersedes(t *testing.T) {
+	secondary := newPicky(v1)
+	g := startProxy(t, supersedeConfigWith(t, &faulty{k: newKV()}, secondary, fastGiveUp+"\nshadow:\n  write_buffer: 16"), t.TempDir())
+	put(t, g, "/items/a", 1)
+	a := heldOf(t, g, "/items/a")
+	big := `{"v": "` + strings.Repeat("x", 64) + `"}`
+	if res, _ := g.do("PUT", "/items/a", big, "X-Phase", "cutover"); res.StatusCode != http.StatusOK {
+		t.Fatalf("the large PUT through new: %d", res.StatusCode)
+	}
+	heldNow(t, g, 2)
+	if err := g.proxy.Redrive(a, false); !errors.Is(err, gateway.ErrSuperseded) {
+		t.Errorf("replay after a too-large write reached new as primary: %v, want ErrSuperseded", err)
 	}
 }
