@@ -95,6 +95,8 @@ queue:
   max_attempts: 2
   base_backoff: 5ms
   max_backoff: 10ms
+shadow:
+  breaker_open_for: 50ms  # the tests refuse several writes in a row
 routes:
   - name: items
     match: {path: "/items/{id}"}
