@@ -541,19 +541,7 @@ func TestAWriteDoesNotOvertakeWritesQueuedForItsBackend(t *testing.T) {
 		k.ServeHTTP(w, r)
 	}}
 	old, new := newServer(t, primary), newServer(t, secondary)
-	g := startProxy(t, fmt.Sprintf(`backends:
-  old: {url: %q, timeout: 1s}
-  new: {url: %q, timeout: 5s}
-queue: {base_backoff: 300ms, max_backoff: 300ms}
-routes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: dual-write
-    overrides:
-      - name: moved
-        when: {header: X-Move, equals: "1"}
-        phase: cutover
-`, old.url(), new.url()), t.TempDir())
+	g := startProxy(t, movableConfig(old.url(), new.url(), "{base_backoff: 300ms, max_backoff: 300ms}"), t.TempDir())
 	put(t, g, "/items/a", 1)
 	eventually(t, "the copy for new to fail", func() bool { return g.route("items").Writes.SecondaryFailed == 1 })
 	copies.Store(true)
@@ -566,6 +554,24 @@ routes:
 	if len(got) != 2 || got[0] != primary.k.log()["/items/a"][0] {
 		t.Errorf("new applied %v; want the queued write first, then the moved one", got)
 	}
+}
+
+// movableConfig is a dual-write route whose writes with X-Move: 1 are in
+// the cutover phase (new first), with the queue settings given.
+func movableConfig(old, new, queue string) string {
+	return fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 1s}
+  new: {url: %q, timeout: 5s}
+queue: %s
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+    overrides:
+      - name: moved
+        when: {header: X-Move, equals: "1"}
+        phase: cutover
+`, old, new, queue)
 }
 
 // A held write's ID names it for good: the operator's replay and discard,
@@ -714,19 +720,7 @@ func TestAWriteWhoseClientLeavesWhileItWaitsIsCountedAsClientGone(t *testing.T) 
 		k.ServeHTTP(w, r)
 	}}
 	old, new := newServer(t, primary), newServer(t, secondary)
-	g := startProxy(t, fmt.Sprintf(`backends:
-  old: {url: %q, timeout: 1s}
-  new: {url: %q, timeout: 5s}
-queue: {base_backoff: 1h, max_backoff: 1h}
-routes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: dual-write
-    overrides:
-      - name: moved
-        when: {header: X-Move, equals: "1"}
-        phase: cutover
-`, old.url(), new.url()), t.TempDir())
+	g := startProxy(t, movableConfig(old.url(), new.url(), "{base_backoff: 1h, max_backoff: 1h}"), t.TempDir())
 	put(t, g, "/items/a", 1)
 	eventually(t, "the copy for new to fail", func() bool { return g.route("items").Writes.SecondaryFailed == 1 })
 

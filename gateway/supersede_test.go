@@ -86,17 +86,13 @@ const (
 	v2 = `{"v": 2}`
 )
 
-func supersedeConfig(t *testing.T, secondary http.Handler) string {
-	old, new := newServer(t, &faulty{k: newKV()}), newServer(t, secondary)
+// itemsConfig is the dual-write route items over old and new, with extra
+// top-level configuration; X-Phase moves a request to cutover or cleanup.
+func itemsConfig(old, new, extra string) string {
 	return fmt.Sprintf(`backends:
   old: {url: %q, timeout: 1s}
   new: {url: %q, timeout: 1s}
-queue:
-  max_attempts: 2
-  base_backoff: 5ms
-  max_backoff: 10ms
-shadow:
-  breaker_open_for: 50ms  # the tests refuse several writes in a row
+%s
 routes:
   - name: items
     match: {path: "/items/{id}"}
@@ -104,7 +100,24 @@ routes:
     overrides:
       - {name: moved, when: {header: X-Phase, equals: cutover}, phase: cutover}
       - {name: done, when: {header: X-Phase, equals: cleanup}, phase: cleanup}
-`, old.url(), new.url())
+`, old, new, extra)
+}
+
+// fastGiveUp gives a refused write up within milliseconds.
+const fastGiveUp = `queue:
+  max_attempts: 2
+  base_backoff: 5ms
+  max_backoff: 10ms`
+
+// briefBreaker: the tests refuse several writes in a row.
+const briefBreaker = "shadow:\n  breaker_open_for: 50ms"
+
+func supersedeConfig(t *testing.T, secondary http.Handler) string {
+	return supersedeConfigWith(t, &faulty{k: newKV()}, secondary, fastGiveUp+"\n"+briefBreaker)
+}
+
+func supersedeConfigWith(t *testing.T, primary, secondary http.Handler, extra string) string {
+	return itemsConfig(newServer(t, primary).url(), newServer(t, secondary).url(), extra)
 }
 
 // heldNow lists the held writes by ID once the store lists want of them.
@@ -275,27 +288,6 @@ func TestAWriteToTheHeldWritesBackendAsPrimarySupersedesIt(t *testing.T) {
 	}
 }
 
-func supersedeConfigWith(t *testing.T, primary, secondary http.Handler, extra string) string {
-	old, new := newServer(t, primary), newServer(t, secondary)
-	return fmt.Sprintf(`backends:
-  old: {url: %q, timeout: 1s}
-  new: {url: %q, timeout: 1s}
-%s
-routes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: dual-write
-    overrides:
-      - {name: moved, when: {header: X-Phase, equals: cutover}, phase: cutover}
-      - {name: done, when: {header: X-Phase, equals: cleanup}, phase: cleanup}
-`, old.url(), new.url(), extra)
-}
-
-const fastGiveUp = `queue:
-  max_attempts: 2
-  base_backoff: 5ms
-  max_backoff: 10ms`
-
 // A forced replay that is given up again is held still superseded: the
 // newer write is still on the backend. Across a restart while it waits in
 // the queue too.
@@ -303,10 +295,7 @@ func TestAForcedReplayHeldAgainStaysSuperseded(t *testing.T) {
 	secondary := newPicky(v1)
 	primary, dir := &faulty{k: newKV()}, t.TempDir()
 	old, new := newServer(t, primary), newServer(t, secondary)
-	cfg := func(queue string) string {
-		return fmt.Sprintf("backends:\n  old: {url: %q, timeout: 1s}\n  new: {url: %q, timeout: 1s}\n%s\nroutes:\n  - name: items\n    match: {path: \"/items/{id}\"}\n    phase: dual-write\n",
-			old.url(), new.url(), queue)
-	}
+	cfg := func(queue string) string { return itemsConfig(old.url(), new.url(), queue) }
 	g := startProxy(t, cfg(fastGiveUp), dir)
 	put(t, g, "/items/a", 1)
 	a := heldOf(t, g, "/items/a")
@@ -391,10 +380,7 @@ func TestAQueuedReplayKeepsItsPlaceAcrossARestart(t *testing.T) {
 	secondary := newPicky(v1, v2)
 	dir := t.TempDir()
 	old, new := newServer(t, &faulty{k: newKV()}), newServer(t, secondary)
-	cfg := func(queue string) string {
-		return fmt.Sprintf("backends:\n  old: {url: %q, timeout: 1s}\n  new: {url: %q, timeout: 1s}\n%s\nroutes:\n  - name: items\n    match: {path: \"/items/{id}\"}\n    phase: dual-write\n",
-			old.url(), new.url(), queue)
-	}
+	cfg := func(queue string) string { return itemsConfig(old.url(), new.url(), queue) }
 	g := startProxy(t, cfg(fastGiveUp), dir)
 	put(t, g, "/items/a", 1)
 	first := heldOf(t, g, "/items/a")
@@ -422,7 +408,7 @@ func TestAQueuedReplayKeepsItsPlaceAcrossARestart(t *testing.T) {
 // was too large to repeat overtakes the held write too.
 func TestATooLargeWriteToTheBackendSupersedes(t *testing.T) {
 	secondary := newPicky(v1)
-	g := startProxy(t, supersedeConfigWith(t, &faulty{k: newKV()}, secondary, fastGiveUp+"\nshadow:\n  write_buffer: 16"), t.TempDir())
+	g := startProxy(t, supersedeConfigWith(t, &faulty{k: newKV()}, secondary, fastGiveUp+"\nshadow:\n  write_buffer: 16\n  breaker_open_for: 50ms"), t.TempDir())
 	put(t, g, "/items/a", 1)
 	a := heldOf(t, g, "/items/a")
 	big := `{"v": "` + strings.Repeat("x", 64) + `"}`

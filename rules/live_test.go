@@ -23,6 +23,19 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
+// watch runs live.Watch until the test ends, and waits for it.
+func watch(t *testing.T, live *rules.Live) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- live.Watch(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+}
+
 // reloads records what the Live told its hook.
 type reloads struct {
 	mu   sync.Mutex
@@ -133,15 +146,7 @@ func TestWatchSeesAConfigMapUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- live.Watch(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Watch: %v", err)
-		}
-	}()
+	watch(t, live)
 
 	waitPhase := func(want rules.Phase) {
 		t.Helper()
@@ -238,15 +243,7 @@ func TestTheWatcherDoesNotAttemptTheBytesJustAttempted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- live.Watch(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Watch: %v", err)
-		}
-	}()
+	watch(t, live)
 
 	bad := liveBase + "shadow-reed\n"
 	write(t, path, bad)
