@@ -68,7 +68,7 @@ type HeldWrite struct {
 // (empty on the last one).
 type heldPage struct {
 	Writes []HeldWrite `json:"writes"`
-	Next   string      `json:"next,omitempty"`
+	Next   string      `json:"next"`
 }
 
 const (

@@ -88,6 +88,8 @@ func TestHeldWritesAPI(t *testing.T) {
 	}
 	if _, v := get("?after=5"); len(v["writes"].([]any)) != 1 || v["writes"].([]any)[0].(map[string]any)["superseded"] != "2026-11-24T12:00:00Z" {
 		t.Errorf("the superseded write: %v, want superseded at 2026-11-24T12:00:00Z", v)
+	} else if next, ok := v["next"]; !ok || next != "" {
+		t.Errorf("the last page: next = %v (present: %v), want \"\" as README shows: a poller loops until it is empty", next, ok)
 	}
 	if _, v := get("?after=4&limit=1"); v["writes"].([]any)[0].(map[string]any)["superseded"] != nil {
 		t.Errorf("a write nothing overtook: %v, want no superseded field", v)
