@@ -199,11 +199,13 @@ func (r *route) override(name string, hours int) *series {
 	return o
 }
 
+// stamp is an event's time, in UTC as the API shows times (the gateway's
+// clock is local: its monotonic reading times requests).
 func (s *Store) stamp(at time.Time) time.Time {
 	if at.IsZero() {
-		return s.now()
+		at = s.now()
 	}
-	return at
+	return at.UTC()
 }
 
 // Read records one read outcome (or, with ev.Write, one comparison of a

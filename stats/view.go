@@ -279,7 +279,7 @@ func seriesView(s *series, now time.Time, q QueueState, queueKnown bool, th rule
 		w.GivenUp = q.GivenUp
 	}
 	if !q.Oldest.IsZero() && q.Pending > 0 {
-		t := q.Oldest
+		t := q.Oldest.UTC()
 		age := now.Sub(t).Seconds()
 		w.OldestPending, w.OldestPendingAgeSeconds = &t, &age
 	}

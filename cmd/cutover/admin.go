@@ -72,6 +72,8 @@ func (h heldWrites) HeldWrites(kind, route string, after uint64, limit int) ([]w
 	}
 	out := make([]web.HeldWrite, len(ws))
 	for i, w := range ws {
+		// The API's times are UTC; the gateway's clock is local.
+		w.Recorded, w.Held, w.Superseded = w.Recorded.UTC(), w.Held.UTC(), w.Superseded.UTC()
 		out[i] = web.HeldWrite(w)
 	}
 	return out, nil
@@ -111,12 +113,15 @@ func (r rulesStatus) RulesStatus() web.RulesStatus {
 	out := web.RulesStatus{
 		Version:   st.Version,
 		Source:    st.Source,
-		LoadedAt:  st.Loaded,
+		LoadedAt:  st.Loaded.UTC(),
 		LastError: st.LastError,
 		Reloads:   map[string]int64{"ok": r.in.reloads.ok.Load(), "failed": r.in.reloads.failed.Load()},
 	}
 	if st.LastError != "" {
-		out.LastErrorAt = r.in.reloads.lastError.Load()
+		if at := r.in.reloads.lastError.Load(); at != nil {
+			utc := at.UTC()
+			out.LastErrorAt = &utc
+		}
 	}
 	for _, rt := range set.Routes {
 		out.Routes = append(out.Routes, ruleRoute(rt))

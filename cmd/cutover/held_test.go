@@ -4,14 +4,23 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// A write the secondary keeps refusing is given up, shown by the admin API,
-// and re-driven by an operator's POST once the secondary is fixed.
+// A write the secondary keeps refusing is given up, shown by the admin API
+// (its times in UTC, though the process's zone is not), and re-driven by an
+// operator's POST once the secondary is fixed.
 func TestGivenUpWriteReplayedThroughTheAdminAPI(t *testing.T) {
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ZONEINFO", filepath.Join(strings.TrimSpace(string(goroot)), "lib", "time", "zoneinfo.zip"))
+	t.Setenv("TZ", "Asia/Kolkata")
 	primary, secondary := newStore(), newStore()
 	secondary.failing.Store(true)
 	old, new := httptest.NewServer(primary), httptest.NewServer(secondary)
@@ -44,6 +53,8 @@ routes:
 			Target         string `json:"target"`
 			IdempotencyKey string `json:"idempotency_key"`
 			Attempts       int    `json:"attempts"`
+			Recorded       string `json:"recorded"`
+			Held           string `json:"held"`
 		} `json:"writes"`
 	}
 	var held page
@@ -58,6 +69,16 @@ routes:
 	w := held.Writes[0]
 	if w.Kind != "gave_up" || w.Target != "/items/7" || w.IdempotencyKey != "write-7" || w.Attempts != 2 {
 		t.Errorf("held write %+v", w)
+	}
+	if !strings.HasSuffix(w.Recorded, "Z") || !strings.HasSuffix(w.Held, "Z") {
+		t.Errorf("held write times %q, %q: want UTC (README: times are RFC 3339 in UTC)", w.Recorded, w.Held)
+	}
+	var rules struct {
+		LoadedAt string `json:"loaded_at"`
+	}
+	getJSON(t, client, "http://"+p.admin+"/api/v1/rules", &rules)
+	if !strings.HasSuffix(rules.LoadedAt, "Z") {
+		t.Errorf("rules loaded_at %q: want UTC", rules.LoadedAt)
 	}
 
 	// A cross-site POST is refused; the operator's own is carried out.
