@@ -30,7 +30,7 @@ var kustomizations = []string{"base", "overlays/example"}
 
 // objects are the resources of one kustomize build, decoded strictly.
 type objects struct {
-	deployment     *appsv1.Deployment
+	statefulSet    *appsv1.StatefulSet
 	services       map[string]*corev1.Service
 	configMaps     map[string]*corev1.ConfigMap
 	pdbs           []*policyv1.PodDisruptionBudget
@@ -42,7 +42,7 @@ type objects struct {
 
 // apiVersions says which apiVersion each kind must be written in.
 var apiVersions = map[string]string{
-	"Deployment": "apps/v1", "Service": "v1", "ConfigMap": "v1", "ServiceAccount": "v1",
+	"StatefulSet": "apps/v1", "Service": "v1", "ConfigMap": "v1", "ServiceAccount": "v1",
 	"PodDisruptionBudget": "policy/v1", "ServiceMonitor": "monitoring.coreos.com/v1", "PrometheusRule": "monitoring.coreos.com/v1",
 }
 
@@ -69,9 +69,9 @@ func decodeStrict(t *testing.T, where string, doc []byte, o *objects) {
 	}
 	var target any
 	switch meta.Kind {
-	case "Deployment":
-		o.deployment = &appsv1.Deployment{}
-		target = o.deployment
+	case "StatefulSet":
+		o.statefulSet = &appsv1.StatefulSet{}
+		target = o.statefulSet
 	case "Service":
 		s := &corev1.Service{}
 		target = s
@@ -160,9 +160,9 @@ func TestKustomizationsAgreeWithTheCode(t *testing.T) {
 	for _, dir := range kustomizations {
 		t.Run(dir, func(t *testing.T) {
 			o := build(t, dir)
-			d := o.deployment
+			d := o.statefulSet
 			if d == nil || d.Name != "cutover" {
-				t.Fatal("no Deployment cutover")
+				t.Fatal("no StatefulSet cutover")
 			}
 			pod := d.Spec.Template
 			c := container(t, &pod.Spec, "cutover")
@@ -189,8 +189,13 @@ func TestKustomizationsAgreeWithTheCode(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the configuration does not validate: %v", err)
 			}
-			if vol, _ := mountOf(t, &pod.Spec, c, flags["data-dir"]); vol.EmptyDir == nil && vol.PersistentVolumeClaim == nil {
-				t.Errorf("--data-dir %s is not on a writable volume", flags["data-dir"])
+			// The queue must outlive the pod: the data directory is the
+			// replica's own volume claim, kept when the pod goes.
+			if !claimed(d, c, flags["data-dir"]) {
+				t.Errorf("--data-dir %s is not on a volume claim of the StatefulSet: queued and held writes would die with the pod", flags["data-dir"])
+			}
+			if p := d.Spec.PersistentVolumeClaimRetentionPolicy; p != nil && (p.WhenDeleted == appsv1.DeletePersistentVolumeClaimRetentionPolicyType || p.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType) {
+				t.Errorf("the claims are deleted with the StatefulSet or on scale-down (%+v): their undelivered writes with them", *p)
 			}
 
 			// Ports: the container's named ports are the listeners of the
@@ -216,6 +221,13 @@ func TestKustomizationsAgreeWithTheCode(t *testing.T) {
 			if tokenVol.Secret == nil {
 				t.Fatalf("%s is not on a Secret volume", set.Admin.Auth.TokenFile)
 			}
+			// Without an operator's token, held writes can be neither
+			// replayed nor discarded, nor a route reset.
+			if f := set.Admin.Auth.OperatorTokenFile; f == "" {
+				t.Error("admin.auth.operator_token_file is not set: no one can replay, discard or reset")
+			} else if v, _ := mountOf(t, &pod.Spec, c, path.Dir(f)); v.Secret == nil || v.Secret.SecretName != tokenVol.Secret.SecretName {
+				t.Errorf("%s is not in Secret %s with the viewers' token", f, tokenVol.Secret.SecretName)
+			}
 
 			// Probes hit the admin port at paths the admin handler serves.
 			checkProbe(t, "liveness", c.LivenessProbe, "/healthz", true, set.Admin.Auth)
@@ -235,7 +247,10 @@ func TestKustomizationsAgreeWithTheCode(t *testing.T) {
 			// Services and the PDB select these pods, by named ports.
 			podLabels := pod.Labels
 			if !subset(d.Spec.Selector.MatchLabels, podLabels) {
-				t.Errorf("the Deployment's selector %v does not match its pods %v", d.Spec.Selector.MatchLabels, podLabels)
+				t.Errorf("the StatefulSet's selector %v does not match its pods %v", d.Spec.Selector.MatchLabels, podLabels)
+			}
+			if _, ok := o.services[d.Spec.ServiceName]; !ok {
+				t.Errorf("the StatefulSet's serviceName %q is not a Service of the build", d.Spec.ServiceName)
 			}
 			for name, s := range o.services {
 				if len(s.Spec.Selector) == 0 || !subset(s.Spec.Selector, podLabels) {
@@ -290,6 +305,22 @@ func parseArgs(t *testing.T, args []string) map[string]string {
 		i++
 	}
 	return out
+}
+
+// claimed reports whether dir in c is mounted from one of the StatefulSet's
+// volume claim templates.
+func claimed(s *appsv1.StatefulSet, c *corev1.Container, dir string) bool {
+	for _, m := range c.VolumeMounts {
+		if m.MountPath != dir {
+			continue
+		}
+		for _, vc := range s.Spec.VolumeClaimTemplates {
+			if vc.Name == m.Name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // mountOf returns the volume mounted at dir in c.
