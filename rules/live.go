@@ -116,7 +116,10 @@ func (l *Live) reload(changed bool) error {
 	st.LastAttempt = now
 	src, err := readConfig(l.path)
 	var set *Set
-	if err == nil {
+	if err != nil {
+		// Whatever comes back next (the same file, restored) is read anew.
+		l.read = [sha256.Size]byte{}
+	} else {
 		sum := sha256.Sum256(src)
 		if sum == l.read {
 			// Parsing depends on the bytes alone (and the environment,

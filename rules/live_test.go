@@ -272,3 +272,35 @@ func TestTheWatcherDoesNotAttemptTheBytesJustAttempted(t *testing.T) {
 		t.Errorf("hook saw %d good and %d refused reloads, want 1 and 1", ok, refused)
 	}
 }
+
+// A file that could not be read for a moment (moved away and back, as
+// editors and `git checkout` do) is read again when it is back, though its
+// bytes are those of the rules in force: the refusal must not stick.
+func TestAFileBackAfterAReadErrorIsReadAgain(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cutover.yaml")
+	write(t, path, liveBase+"shadow-read\n")
+	var seen reloads
+	live, err := rules.NewLive(path, nil, seen.hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := live.Reload(); err == nil {
+		t.Fatal("a missing file was taken")
+	}
+	if err := os.Rename(path+".away", path); err != nil {
+		t.Fatal(err)
+	}
+	if err := live.Reload(); err != nil {
+		t.Fatalf("the file back as it was: %v", err)
+	}
+	if st := live.Status(); st.LastError != "" {
+		t.Errorf("status after the file came back: %+v", st)
+	}
+	if ok, refused := seen.counts(); ok != 1 || refused != 1 {
+		t.Errorf("hook saw %d good and %d refused reloads, want 1 and 1", ok, refused)
+	}
+}
