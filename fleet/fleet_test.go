@@ -33,7 +33,7 @@ type fakeRule struct {
 	contains string
 	result   []map[string]any // {"metric": {...}, "value"/"values": ...}
 	status   int              // 0: 200 success
-	warnings []string         // with a success: a partial answer
+	warnings []string         // with a success
 }
 
 func newFakePrometheus(t *testing.T, rules ...fakeRule) *fakePrometheus {
@@ -144,10 +144,12 @@ func TestFleetViewSumsWhatPrometheusAnswers(t *testing.T) {
 		fakeRule{contains: "cutover_route_evidence_writes", result: []map[string]any{
 			vec("10", "route", "users", "outcome", "ok"), vec("1", "route", "users", "outcome", "failed"),
 		}},
+		// PromQL's annotations of the query are not a partial answer
+		// (Prometheus before 2.54 and Thanos send them as warnings).
 		fakeRule{contains: "histogram_quantile(0.99", result: []map[string]any{
 			vec("0.1", "route", "users", "backend", "old"), vec("0.25", "route", "users", "backend", "new"),
 			vec("NaN", "route", "idle", "backend", "new"),
-		}},
+		}, warnings: []string{`PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name "cutover_upstream_request_duration_seconds_bucket"`}},
 		fakeRule{contains: "sum by (route, backend) (cutover_upstream_request_duration_seconds_count", result: []map[string]any{
 			vec("1000", "route", "users", "backend", "old"), vec("1000", "route", "users", "backend", "new"),
 		}},

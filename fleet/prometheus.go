@@ -45,7 +45,10 @@ type apiAnswer struct {
 	Error     string `json:"error"`
 	// Warnings come with an answer that may be partial (a remote store or
 	// a shard that did not answer, behind Thanos or Cortex; a remote read
-	// that failed). Infos (Prometheus 3) are hints about the query only.
+	// that failed). PromQL's own annotations are about the query, not
+	// missing data: Prometheus 2.54 and later answer its infos apart, in
+	// infos; earlier ones and Thanos put them among the warnings, prefixed
+	// "PromQL info:" or "PromQL warning:".
 	Warnings []string `json:"warnings"`
 	Data     struct {
 		ResultType string `json:"resultType"`
@@ -86,14 +89,28 @@ func (c *client) get(ctx context.Context, path string, params url.Values, wantTy
 	if a.Status != "success" {
 		return nil, fmt.Errorf("prometheus: %s: %s", a.ErrorType, a.Error)
 	}
-	if len(a.Warnings) > 0 {
+	if partial := partialWarnings(a.Warnings); len(partial) > 0 {
 		// A sum that may miss a replica's mismatches must not judge.
-		return nil, fmt.Errorf("prometheus answered with warnings, so the answer may be partial: %s", strings.Join(a.Warnings, "; "))
+		return nil, fmt.Errorf("prometheus answered with warnings, so the answer may be partial: %s", strings.Join(partial, "; "))
 	}
 	if a.Data.ResultType != wantType {
 		return nil, fmt.Errorf("prometheus answered a %s, not a %s", a.Data.ResultType, wantType)
 	}
 	return &a, nil
+}
+
+// partialWarnings are the warnings that may mean missing data: all but
+// PromQL's annotations of the query itself (histogram_quantile fixing
+// buckets that are not monotonic, a counter function over what may not be
+// a counter).
+func partialWarnings(ws []string) []string {
+	var out []string
+	for _, w := range ws {
+		if !strings.HasPrefix(w, "PromQL info:") && !strings.HasPrefix(w, "PromQL warning:") {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // instant evaluates query at t.
