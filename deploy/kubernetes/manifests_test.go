@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -194,6 +195,15 @@ func TestKustomizationsAgreeWithTheCode(t *testing.T) {
 			if !claimed(d, c, flags["data-dir"]) {
 				t.Errorf("--data-dir %s is not on a volume claim of the StatefulSet: queued and held writes would die with the pod", flags["data-dir"])
 			}
+			for _, vc := range d.Spec.VolumeClaimTemplates {
+				if _, ok := vc.Spec.Resources.Requests[corev1.ResourceStorage]; !ok || !slices.Contains(vc.Spec.AccessModes, corev1.ReadWriteOnce) {
+					t.Errorf("volume claim %s: want a storage request and ReadWriteOnce, got %+v", vc.Name, vc.Spec)
+				}
+			}
+			// The image's user writes the volume: it must own it.
+			if sc := pod.Spec.SecurityContext; sc == nil || sc.FSGroup == nil || sc.RunAsGroup == nil || *sc.FSGroup != *sc.RunAsGroup {
+				t.Error("the pod's fsGroup is not its runAsGroup: the volume stays root's and cutover cannot write its queue")
+			}
 			if p := d.Spec.PersistentVolumeClaimRetentionPolicy; p != nil && (p.WhenDeleted == appsv1.DeletePersistentVolumeClaimRetentionPolicyType || p.WhenScaled == appsv1.DeletePersistentVolumeClaimRetentionPolicyType) {
 				t.Errorf("the claims are deleted with the StatefulSet or on scale-down (%+v): their undelivered writes with them", *p)
 			}
@@ -249,8 +259,11 @@ func TestKustomizationsAgreeWithTheCode(t *testing.T) {
 			if !subset(d.Spec.Selector.MatchLabels, podLabels) {
 				t.Errorf("the StatefulSet's selector %v does not match its pods %v", d.Spec.Selector.MatchLabels, podLabels)
 			}
-			if _, ok := o.services[d.Spec.ServiceName]; !ok {
-				t.Errorf("the StatefulSet's serviceName %q is not a Service of the build", d.Spec.ServiceName)
+			if s, ok := o.services[d.Spec.ServiceName]; !ok || s.Spec.ClusterIP != corev1.ClusterIPNone {
+				t.Errorf("the StatefulSet's serviceName %q is not a headless Service of the build", d.Spec.ServiceName)
+			}
+			if d.Spec.UpdateStrategy.Type != "" && d.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+				t.Errorf("updateStrategy %q: a new image or configuration would never roll out", d.Spec.UpdateStrategy.Type)
 			}
 			for name, s := range o.services {
 				if len(s.Spec.Selector) == 0 || !subset(s.Spec.Selector, podLabels) {
