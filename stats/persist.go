@@ -279,7 +279,12 @@ func (s *Store) restoreRoute(name string, rs routeSnapshot, now time.Time) {
 	defer r.mu.Unlock()
 	for _, gs := range rs.Groups {
 		g := gs.Group
-		g.sampledAt = gs.SampledAt
+		// Files written before the times were kept in UTC hold local
+		// ones: the API shows UTC.
+		g.FirstSeen, g.LastSeen, g.sampledAt = g.FirstSeen.UTC(), g.LastSeen.UTC(), gs.SampledAt.UTC()
+		for i := range g.Samples {
+			g.Samples[i].At = g.Samples[i].At.UTC()
+		}
 		r.groups[g.Fingerprint] = &g
 	}
 	r.overflowGroups = rs.OverflowGroups

@@ -282,3 +282,29 @@ func TestTheFieldOverflowCountsDistinctPaths(t *testing.T) {
 		t.Errorf("after a restart, overflow = %+v, want 3 paths differing 12 times", got)
 	}
 }
+
+// The API's times are UTC whatever the zone of the events' clock (the
+// gateway's is local): a group's first and last sighting, its samples, the
+// oldest queued write.
+func TestTimesAreUTC(t *testing.T) {
+	c := newClock()
+	s := open(t, t.TempDir(), c)
+	ist := time.FixedZone("IST", 5*3600+1800)
+	ev := priceMismatch("user", 0)
+	ev.At = c.Now().In(ist)
+	s.Read(ev)
+	s.SetQueue("user", stats.QueueState{Pending: 1, Oldest: c.Now().In(ist)})
+	ev2, _ := s.Evidence(userRoute, stats.EvidenceQuery{Diffs: true})
+	g := ev2.Diffs.Groups
+	if len(g) != 1 || len(g[0].Samples) != 1 {
+		t.Fatalf("groups %s", mustJSON(t, g))
+	}
+	for what, at := range map[string]time.Time{"first_seen": g[0].FirstSeen, "last_seen": g[0].LastSeen, "a sample's at": g[0].Samples[0].At} {
+		if at.Location() != time.UTC {
+			t.Errorf("%s is in %v, want UTC", what, at.Location())
+		}
+	}
+	if o := one(t, s, userRoute).Writes.OldestPending; o == nil || o.Location() != time.UTC {
+		t.Errorf("oldest_pending %v, want UTC", o)
+	}
+}
