@@ -287,18 +287,26 @@ func startMirror(self, target, mirror string) (*benchProcess, error) {
 // mirror whose copies fail does less than cutover, and looks faster.
 const mirrorStatsPath = "/_bench/mirror"
 
-// mirrorShare reads the Go mirror's counts of copies.
+// mirrorShare reads the Go mirror's counts of copies, once none is in
+// flight (a copy that times out takes 2 s to be counted) or after 3 s.
 func mirrorShare(addr string) (answered, total int64) {
-	res, err := http.Get("http://" + addr + mirrorStatsPath)
-	if err != nil {
-		return 0, 0
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		res, err := http.Get("http://" + addr + mirrorStatsPath)
+		if err != nil {
+			return 0, 0
+		}
+		var failed, inflight int64
+		_, err = fmt.Fscanf(res.Body, "answered %d\nfailed %d\nin flight %d\n", &answered, &failed, &inflight)
+		res.Body.Close()
+		if err != nil {
+			return 0, 0
+		}
+		if inflight == 0 || time.Now().After(deadline) {
+			return answered, answered + failed
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	defer res.Body.Close()
-	var failed int64
-	if _, err := fmt.Fscanf(res.Body, "answered %d\nfailed %d\n", &answered, &failed); err != nil {
-		return 0, 0
-	}
-	return answered, answered + failed
 }
 
 // runBenchBaseline is the hidden `bench-baseline` command: a plain
@@ -363,7 +371,7 @@ func runBenchBaseline(args []string, stdout, stderr io.Writer) int {
 			wg.Go(f)
 		}
 	}
-	var answered, failed atomic.Int64
+	var answered, failed, inflight atomic.Int64
 	copyTo := func(out string) bool {
 		ctx, stop := context.WithTimeout(ctx, 2*time.Second)
 		defer stop()
@@ -381,12 +389,14 @@ func runBenchBaseline(args []string, stdout, stderr io.Writer) int {
 	}
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == mirrorStatsPath {
-			fmt.Fprintf(w, "answered %d\nfailed %d\n", answered.Load(), failed.Load())
+			fmt.Fprintf(w, "answered %d\nfailed %d\nin flight %d\n", answered.Load(), failed.Load(), inflight.Load())
 			return
 		}
 		if r.Method == http.MethodGet {
 			out := (&url.URL{Scheme: m.Scheme, Host: m.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}).String()
+			inflight.Add(1)
 			goMirror(func() {
+				defer inflight.Add(-1)
 				if copyTo(out) {
 					answered.Add(1)
 				} else {
