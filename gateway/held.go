@@ -129,13 +129,38 @@ func (q *queue) heldRecord(id uint64) (*record, error) {
 // unheld updates the counts once a held write left the held set; q.mu is
 // held.
 func (q *queue) unheld(r *record) {
-	rq := q.route(r.Route)
-	if r.State == stateVerify {
-		rq.verify--
-	} else {
-		rq.givenUp--
-	}
+	q.countHeld(r, -1)
 	delete(q.memHeld, r.ID)
+}
+
+// countHeld moves by n the held writes (given up, or to verify, as r's
+// state says) of r's route and of its override, and publishes the
+// override's; the caller publishes the route's. The queue counts its
+// pending writes per route only: a resource's writes may belong to several
+// overrides. q.mu is held.
+func (q *queue) countHeld(r *record, n int64) {
+	i := 0
+	if r.State == stateVerify {
+		i = 1
+	}
+	rq := q.route(r.Route)
+	if i == 1 {
+		rq.verify += n
+	} else {
+		rq.givenUp += n
+	}
+	if r.Override == "" {
+		return
+	}
+	k := [2]string{r.Route, r.Override}
+	h := q.overrideHeld[k]
+	h[i] += n
+	if h == [2]int64{} {
+		delete(q.overrideHeld, k)
+	} else {
+		q.overrideHeld[k] = h
+	}
+	q.p.stats.SetOverrideHeld(r.Route, r.Override, h[0], h[1])
 }
 
 func (q *queue) redrive(id uint64, force bool) error {

@@ -132,11 +132,7 @@ func (q *queue) holdIntent(r *record) *op {
 		q.reached(r.Key, r.Side.Other(), r.ID)
 	}
 	q.settled(r)
-	if r.State == stateVerify {
-		q.route(r.Route).verify++
-	} else {
-		q.route(r.Route).givenUp++
-	}
+	q.countHeld(r, 1)
 	q.publish(r.Route)
 	if q.box == nil {
 		q.holdInMemory(r)

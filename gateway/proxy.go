@@ -33,6 +33,7 @@ type Recorder interface {
 	Read(stats.ReadEvent)
 	Write(stats.WriteEvent)
 	SetQueue(route string, q stats.QueueState)
+	SetOverrideHeld(route, override string, givenUp, verify int64)
 }
 
 // Config wires a Proxy. Rules and Stats are required.

@@ -126,7 +126,10 @@ type queue struct {
 	// them by backend, read without mu.
 	heldRefs map[string][]heldRef
 	refsTo   [2]atomic.Int64
-	closing  bool
+	// overrideHeld counts the held writes of each route's overrides:
+	// given up, to verify.
+	overrideHeld map[[2]string][2]int64
+	closing      bool
 
 	// touched remembers, per hash of a resource key, when a write to it
 	// last moved (sent, accepted, landed), so a read that overlapped one is
@@ -160,6 +163,8 @@ func newQueue(p *Proxy, cfg rules.Queue, box *outbox) (*queue, error) {
 		routes:   make(map[string]*routeQueue),
 		memHeld:  make(map[uint64]*record),
 		heldRefs: make(map[string][]heldRef),
+
+		overrideHeld: make(map[[2]string][2]int64),
 
 		inflightTo:      make(map[string][2]int),
 		reachedInFlight: make(map[string][2]uint64),
@@ -210,12 +215,7 @@ func (q *queue) replay() error {
 			rq.oldest = e.first
 		}
 	}, func(r *record) {
-		rq := q.route(r.Route)
-		if r.State == stateVerify {
-			rq.verify++
-		} else {
-			rq.givenUp++
-		}
+		q.countHeld(r, 1)
 		q.addHeld(r)
 	})
 	switch {
@@ -584,7 +584,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 		// an attempt, and nothing the backend did.
 		leaves = true
 		r.State, r.Held, r.Reason, r.LastErr = stateGaveUp, now, reasonSuperseded, a.err.Error()
-		q.route(r.Route).givenUp++
+		q.countHeld(r, 1)
 		q.addHeld(r)
 		if q.box != nil {
 			q.box.submit(&op{kind: opGiveUp, order: r.Order, rec: &record{Held: now, Reason: r.Reason, Attempts: r.Attempts, LastErr: r.LastErr, Superseded: r.Superseded}})
@@ -615,9 +615,8 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 			if !r.Redriven {
 				outcomes = append(outcomes, stats.WriteGaveUp)
 			}
-			rq := q.route(r.Route)
-			rq.givenUp++
 			r.State, r.Held, r.Reason = stateGaveUp, now, a.reason
+			q.countHeld(r, 1)
 			q.addHeld(r)
 			if q.box != nil {
 				q.box.submit(&op{kind: opGiveUp, order: r.Order, rec: &record{Held: now, Reason: a.reason, Attempts: r.Attempts, LastErr: r.LastErr, Superseded: r.Superseded}})

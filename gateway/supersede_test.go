@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cutover/cutover/gateway"
+	"github.com/cutover/cutover/stats"
 )
 
 // picky is a backend that refuses the writes whose body it is told to
@@ -418,5 +419,59 @@ func TestATooLargeWriteToTheBackendSupersedes(t *testing.T) {
 	heldNow(t, g, 2)
 	if err := g.proxy.Redrive(a, false); !errors.Is(err, gateway.ErrSuperseded) {
 		t.Errorf("replay after a too-large write reached new as primary: %v, want ErrSuperseded", err)
+	}
+}
+
+// An override's held writes are its own: given up counts what is held now
+// (a discard resolves it), across a restart too, and to verify likewise;
+// not every write of the tenant ever given up.
+func TestAnOverrideCountsItsHeldWrites(t *testing.T) {
+	secondary := newPicky(v1)
+	dir := t.TempDir()
+	old, new := newServer(t, &faulty{k: newKV()}), newServer(t, secondary)
+	cfg := fastGiveUp + "\n" + briefBreaker + `
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+    overrides:
+      - {name: acme, when: {header: X-Tenant, equals: acme}, phase: dual-write}
+`
+	cfg = fmt.Sprintf("backends:\n  old: {url: %q, timeout: 1s}\n  new: {url: %q, timeout: 1s}\n%s", old.url(), new.url(), cfg)
+	acme := func(g *gw) stats.Writes {
+		for _, o := range g.route("items").Overrides {
+			if o.Override == "acme" {
+				return o.Writes
+			}
+		}
+		return stats.Writes{}
+	}
+	g := startProxy(t, cfg, dir)
+	if res, _ := g.do("PUT", "/items/a", v1, "X-Tenant", "acme"); res.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: %d", res.StatusCode)
+	}
+	put(t, g, "/items/b", 1) // another tenant's
+	held := heldNow(t, g, 2)
+	eventually(t, "acme's given-up write counted", func() bool { return acme(g).GivenUp == 1 })
+	if w := g.route("items").Writes; w.GivenUp != 2 {
+		t.Errorf("the route's given up: %d, want 2", w.GivenUp)
+	}
+	g.close()
+	g = startProxy(t, cfg, dir)
+	if w := acme(g); w.GivenUp != 1 || w.Unresolved != 1 {
+		t.Errorf("after a restart, acme's writes: %+v, want 1 given up, unresolved", w)
+	}
+	for id, w := range held {
+		if w.Override == "acme" {
+			if err := g.proxy.Discard(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if w := acme(g); w.GivenUp != 0 || w.Unresolved != 0 {
+		t.Errorf("after the discard, acme's writes: %+v, want nothing unresolved", w)
+	}
+	if w := g.route("items").Writes; w.GivenUp != 1 {
+		t.Errorf("the route's given up after the discard: %d, want 1", w.GivenUp)
 	}
 }

@@ -72,7 +72,10 @@ type route struct {
 	noiseFields    bool
 	queue          QueueState
 	queueKnown     bool // the queue reported given-up writes itself
-	dirty          atomic.Bool
+	// overrideHeld is, per override, its held writes as the queue counts
+	// them: given up, to verify (it counts pending writes per route only).
+	overrideHeld map[string][2]int64
+	dirty        atomic.Bool
 }
 
 // QueueState is the secondary-write retry queue of one route, as the queue
@@ -305,6 +308,26 @@ func (s *Store) SetQueue(routeName string, q QueueState) {
 	r.queue, r.queueKnown = q, true
 	r.mu.Unlock()
 	r.dirty.Store(true)
+}
+
+// SetOverrideHeld reports how many writes of one override of a route are
+// held: given up, and to verify. Like SetQueue, a zero count of a route
+// the store has not seen does not create it.
+func (s *Store) SetOverrideHeld(routeName, override string, givenUp, verify int64) {
+	if givenUp == 0 && verify == 0 && s.lookup(routeName) == nil {
+		return
+	}
+	r := s.route(routeName)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.overrideHeld == nil {
+		r.overrideHeld = map[string][2]int64{}
+	}
+	if givenUp == 0 && verify == 0 {
+		delete(r.overrideHeld, override)
+	} else {
+		r.overrideHeld[override] = [2]int64{givenUp, verify}
+	}
 }
 
 // Reset forgets the evidence of one route: counts, history, fields and

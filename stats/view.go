@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"maps"
 	"sort"
 	"time"
 
@@ -217,7 +218,14 @@ func (s *Store) view(r *route, ri RouteInfo, now time.Time) RouteView {
 	}
 	r.mu.Lock()
 	q, known := r.queue, r.queueKnown
+	held := maps.Clone(r.overrideHeld)
 	r.mu.Unlock()
+	// An override's queue fields: its held writes as the queue counts them;
+	// pending writes are counted per route only.
+	overrideQueue := func(name string) QueueState {
+		h := held[name]
+		return QueueState{GivenUp: h[0], Verify: h[1]}
+	}
 	v := seriesView(r.all, now, q, known, th)
 	v.Name, v.Phase = ri.Name, ri.Phase
 	ovs := *r.overrides.Load()
@@ -228,19 +236,30 @@ func (s *Store) view(r *route, ri RouteInfo, now time.Time) RouteView {
 		if o == nil {
 			o = emptySeries()
 		}
-		ov := seriesView(o, now, QueueState{}, false, th)
+		ov := seriesView(o, now, overrideQueue(oi.Name), known, th)
 		ov.Name, ov.Override, ov.Phase = ri.Name, oi.Name, oi.Phase
 		v.Overrides = append(v.Overrides, ov)
 	}
+	// Overrides no longer configured, or not known to the caller, that
+	// have evidence or held writes.
 	var extra []string
 	for name := range ovs {
 		if !listed[name] {
 			extra = append(extra, name)
 		}
 	}
+	for name := range held {
+		if !listed[name] && ovs[name] == nil {
+			extra = append(extra, name)
+		}
+	}
 	sort.Strings(extra)
 	for _, name := range extra {
-		ov := seriesView(ovs[name], now, QueueState{}, false, th)
+		o := ovs[name]
+		if o == nil {
+			o = emptySeries()
+		}
+		ov := seriesView(o, now, overrideQueue(name), known, th)
 		ov.Name, ov.Override = ri.Name, name
 		v.Overrides = append(v.Overrides, ov)
 	}
