@@ -583,14 +583,8 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 		// A replay overtaken while it waited: held again, not sent. Not
 		// an attempt, and nothing the backend did.
 		leaves = true
-		r.State, r.Held, r.Reason, r.LastErr = stateGaveUp, now, reasonSuperseded, a.err.Error()
-		q.countHeld(r, 1)
-		q.addHeld(r)
-		if q.box != nil {
-			q.box.submit(&op{kind: opGiveUp, order: r.Order, rec: &record{Held: now, Reason: r.Reason, Attempts: r.Attempts, LastErr: r.LastErr, Superseded: r.Superseded}})
-		} else {
-			q.holdInMemory(r)
-		}
+		r.LastErr = a.err.Error()
+		q.giveUp(r, now, reasonSuperseded)
 	case a.reason == stats.ReasonShutdown:
 		// Cut by our own shutdown: not an attempt. It stays queued (on
 		// disk) for the next start.
@@ -615,14 +609,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 			if !r.Redriven {
 				outcomes = append(outcomes, stats.WriteGaveUp)
 			}
-			r.State, r.Held, r.Reason = stateGaveUp, now, a.reason
-			q.countHeld(r, 1)
-			q.addHeld(r)
-			if q.box != nil {
-				q.box.submit(&op{kind: opGiveUp, order: r.Order, rec: &record{Held: now, Reason: a.reason, Attempts: r.Attempts, LastErr: r.LastErr, Superseded: r.Superseded}})
-			} else {
-				q.holdInMemory(r)
-			}
+			q.giveUp(r, now, a.reason)
 		} else {
 			if q.box != nil {
 				q.box.submit(&op{kind: opAttempted, order: r.Order, rec: &record{Attempts: r.Attempts, LastErr: r.LastErr}})
@@ -655,6 +642,20 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 	}
 	if onFirst != nil {
 		onFirst(a)
+	}
+}
+
+// giveUp holds queued write r, given up for reason: counted, seen for
+// overtaking, on disk (or in memory). q.mu is held; the caller takes it
+// out of its key's queue.
+func (q *queue) giveUp(r *record, now time.Time, reason string) {
+	r.State, r.Held, r.Reason = stateGaveUp, now, reason
+	q.countHeld(r, 1)
+	q.addHeld(r)
+	if q.box != nil {
+		q.box.submit(&op{kind: opGiveUp, order: r.Order, rec: &record{Held: now, Reason: reason, Attempts: r.Attempts, LastErr: r.LastErr, Superseded: r.Superseded}})
+	} else {
+		q.holdInMemory(r)
 	}
 }
 
