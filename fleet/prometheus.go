@@ -45,10 +45,9 @@ type apiAnswer struct {
 	Error     string `json:"error"`
 	// Warnings come with an answer that may be partial (a remote store or
 	// a shard that did not answer, behind Thanos or Cortex; a remote read
-	// that failed). PromQL's own annotations are about the query, not
-	// missing data: Prometheus 2.54 and later answer its infos apart, in
-	// infos; earlier ones and Thanos put them among the warnings, prefixed
-	// "PromQL info:" or "PromQL warning:".
+	// that failed). PromQL's infos are about the query, not missing
+	// data: Prometheus 2.54 and later answer them apart, in infos; earlier
+	// ones and Thanos put them among the warnings, "PromQL info: ...".
 	Warnings []string `json:"warnings"`
 	Data     struct {
 		ResultType string `json:"resultType"`
@@ -100,13 +99,12 @@ func (c *client) get(ctx context.Context, path string, params url.Values, wantTy
 }
 
 // partialWarnings are the warnings that may mean missing data: all but
-// PromQL's annotations of the query itself (histogram_quantile fixing
-// buckets that are not monotonic, a counter function over what may not be
-// a counter).
+// PromQL's infos on the query itself (histogram_quantile fixing buckets
+// that are not monotonic). A PromQL warning may mean series were dropped.
 func partialWarnings(ws []string) []string {
 	var out []string
 	for _, w := range ws {
-		if !strings.HasPrefix(w, "PromQL info:") && !strings.HasPrefix(w, "PromQL warning:") {
+		if !strings.HasPrefix(w, "PromQL info:") {
 			out = append(out, w)
 		}
 	}

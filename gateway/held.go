@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sort"
 	"time"
+
+	"github.com/cutover/cutover/stats"
 )
 
 // HeldWrite is a secondary write that no retry will deliver: one given up
@@ -149,18 +151,31 @@ func (q *queue) countHeld(r *record, n int64) {
 	} else {
 		rq.givenUp += n
 	}
-	if r.Override == "" {
+	q.countOverride(r.Route, r.Override, i, n)
+}
+
+// countReplaying moves by n the re-driven writes of an override still
+// queued: until they land or are held again, they are its pending writes
+// (its others are counted per route only). q.mu is held.
+func (q *queue) countReplaying(route, override string, n int64) {
+	q.countOverride(route, override, 2, n)
+}
+
+// countOverride moves slot i (given up, to verify, re-driven and queued)
+// of an override's counts by n and publishes them. q.mu is held.
+func (q *queue) countOverride(route, override string, i int, n int64) {
+	if override == "" {
 		return
 	}
-	k := [2]string{r.Route, r.Override}
+	k := [2]string{route, override}
 	h := q.overrideHeld[k]
 	h[i] += n
-	if h == [2]int64{} {
+	if h == [3]int64{} {
 		delete(q.overrideHeld, k)
 	} else {
 		q.overrideHeld[k] = h
 	}
-	q.p.stats.SetOverrideHeld(r.Route, r.Override, h[0], h[1])
+	q.p.stats.SetOverrideQueue(route, override, stats.QueueState{GivenUp: h[0], Verify: h[1], Pending: h[2]})
 }
 
 func (q *queue) redrive(id uint64, force bool) error {
@@ -177,6 +192,10 @@ func (q *queue) redrive(id uint64, force bool) error {
 		return ErrNotReplayable
 	}
 	q.mu.Lock()
+	if q.box == nil && q.memHeld[id] == nil {
+		q.mu.Unlock()
+		return ErrNoSuchWrite // forgotten meanwhile, past the in-memory bound
+	}
 	over := q.overtakes(r)
 	if over != nil && !force {
 		q.mu.Unlock()
@@ -185,6 +204,9 @@ func (q *queue) redrive(id uint64, force bool) error {
 	// Kept through the replay: held again (given up), it is still
 	// overtaken.
 	r.Superseded = q.supersededAt(r)
+	// Counted as its override's pending before it stops being held: a view
+	// in between sees it twice, never not at all.
+	q.countReplaying(r.Route, r.Override, 1)
 	q.unheld(r)
 	state := r.State
 	r.Redriven = r.Redriven || state == stateGaveUp
@@ -221,6 +243,10 @@ func (q *queue) discard(id uint64) error {
 		return err
 	}
 	q.mu.Lock()
+	if q.box == nil && q.memHeld[id] == nil {
+		q.mu.Unlock()
+		return ErrNoSuchWrite // forgotten meanwhile, past the in-memory bound
+	}
 	q.unheld(r)
 	q.dropRef(r.Key, r.place())
 	q.publish(r.Route)

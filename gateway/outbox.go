@@ -436,8 +436,16 @@ func (o *outbox) recover(now time.Time, queued func(indexEntry), held func(*reco
 				rec.next = max(rec.next, bytesU64(k))
 			}
 		}
+		queue := tx.Bucket(bucketQueue)
 		err := tx.Bucket(bucketByKey).ForEach(func(k, v []byte) error {
 			if e, ok := parseIndex(k, v); ok {
+				if e.origin != 0 {
+					// A re-driven write is counted for its override
+					// while queued: few, so reading them is cheap.
+					if r, err := get(queue, u64(e.order)); err == nil {
+						e.override = r.Override
+					}
+				}
 				queued(e)
 			}
 			return nil

@@ -33,7 +33,7 @@ type Recorder interface {
 	Read(stats.ReadEvent)
 	Write(stats.WriteEvent)
 	SetQueue(route string, q stats.QueueState)
-	SetOverrideHeld(route, override string, givenUp, verify int64)
+	SetOverrideQueue(route, override string, q stats.QueueState)
 }
 
 // Config wires a Proxy. Rules and Stats are required.

@@ -126,9 +126,9 @@ type queue struct {
 	// them by backend, read without mu.
 	heldRefs map[string][]heldRef
 	refsTo   [2]atomic.Int64
-	// overrideHeld counts the held writes of each route's overrides:
-	// given up, to verify.
-	overrideHeld map[[2]string][2]int64
+	// overrideHeld counts, per route and override, the held writes (given
+	// up, to verify) and the re-driven ones still queued.
+	overrideHeld map[[2]string][3]int64
 	closing      bool
 
 	// touched remembers, per hash of a resource key, when a write to it
@@ -164,7 +164,7 @@ func newQueue(p *Proxy, cfg rules.Queue, box *outbox) (*queue, error) {
 		memHeld:  make(map[uint64]*record),
 		heldRefs: make(map[string][]heldRef),
 
-		overrideHeld: make(map[[2]string][2]int64),
+		overrideHeld: make(map[[2]string][3]int64),
 
 		inflightTo:      make(map[string][2]int),
 		reachedInFlight: make(map[string][2]uint64),
@@ -203,6 +203,7 @@ func (q *queue) replay() error {
 			kq.latest[e.side] = max(kq.latest[e.side], e.place())
 			if e.origin != 0 {
 				q.replayed(e.key, rules.Side(e.side), e.origin, e.order)
+				q.countReplaying(e.route, e.override, 1)
 			}
 		} else {
 			kq.uncounted++
@@ -622,6 +623,9 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 		}
 	}
 	if leaves {
+		if r.Origin != 0 {
+			q.countReplaying(r.Route, r.Override, -1)
+		}
 		kq.left(r)
 		kq.entries[0] = nil
 		kq.entries = kq.entries[1:]

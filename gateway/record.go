@@ -183,6 +183,9 @@ type indexEntry struct {
 	route  string
 	side   int
 	origin uint64
+	// override is read from the write's record at start, for re-driven
+	// writes only (the index does not keep it).
+	override string
 }
 
 // place is the entry's record.place.

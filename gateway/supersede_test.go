@@ -474,4 +474,38 @@ routes:
 	if w := g.route("items").Writes; w.GivenUp != 1 {
 		t.Errorf("the route's given up after the discard: %d, want 1", w.GivenUp)
 	}
+
+	// A replay is still the tenant's until it lands: pending while queued,
+	// given up again if it fails, across a restart while it waits.
+	if res, _ := g.do("PUT", "/items/c", v1, "X-Tenant", "acme"); res.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: %d", res.StatusCode)
+	}
+	c := heldOf(t, g, "/items/c")
+	g.close()
+	g = startProxy(t, strings.Replace(cfg, "base_backoff: 5ms\n  max_backoff: 10ms", "base_backoff: 1h\n  max_backoff: 1h", 1), dir)
+	refused := secondary.refusals()
+	if err := g.proxy.Redrive(c, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replay's first attempt", func() bool { return secondary.refusals() == refused+1 })
+	if w := acme(g); w.PendingRetries != 1 || w.GivenUp != 0 || w.Unresolved != 1 {
+		t.Errorf("while acme's replay waits: %+v, want it pending", w)
+	}
+	g.close()
+	// Restarted, the replay is counted from disk, then attempted at once:
+	// refused again, it is held again.
+	g = startProxy(t, cfg, dir)
+	if w := acme(g); w.Unresolved != 1 {
+		t.Errorf("after a restart, acme's replay: %+v, want it pending or held again", w)
+	}
+	eventually(t, "acme's replay held again", func() bool { w := acme(g); return w.GivenUp == 1 && w.PendingRetries == 0 })
+	heldNow(t, g, 2) // b's and c's, once the store has c again
+	secondary.set(v1, false)
+	if err := g.proxy.Redrive(c, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replay to land", func() bool { return g.proxyIdle() && secondary.k.value("/items/c") == v1 })
+	if w := acme(g); w.Unresolved != 0 {
+		t.Errorf("after acme's replay landed: %+v, want nothing unresolved", w)
+	}
 }

@@ -72,10 +72,11 @@ type route struct {
 	noiseFields    bool
 	queue          QueueState
 	queueKnown     bool // the queue reported given-up writes itself
-	// overrideHeld is, per override, its held writes as the queue counts
-	// them: given up, to verify (it counts pending writes per route only).
-	overrideHeld map[string][2]int64
-	dirty        atomic.Bool
+	// overrideQueue is, per override, its queue as the queue counts it:
+	// held writes, and re-driven writes still queued as pending (it counts
+	// the other pending writes per route only).
+	overrideQueue map[string]QueueState
+	dirty         atomic.Bool
 }
 
 // QueueState is the secondary-write retry queue of one route, as the queue
@@ -310,23 +311,23 @@ func (s *Store) SetQueue(routeName string, q QueueState) {
 	r.dirty.Store(true)
 }
 
-// SetOverrideHeld reports how many writes of one override of a route are
-// held: given up, and to verify. Like SetQueue, a zero count of a route
-// the store has not seen does not create it.
-func (s *Store) SetOverrideHeld(routeName, override string, givenUp, verify int64) {
-	if givenUp == 0 && verify == 0 && s.lookup(routeName) == nil {
+// SetOverrideQueue reports the queue of one override of a route: its held
+// writes, and its re-driven writes still queued as pending. Like SetQueue,
+// an empty state of a route the store has not seen does not create it.
+func (s *Store) SetOverrideQueue(routeName, override string, q QueueState) {
+	if q == (QueueState{}) && s.lookup(routeName) == nil {
 		return
 	}
 	r := s.route(routeName)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.overrideHeld == nil {
-		r.overrideHeld = map[string][2]int64{}
+	if r.overrideQueue == nil {
+		r.overrideQueue = map[string]QueueState{}
 	}
-	if givenUp == 0 && verify == 0 {
-		delete(r.overrideHeld, override)
+	if q == (QueueState{}) {
+		delete(r.overrideQueue, override)
 	} else {
-		r.overrideHeld[override] = [2]int64{givenUp, verify}
+		r.overrideQueue[override] = q
 	}
 }
 

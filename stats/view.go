@@ -218,14 +218,9 @@ func (s *Store) view(r *route, ri RouteInfo, now time.Time) RouteView {
 	}
 	r.mu.Lock()
 	q, known := r.queue, r.queueKnown
-	held := maps.Clone(r.overrideHeld)
+	held := maps.Clone(r.overrideQueue)
 	r.mu.Unlock()
-	// An override's queue fields: its held writes as the queue counts them;
-	// pending writes are counted per route only.
-	overrideQueue := func(name string) QueueState {
-		h := held[name]
-		return QueueState{GivenUp: h[0], Verify: h[1]}
-	}
+	overrideQueue := func(name string) QueueState { return held[name] }
 	v := seriesView(r.all, now, q, known, th)
 	v.Name, v.Phase = ri.Name, ri.Phase
 	ovs := *r.overrides.Load()

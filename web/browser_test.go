@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/internal/browsertest"
+	"github.com/cutover/cutover/stats"
 	"github.com/cutover/cutover/web"
 )
 
@@ -60,7 +61,10 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 	browsertest.Screenshot(t, ctx, "overview")
 
-	// Route page.
+	// Route page. A tenant with a write given up shows it, and why it is
+	// not ready.
+	f.store.SetQueue("user", stats.QueueState{GivenUp: 1})
+	f.store.SetOverrideQueue("user", "acme", stats.QueueState{GivenUp: 1})
 	browsertest.Navigate(t, ctx, f.srv.URL+"/#/route/user")
 	browsertest.WaitFor(t, ctx, "the fields table", `!!document.querySelector('#fields .field-path')`)
 	browsertest.WaitFor(t, ctx, "the chart", `!!document.querySelector('#chart canvas')`)
@@ -103,6 +107,10 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Errorf("suggested rule = %q", rule)
 	}
 	browsertest.Screenshot(t, ctx, "route")
+	if row := browsertest.Eval[string](t, ctx, `document.querySelector('tr[data-override="acme"]')?.innerText ?? ''`); !strings.Contains(row, "acme") ||
+		!strings.Contains(row, "given up or to verify") || browsertest.Eval[string](t, ctx, `document.querySelector('tr[data-override="acme"] a[href="#/held"]')?.textContent ?? ''`) != "1" {
+		t.Errorf("the override's row = %q, want its one unresolved write, linked, and why it is not ready", row)
+	}
 
 	// Rules page.
 	browsertest.Navigate(t, ctx, f.srv.URL+"/#/rules")
@@ -111,12 +119,12 @@ func TestDashboardInABrowser(t *testing.T) {
 
 	// Held writes: listed as text, replayed with a click.
 	f.held.add(web.HeldWrite{ID: 7, Kind: "verify", Route: "user", Method: "PUT", Target: "/users/7?x=" + scriptPayload,
-		Resource: "user|7", Reason: "timeout", Status: 504, Replayable: true},
+		Resource: "user|7", Reason: "timeout", Status: 504, Replayable: true, Override: "acme"},
 		web.HeldWrite{ID: 8, Kind: "gave_up", Route: "user", Method: "PUT", Target: "/users/8", Resource: "user|8", Backend: "new",
 			Replayable: true, Superseded: time.Now()})
 	browsertest.Navigate(t, ctx, f.srv.URL+"/#/held")
 	browsertest.WaitFor(t, ctx, "the held writes", `!!document.querySelector('#held tr[data-id="8"] button[data-action="replay"]')`)
-	if text := browsertest.Eval[string](t, ctx, `document.querySelector('#held tr[data-id="7"]').innerText`); !strings.Contains(text, scriptPayload) || !strings.Contains(text, "to verify") {
+	if text := browsertest.Eval[string](t, ctx, `document.querySelector('#held tr[data-id="7"]').innerText`); !strings.Contains(text, scriptPayload) || !strings.Contains(text, "to verify") || !strings.Contains(text, "user (acme)") {
 		t.Errorf("held row = %q", text)
 	}
 	if text := browsertest.Eval[string](t, ctx, `document.querySelector('#held tr[data-id="8"]').innerText`); !strings.Contains(text, "superseded: a later write reached new") {

@@ -241,9 +241,11 @@
 
     if (r.overrides && r.overrides.length) {
       parts.push(el('h2', {}, 'Overrides'), el('table', {},
-        el('thead', {}, el('tr', {}, ['Override', 'Phase', 'Verdict', 'Match rate', 'Compared', 'Writes first attempt'].map(h => el('th', {}, h)))),
-        el('tbody', {}, r.overrides.map(o => el('tr', {}, el('td', {}, o.override), el('td', {}, o.phase || '–'), el('td', {}, badge(o.ready)),
-          el('td', { class: 'num' }, pct(o.reads.match_rate)), el('td', { class: 'num' }, num(o.reads.compared)), el('td', { class: 'num' }, pct(o.writes.first_attempt_rate)))))));
+        el('thead', {}, el('tr', {}, ['Override', 'Phase', 'Verdict', 'Match rate', 'Compared', 'Writes first attempt', 'Unresolved writes', 'Why not ready'].map(h => el('th', {}, h)))),
+        el('tbody', {}, r.overrides.map(o => el('tr', { 'data-override': o.override }, el('td', {}, o.override), el('td', {}, o.phase || '–'), el('td', {}, badge(o.ready)),
+          el('td', { class: 'num' }, pct(o.reads.match_rate)), el('td', { class: 'num' }, num(o.reads.compared)), el('td', { class: 'num' }, pct(o.writes.first_attempt_rate)),
+          el('td', { class: 'num' }, o.writes.unresolved ? el('a', { href: '#/held' }, num(o.writes.unresolved)) : num(o.writes.unresolved)),
+          el('td', { class: 'small' }, (o.ready.reasons || []).join('; ')))))));
     }
 
     parts.push(el('h2', {}, 'Differing fields'), fieldsTable(fields));
@@ -503,10 +505,10 @@
       'the primary\'s outcome is unknown (timeout, reset, client gone, gateway stopped). Replay queues one again behind the ' +
       'writes queued for its resource, with its idempotency key; discard forgets it once repaired by hand.')];
     parts.push(page.writes.length ? el('table', { id: 'held' },
-      el('thead', {}, el('tr', {}, ['Id', 'Kind', 'Route', 'Request', 'Resource', 'Held', 'Attempts', 'Why', ''].map(h => el('th', {}, h)))),
+      el('thead', {}, el('tr', {}, ['Id', 'Kind', 'Route (override)', 'Request', 'Resource', 'Held', 'Attempts', 'Why', ''].map(h => el('th', {}, h)))),
       el('tbody', {}, page.writes.map(w => el('tr', { 'data-id': w.id },
         el('td', { class: 'num' }, w.id), el('td', {}, w.kind === 'verify' ? 'to verify' : 'given up'),
-        el('td', {}, w.route), el('td', { class: 'json' }, w.method + ' ' + w.target), el('td', { class: 'json' }, w.resource),
+        el('td', {}, w.override ? w.route + ' (' + w.override + ')' : w.route), el('td', { class: 'json' }, w.method + ' ' + w.target), el('td', { class: 'json' }, w.resource),
         el('td', {}, when(w.held)), el('td', { class: 'num' }, num(w.attempts)),
         el('td', {}, [w.superseded ? 'superseded: a later write reached ' + w.backend + ' ' + when(w.superseded) : null,
           w.reason, w.status ? 'client got ' + w.status : null, w.last_error].filter(Boolean).join('; ')),
