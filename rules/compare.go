@@ -118,6 +118,9 @@ func (d *Decimal) UnmarshalYAML(b []byte) error {
 // MarshalYAML writes the number back as text.
 func (d Decimal) MarshalYAML() (any, error) { return d.raw, nil }
 
+// IsZero says the file did not set it.
+func (d Decimal) IsZero() bool { return !d.set }
+
 // Scope is true (everywhere), false (nowhere) or a list of JSONPaths.
 type Scope struct {
 	All   bool

@@ -46,7 +46,7 @@ func (s *Set) Print(w io.Writer) error {
 	if s.Dashboard.PrometheusURL != nil {
 		cfg.Dashboard.PrometheusURL = maskURL(s.Dashboard.PrometheusURL)
 	}
-	src, err := yaml.MarshalWithOptions(&cfg, yaml.OmitEmpty())
+	src, err := yaml.MarshalWithOptions(&cfg, yaml.OmitEmpty(), yaml.OmitZero())
 	if err != nil {
 		return err
 	}
@@ -64,12 +64,12 @@ func (s *Set) Print(w io.Writer) error {
 			"trusted_proxies": fmt.Sprint(s.Server.TrustedProxies),
 		},
 		"shadow": map[string]any{"max_body": s.Shadow.MaxBody, "workers": s.Shadow.Workers, "marker_header": s.Shadow.MarkerHeader,
-			"idempotency_header": s.Shadow.IdempotencyHeader, "write_buffer": s.Shadow.WriteBuffer},
+			"idempotency_header": s.Shadow.IdempotencyHeader, "write_buffer": s.Shadow.WriteBuffer, "breaker_open_for": s.Shadow.BreakerOpenFor.String()},
 		"queue": map[string]any{"max_attempts": s.Queue.MaxAttempts, "max_age": s.Queue.MaxAge.String(), "base_backoff": s.Queue.BaseBackoff.String(),
-			"max_backoff": s.Queue.MaxBackoff.String(), "workers": s.Queue.Workers},
+			"max_backoff": s.Queue.MaxBackoff.String(), "workers": s.Queue.Workers, "recheck_after": s.Queue.RecheckAfter.String()},
 		"readiness": map[string]any{"min_samples": s.Readiness.MinSamples, "match_rate": s.Readiness.MatchRate,
 			"secondary_write_success": s.Readiness.SecondaryWriteSuccess, "p99_latency_increase": s.Readiness.P99LatencyIncrease,
-			"unresolved_retries": s.Readiness.UnresolvedRetries},
+			"unresolved_retries": s.Readiness.UnresolvedRetries, "p99_latency_slack": s.Readiness.P99LatencySlack.String()},
 		"dashboard": map[string]any{"prometheus_url": maskURL(s.Dashboard.PrometheusURL), "prometheus_selector": s.Dashboard.PrometheusSelector,
 			"prometheus_timeout": s.Dashboard.PrometheusTimeout.String()},
 		"routes": s.routeSummary(),

@@ -30,6 +30,10 @@ func (d *Duration) UnmarshalYAML(b []byte) error {
 // MarshalYAML writes the duration back as text.
 func (d Duration) MarshalYAML() (any, error) { return d.raw, nil }
 
+// IsZero says the file did not set it: `check --print` leaves it out of the
+// file as read, which then reads back.
+func (d Duration) IsZero() bool { return !d.set }
+
 func (d *Duration) parse() error {
 	if !d.set {
 		return nil
@@ -70,6 +74,9 @@ func (s *ByteSize) UnmarshalYAML(b []byte) error {
 
 // MarshalYAML writes the size back as text.
 func (s ByteSize) MarshalYAML() (any, error) { return s.raw, nil }
+
+// IsZero says the file did not set it.
+func (s ByteSize) IsZero() bool { return !s.set }
 
 var byteUnits = []struct {
 	suffix string
