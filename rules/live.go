@@ -153,6 +153,11 @@ func (l *Live) reload(changed bool) error {
 		// The rules in force, written again: a good reload all the same,
 		// and the one that ends a refused one (a file put back as it was
 		// after a bad edit must clear the failure the hook reported).
+		if st.LastError != "" {
+			l.log.Info("rules file back to the rules in force; the last refusal is over", slog.String("version", set.Version))
+		} else {
+			l.log.Info("rules reloaded, unchanged", slog.String("version", set.Version))
+		}
 		st.LastError = ""
 		if l.onReload != nil {
 			l.onReload(old, nil)
