@@ -165,6 +165,10 @@ func TestOperatorActions(t *testing.T) {
 		if l["action"] != "reset_route" {
 			t.Errorf("audit line without the action: %v", l)
 		}
+		// Refused or not, what was asked for is named.
+		if target, _ := l["target"].(string); !strings.Contains(target, "users") {
+			t.Errorf("audit line without its target: %v", l)
+		}
 		statuses = append(statuses, strings.TrimSpace(jsonNumber(l["status"])))
 	}
 	sort.Strings(statuses)

@@ -79,25 +79,28 @@ type action func(r *http.Request) (target string, status int, err error)
 func (h *handler) operator(name string, act action) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		who := "anonymous"
+		// A refused attempt names what it asked for by its path: the
+		// action that would name its target does not run.
+		asked := r.URL.Path
 		if h.o.Auth != nil {
 			role, id := h.o.Auth.Authenticate(r)
 			if id != "" {
 				who = id
 			}
 			if role == RoleNone {
-				h.audit(r, auditEntry{Who: who, Action: name, Status: http.StatusUnauthorized, Error: "no valid credentials"})
+				h.audit(r, auditEntry{Who: who, Action: name, Target: asked, Status: http.StatusUnauthorized, Error: "no valid credentials"})
 				w.Header().Add("WWW-Authenticate", `Basic realm="cutover", charset="UTF-8"`)
 				h.error(w, r, http.StatusUnauthorized, "credentials required: an operator's token or user")
 				return
 			}
 			if role < RoleOperator {
-				h.audit(r, auditEntry{Who: who, Action: name, Status: http.StatusForbidden, Error: "not an operator"})
+				h.audit(r, auditEntry{Who: who, Action: name, Target: asked, Status: http.StatusForbidden, Error: "not an operator"})
 				h.error(w, r, http.StatusForbidden, "these credentials may not do this; an operator's may")
 				return
 			}
 		}
 		if !sameOrigin(r) {
-			h.audit(r, auditEntry{Who: who, Action: name, Status: http.StatusForbidden, Error: "cross-site request"})
+			h.audit(r, auditEntry{Who: who, Action: name, Target: asked, Status: http.StatusForbidden, Error: "cross-site request"})
 			h.error(w, r, http.StatusForbidden, "cross-site request refused: use the dashboard on this origin, or a client that sends no Origin")
 			return
 		}
