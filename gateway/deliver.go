@@ -1,0 +1,247 @@
+package gateway
+
+// The queue's workers: each takes a resource whose head write may be
+// attempted, sends it to the secondary and settles what came back
+// (delivered, retried later, given up and held).
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/cutover/cutover/stats"
+)
+
+// take waits for a key whose head may be attempted; nil means stop.
+func (q *queue) take() *keyQueue {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.ready) == 0 {
+		if q.closing {
+			return nil
+		}
+		q.cond.Wait()
+	}
+	kq := q.ready[0]
+	q.ready[0] = nil
+	q.ready = q.ready[1:]
+	return kq
+}
+
+// head returns kq's head write with its body, reading from disk what is not
+// in memory. It runs on the worker that owns kq for this attempt.
+func (q *queue) head(kq *keyQueue) (*entry, []byte, error) {
+	var told []func(answer)
+	defer func() { tellQueued(told) }()
+	q.mu.Lock()
+	if len(kq.entries) == 0 && kq.onDisk == 0 {
+		// With nothing in memory or on disk, trim moves the tail's first
+		// write (if any) into entries.
+		told = q.trim(kq, told)
+	}
+	if len(kq.entries) == 0 && kq.onDisk > 0 {
+		after, n := kq.last, min(kq.onDisk, memoryPerKey)
+		q.mu.Unlock()
+		recs, err := q.box.nextOfKey(kq.key, after, n)
+		if err != nil {
+			return nil, nil, err
+		}
+		q.mu.Lock()
+		if len(recs) == 0 {
+			// Counted on disk but not there: a write whose acceptance
+			// failed to commit (logged when it happened).
+			q.p.log.Error("queued writes missing from the queue store", slog.String(keyRoute, kq.route), slog.Int("count", kq.onDisk))
+			q.addPending(kq.route, -kq.onDisk)
+			// Their backends are not known: queuedFor may hold writes
+			// for one a little longer, until kq empties.
+			kq.uncounted = max(kq.uncounted-kq.onDisk, 0)
+			kq.onDisk = 0
+			told = q.trim(kq, told)
+		}
+		for _, r := range recs {
+			kq.entries = append(kq.entries, &entry{rec: r})
+			kq.onDisk--
+			kq.last = max(kq.last, r.Order)
+		}
+	}
+	if len(kq.entries) == 0 {
+		q.mu.Unlock()
+		return nil, nil, nil
+	}
+	e := kq.entries[0]
+	kq.first = e.rec.First
+	body, noBody := e.rec.body, e.rec.NoBody
+	q.mu.Unlock()
+	if body == nil && !noBody && q.box != nil && e.durable() {
+		r, err := q.box.load(e.rec.Order)
+		if err != nil {
+			return nil, nil, err
+		}
+		body = r.body
+	}
+	return e, body, nil
+}
+
+func (q *queue) work() {
+	defer q.wg.Done()
+	for {
+		kq := q.take()
+		if kq == nil {
+			return
+		}
+		e, body, err := q.head(kq)
+		if err != nil {
+			// The resource's writes wait: delivering the ones behind a
+			// write that cannot be read would change their order, and
+			// skipping it would lose it. Its pending age grows (and
+			// alerts) until a cutover that reads it runs, or an operator
+			// removes it from queue.db.
+			q.p.log.Error("reading the queue store: this resource's queued writes wait until the one at their head can be read",
+				slog.String(keyRoute, kq.route), slog.String("error", err.Error()))
+			q.p.metrics.storeErrors.Inc()
+			q.mu.Lock()
+			q.delay(kq, q.p.now().Add(q.cfg.MaxBackoff))
+			told := q.behind(kq, nil)
+			q.mu.Unlock()
+			tellQueued(told)
+			continue
+		}
+		if e == nil {
+			q.mu.Lock()
+			q.release(kq)
+			q.mu.Unlock()
+			continue
+		}
+		var a answer
+		if q.replayOvertaken(e.rec) {
+			a = answer{err: errReplayOvertaken, reason: reasonSuperseded}
+		} else if e.rec.Attempts > 0 && q.p.breakers[e.rec.Side].open() {
+			// Not an attempt: wait for the breaker to let a probe through.
+			a = answer{err: errBreakerOpen, reason: stats.ReasonBreakerOpen}
+		} else {
+			a = q.p.attemptWrite(e.rec, body)
+		}
+		q.settle(kq, e, a)
+	}
+}
+
+// release forgets kq once it is empty, or puts it back to be attempted;
+// q.mu is held.
+func (q *queue) release(kq *keyQueue) {
+	if kq.empty() {
+		if q.keys[kq.key] == kq {
+			delete(q.keys, kq.key)
+		}
+		return
+	}
+	q.ready = append(q.ready, kq)
+	q.cond.Signal()
+}
+
+// settle moves the queue on after an attempt of kq's head.
+func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
+	now := q.p.now()
+	var outcomes []stats.WriteOutcome
+	var told []func(answer)
+	leaves := false
+	r := e.rec
+	q.mu.Lock()
+	switch {
+	case a.err == nil:
+		leaves = true
+		if r.Attempts == 0 && !r.Redriven {
+			outcomes = append(outcomes, stats.WriteOK)
+		} else {
+			outcomes = append(outcomes, stats.WriteRetriedOK)
+		}
+		// Marked before the ack is submitted: no commit keeps the ack
+		// without the mark.
+		q.reached(r.Key, r.Side, r.place())
+		if r.Origin != 0 {
+			q.dropRef(r.Key, r.place()) // a replay that landed
+		}
+		if q.box != nil {
+			q.box.submit(&op{kind: opAck, order: r.Order, key: r.Key})
+		}
+	case a.reason == reasonSuperseded:
+		// A replay overtaken while it waited: held again, not sent. Not
+		// an attempt, and nothing the backend did.
+		leaves = true
+		r.LastErr = a.err.Error()
+		q.giveUp(r, now, reasonSuperseded)
+	case a.reason == stats.ReasonShutdown:
+		// Cut by our own shutdown: not an attempt. It stays queued (on
+		// disk) for the next start.
+	case a.reason == stats.ReasonBreakerOpen && r.Attempts > 0:
+		// Not before the breaker lets a probe through: polling every
+		// backoff while it is open read each key's head from disk, under
+		// q.mu, for the whole open time (a minute by default).
+		wait := q.backoff(r.Attempts)
+		if open := q.p.breakers[r.Side].openFor(); open > 0 {
+			wait = max(wait, open+rand.N(open/4+1))
+		}
+		q.delay(kq, now.Add(wait))
+		told = q.behind(kq, told)
+	default:
+		r.Attempts++
+		r.LastErr = a.err.Error()
+		if r.Attempts == 1 && !r.Redriven {
+			outcomes = append(outcomes, stats.WriteFailed)
+		}
+		if r.Attempts >= q.cfg.MaxAttempts || now.Sub(r.First) >= q.cfg.MaxAge {
+			leaves = true
+			if !r.Redriven {
+				outcomes = append(outcomes, stats.WriteGaveUp)
+			}
+			q.giveUp(r, now, a.reason)
+		} else {
+			if q.box != nil {
+				q.box.submit(&op{kind: opAttempted, order: r.Order, rec: &record{Attempts: r.Attempts, LastErr: r.LastErr}})
+				if e.durable() {
+					r.body = nil // read again from disk for the retry
+				}
+			}
+			q.delay(kq, now.Add(q.backoff(r.Attempts)))
+			told = q.behind(kq, told)
+		}
+	}
+	if leaves {
+		if r.Origin != 0 {
+			q.countReplaying(r.Route, r.Override, -1)
+		}
+		kq.left(r)
+		kq.entries[0] = nil
+		kq.entries = kq.entries[1:]
+		if len(kq.entries) > 0 {
+			kq.first = kq.entries[0].rec.First
+		}
+		q.touch(r.Key)
+		q.release(kq)
+		q.addPending(r.Route, -1)
+	}
+	onFirst := e.onFirst
+	e.onFirst = nil
+	q.mu.Unlock()
+	tellQueued(told)
+
+	for _, o := range outcomes {
+		q.p.emitWrite(r, o, a.reason)
+	}
+	if onFirst != nil {
+		onFirst(a)
+	}
+}
+
+// giveUp holds queued write r, given up for reason: counted, seen for
+// overtaking, on disk (or in memory). q.mu is held; the caller takes it
+// out of its key's queue.
+func (q *queue) giveUp(r *record, now time.Time, reason string) {
+	r.State, r.Held, r.Reason = stateGaveUp, now, reason
+	q.countHeld(r, 1)
+	q.addHeld(r)
+	if q.box != nil {
+		q.box.submit(&op{kind: opGiveUp, order: r.Order, rec: &record{Held: now, Reason: reason, Attempts: r.Attempts, LastErr: r.LastErr, Superseded: r.Superseded}})
+	} else {
+		q.holdInMemory(r)
+	}
+}
