@@ -7,7 +7,8 @@
 // fleet does not scrape replicas and keeps no history: Prometheus does.
 // What is not in the metrics (mismatch samples, differing fields, history,
 // per-override numbers) stays the local replica's. When Prometheus cannot
-// answer, the view falls back to the local numbers and says why.
+// answer (or answers what may be partial, or cannot scrape a replica), the
+// view shows the local numbers, says why, and withholds the verdict.
 package fleet
 
 import (

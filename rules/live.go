@@ -100,12 +100,12 @@ func readConfig(path string) ([]byte, error) {
 	return src, nil
 }
 
-// reload is Reload; changed says the watcher asks. Bytes the last attempt
+// reload is Reload; fromWatcher says the watcher asks. Bytes the last attempt
 // read are not attempted again (an edit followed by SIGHUP was two
 // attempts to the watcher and the signal, a refused edit two refusals).
 // The hook runs before the status changes, so whoever sees the status sees
 // the attempt counted.
-func (l *Live) reload(changed bool) error {
+func (l *Live) reload(fromWatcher bool) error {
 	if l.path == "" {
 		return errors.New("these rules were not loaded from a file")
 	}
@@ -126,7 +126,7 @@ func (l *Live) reload(changed bool) error {
 			// which a running process keeps): the outcome would be the
 			// last attempt's.
 			level := slog.LevelInfo
-			if changed {
+			if fromWatcher {
 				level = slog.LevelDebug
 			}
 			l.log.Log(context.Background(), level, "rules file reads as the last attempt did; not attempted again",

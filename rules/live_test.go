@@ -23,6 +23,15 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
+// replace writes content to path through a rename, as editors do.
+func replace(t *testing.T, path, content string) {
+	t.Helper()
+	write(t, path+".tmp", content)
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // watch runs live.Watch until the test ends, and waits for it.
 func watch(t *testing.T, live *rules.Live) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -257,12 +266,15 @@ func TestTheWatcherDoesNotAttemptTheBytesJustAttempted(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the watcher never passed over the bytes just attempted; log:\n%s", logs.String())
 		}
-		write(t, path, bad)
+		// Replaced whole, as editors do: a watcher read in the middle of
+		// an in-place write would see a truncated file.
+		replace(t, path, bad)
 		time.Sleep(300 * time.Millisecond) // past the watcher's debounce
 	}
-	write(t, path, liveBase+"cutover\n")
+	replace(t, path, liveBase+"cutover\n")
 	deadline = time.Now().Add(10 * time.Second)
-	for live.Current().Route("users").Phase != rules.Cutover {
+	// The hook has counted once the status no longer shows the refusal.
+	for live.Current().Route("users").Phase != rules.Cutover || live.Status().LastError != "" {
 		if time.Now().After(deadline) {
 			t.Fatal("the good edit was never reloaded")
 		}

@@ -52,7 +52,7 @@ func Parse(name string, r io.Reader) (*Set, error) {
 	sum := sha256.Sum256(src)
 	set.Version = hex.EncodeToString(sum[:6])
 	set.Source = name
-	set.Loaded = time.Now()
+	set.Loaded = time.Now().UTC() // as the admin API shows times
 	return set, nil
 }
 

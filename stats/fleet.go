@@ -23,12 +23,13 @@ type Scope struct {
 }
 
 // Totals are one route's statistics summed over replicas, as Prometheus
-// reads them from each replica's metrics. Counters run since each replica
-// started; the windows are Prometheus increase()s, so they are rounded and
-// see restarts as Prometheus does.
+// reads them from each replica's metrics. All-time counts are the
+// replicas' evidence gauges, kept across their restarts; the windows are
+// Prometheus increase()s of the counters, so they are rounded and see
+// restarts as Prometheus does.
 type Totals struct {
-	// Reads counts reads by outcome; Reasons counts skipped and error reads
-	// by "outcome/reason".
+	// Reads counts reads by outcome; Reasons counts them by
+	// "outcome/reason" (skipped, error, and match/noise).
 	Reads   map[Outcome]int64
 	Reasons map[string]int64
 	// Windows are the reads by outcome of the last 5 minutes, hour and day,

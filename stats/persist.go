@@ -295,4 +295,5 @@ func (s *Store) restoreRoute(name string, rs routeSnapshot, now time.Time) {
 		r.fields.OverflowPaths = 1
 	}
 	r.queue, r.queueKnown = rs.Queue, rs.QueueKnown
+	r.queue.Oldest = r.queue.Oldest.UTC()
 }

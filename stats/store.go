@@ -304,6 +304,7 @@ func (s *Store) SetQueue(routeName string, q QueueState) {
 	if q == (QueueState{}) && s.lookup(routeName) == nil {
 		return
 	}
+	q.Oldest = q.Oldest.UTC() // the gateway's clock is local; the API shows UTC
 	r := s.route(routeName)
 	r.mu.Lock()
 	r.queue, r.queueKnown = q, true

@@ -220,7 +220,6 @@ func (s *Store) view(r *route, ri RouteInfo, now time.Time) RouteView {
 	q, known := r.queue, r.queueKnown
 	held := maps.Clone(r.overrideQueue)
 	r.mu.Unlock()
-	overrideQueue := func(name string) QueueState { return held[name] }
 	v := seriesView(r.all, now, q, known, th)
 	v.Name, v.Phase = ri.Name, ri.Phase
 	ovs := *r.overrides.Load()
@@ -231,7 +230,7 @@ func (s *Store) view(r *route, ri RouteInfo, now time.Time) RouteView {
 		if o == nil {
 			o = emptySeries()
 		}
-		ov := seriesView(o, now, overrideQueue(oi.Name), known, th)
+		ov := seriesView(o, now, held[oi.Name], known, th)
 		ov.Name, ov.Override, ov.Phase = ri.Name, oi.Name, oi.Phase
 		v.Overrides = append(v.Overrides, ov)
 	}
@@ -254,15 +253,16 @@ func (s *Store) view(r *route, ri RouteInfo, now time.Time) RouteView {
 		if o == nil {
 			o = emptySeries()
 		}
-		ov := seriesView(o, now, overrideQueue(name), known, th)
+		ov := seriesView(o, now, held[name], known, th)
 		ov.Name, ov.Override = ri.Name, name
 		v.Overrides = append(v.Overrides, ov)
 	}
 	return v
 }
 
-// seriesView builds the numbers of one series. The queue state belongs to
-// the route; override views get none (the queue does not know tenants).
+// seriesView builds the numbers of one series, with the queue state of its
+// route or override (an override's counts its held writes and its queued
+// replays; the queue counts other pending writes per route only).
 func seriesView(s *series, now time.Time, q QueueState, queueKnown bool, th rules.Readiness) RouteView {
 	var v RouteView
 	c := s.counts()
@@ -293,7 +293,7 @@ func seriesView(s *series, now time.Time, q QueueState, queueKnown bool, th rule
 		w.GivenUp = q.GivenUp
 	}
 	if !q.Oldest.IsZero() && q.Pending > 0 {
-		t := q.Oldest.UTC()
+		t := q.Oldest
 		age := now.Sub(t).Seconds()
 		w.OldestPending, w.OldestPendingAgeSeconds = &t, &age
 	}

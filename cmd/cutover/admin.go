@@ -113,15 +113,12 @@ func (r rulesStatus) RulesStatus() web.RulesStatus {
 	out := web.RulesStatus{
 		Version:   st.Version,
 		Source:    st.Source,
-		LoadedAt:  st.Loaded.UTC(),
+		LoadedAt:  st.Loaded,
 		LastError: st.LastError,
 		Reloads:   map[string]int64{"ok": r.in.reloads.ok.Load(), "failed": r.in.reloads.failed.Load()},
 	}
 	if st.LastError != "" {
-		if at := r.in.reloads.lastError.Load(); at != nil {
-			utc := at.UTC()
-			out.LastErrorAt = &utc
-		}
+		out.LastErrorAt = r.in.reloads.lastError.Load()
 	}
 	for _, rt := range set.Routes {
 		out.Routes = append(out.Routes, ruleRoute(rt))

@@ -267,15 +267,13 @@ func (b *bench) size(ctx context.Context, size int, latency bool, overload time.
 	dual := start(startCutover(b.self, b.cutoverEnv, b.dir, fmt.Sprintf("dual-%d", size), "dual-write", old.addr, new.addr))
 	var mirror *benchProcess
 	if latency {
-		if mirror = start(startMirror(b.self, old.addr, new.addr)); mirror == nil {
-			return fmt.Errorf("a system did not start")
-		}
+		mirror = start(startMirror(b.self, old.addr, new.addr))
 	}
 	var ngx *benchProcess
 	if b.nginx {
 		ngx = start(startNginx(b.dir, old.addr, new.addr))
 	}
-	if base == nil || prepare == nil || shadow == nil || dual == nil {
+	if base == nil || prepare == nil || shadow == nil || dual == nil || (latency && mirror == nil) {
 		return fmt.Errorf("a system did not start")
 	}
 	get, put := request("GET", size), request("PUT", size)

@@ -353,7 +353,7 @@ func runBenchBaseline(args []string, stdout, stderr io.Writer) int {
 	// waited for before the command returns; none starts after that.
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
-		mu     sync.Mutex
+		mu     sync.RWMutex // every mirrored GET reads closed: no lock shared between them
 		closed bool
 		wg     sync.WaitGroup
 	)
@@ -365,8 +365,8 @@ func runBenchBaseline(args []string, stdout, stderr io.Writer) int {
 		wg.Wait()
 	}()
 	goMirror := func(f func()) {
-		mu.Lock()
-		defer mu.Unlock()
+		mu.RLock()
+		defer mu.RUnlock()
 		if !closed {
 			wg.Go(f)
 		}

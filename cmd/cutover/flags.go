@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,7 +42,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 				if want == "" {
 					want = "true or false"
 				}
-				err = fmt.Errorf("%s=%q: %v, want %s (unset it, or give --%s on the command line)", env, v, e, want, f.Name)
+				err = errors.Join(err, fmt.Errorf("%s=%q: %v, want %s (unset it, or give --%s on the command line)", env, v, e, want, f.Name))
 			}
 		}
 	})

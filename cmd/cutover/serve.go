@@ -253,7 +253,7 @@ func (in *instance) adminAddr() string { return in.adminLn.Addr().String() }
 func (in *instance) reloaded(_ *rules.Set, err error) {
 	if err != nil {
 		in.reloads.failed.Add(1)
-		now := time.Now()
+		now := time.Now().UTC() // as the admin API shows times
 		in.reloads.lastError.Store(&now)
 	} else {
 		in.reloads.ok.Add(1)
