@@ -56,6 +56,7 @@ func (q *queue) head(kq *keyQueue) (*entry, []byte, error) {
 			// for one a little longer, until kq empties.
 			kq.uncounted = max(kq.uncounted-kq.onDisk, 0)
 			kq.onDisk = 0
+			kq.wake()
 			told = q.trim(kq, told)
 		}
 		for _, r := range recs {
@@ -132,6 +133,7 @@ func (q *queue) release(kq *keyQueue) {
 		if q.keys[kq.key] == kq {
 			delete(q.keys, kq.key)
 		}
+		kq.wake()
 		return
 	}
 	q.ready = append(q.ready, kq)

@@ -282,18 +282,20 @@ var errClientLeft = errors.New("the client left while its write waited for earli
 // would land before them and they over it. It waits at most the primary's
 // timeout, then refuses the write (503) rather than let it overtake.
 func (p *Proxy) awaitQueued(ex *exchange, r *http.Request) error {
-	if p.queue.depthNow() == 0 || !p.queue.queuedFor(ex.resourceKey(r), ex.primary) {
+	if p.queue.depthNow() == 0 {
+		return nil
+	}
+	moved := p.queue.queuedFor(ex.resourceKey(r), ex.primary)
+	if moved == nil {
 		return nil
 	}
 	p.awaiting.Add(1)
 	defer p.awaiting.Add(-1)
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
 	deadline := time.NewTimer(p.timeouts[ex.primary])
 	defer deadline.Stop()
-	for {
+	for moved != nil {
 		select {
-		case <-t.C:
+		case <-moved:
 		case <-deadline.C:
 			return errQueuedAhead
 		case <-r.Context().Done():
@@ -301,10 +303,9 @@ func (p *Proxy) awaitQueued(ex *exchange, r *http.Request) error {
 		case <-p.closing:
 			return errClosing
 		}
-		if !p.queue.queuedFor(ex.key, ex.primary) {
-			return nil
-		}
+		moved = p.queue.queuedFor(ex.key, ex.primary)
 	}
+	return nil
 }
 
 // beginWrite counts a write about to be sent to the primary, for Close to

@@ -66,16 +66,34 @@ type keyQueue struct {
 	// queued for it since the key's queue began: a held write from an
 	// earlier place would land after it (supersede.go).
 	latest [2]uint64
+	// moved, when a write waits for kq's writes to leave (awaitQueued), is
+	// closed when one leaves, and then forgotten.
+	moved chan struct{}
 }
 
 // left counts out a pending write of kq that leaves (delivered or given
-// up).
+// up), and wakes whoever waits for one to.
 func (kq *keyQueue) left(r *record) {
 	if kq.uncounted > 0 {
 		kq.uncounted--
 	} else {
 		kq.toSide[r.Side]--
 	}
+	kq.wake()
+}
+
+// wake tells whoever waits for kq's writes to leave that some did.
+func (kq *keyQueue) wake() {
+	if kq.moved != nil {
+		close(kq.moved)
+		kq.moved = nil
+	}
+}
+
+// queuedFor reports whether writes of kq may wait for side: counted for
+// it, or replayed from an index that did not keep their backend.
+func (kq *keyQueue) queuedFor(side rules.Side) bool {
+	return kq.toSide[side] > 0 || kq.uncounted > 0
 }
 
 func (kq *keyQueue) empty() bool {
@@ -289,14 +307,22 @@ func (q *queue) pending(key string) bool {
 }
 
 // queuedFor reports whether writes to the resource wait in the queue for
-// side: a write sent to side directly now
-// would overtake them, and they would land over it (a route or an
-// override moved to the cutover phase while new still had writes queued).
-func (q *queue) queuedFor(key string, side rules.Side) bool {
+// side: a write sent to side directly now would overtake them, and they
+// would land over it (a route or an override moved to the cutover phase
+// while new still had writes queued). If they do, the channel returned is
+// closed when one of them leaves the queue (then ask again); nil if none
+// waits.
+func (q *queue) queuedFor(key string, side rules.Side) <-chan struct{} {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	kq := q.keys[key]
-	return kq != nil && kq.toSide[side] > 0
+	if kq == nil || !kq.queuedFor(side) {
+		return nil
+	}
+	if kq.moved == nil {
+		kq.moved = make(chan struct{})
+	}
+	return kq.moved
 }
 
 // accept queues a write the primary accepted, behind any queued write of

@@ -171,7 +171,7 @@ func (q *queue) overtakes(r *record) error {
 		return ErrSuperseded
 	}
 	kq := q.keys[r.Key]
-	if kq != nil && (kq.toSide[r.Side] > 0 || kq.uncounted > 0) && kq.latest[r.Side] > r.place() {
+	if kq != nil && kq.queuedFor(r.Side) && kq.latest[r.Side] > r.place() {
 		return ErrResourceQueued
 	}
 	if q.inflightTo[r.Key][r.Side] > 0 {
