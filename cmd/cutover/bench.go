@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -124,23 +125,29 @@ type bench struct {
 
 // sample is one measurement of one system.
 type sample struct {
-	rate       float64
-	p50, p99   time.Duration
-	cpuPerReq  time.Duration
-	peakRSS    int64
-	compared   float64 // share of reads compared (cutover shadow-read)
-	answered   float64 // share of the Go mirror's copies the new backend answered
-	copies     float64 // the Go mirror's copies sent (0: not the mirror)
+	rate      float64
+	p50, p99  time.Duration
+	cpuPerReq time.Duration
+	peakRSS   int64
+	compared  float64 // share of reads compared (cutover shadow-read)
+	answered  float64 // share of the Go mirror's copies the new backend answered
+	copies    float64 // the Go mirror's copies sent (0: not the mirror)
+	// unread names the counts (compared reads, the mirror's copies) that
+	// could not be read: the cell says so rather than stay empty.
+	unread     string
 	errorShare float64
 }
 
 func (b *bench) measure(ctx context.Context, p *benchProcess, req []byte, open float64) sample {
 	p.resetPeak()
 	cpu0 := p.cpu()
-	c0, t0 := comparedShare(p.admin)
+	var unread []error
+	c0, t0, err := comparedShare(p.admin)
+	unread = append(unread, err)
 	var a0, n0 int64
 	if p.mirror {
-		a0, n0 = mirrorShare(p.addr)
+		a0, n0, err = mirrorShare(p.addr)
+		unread = append(unread, err)
 	}
 	var l load
 	if open > 0 {
@@ -159,13 +166,21 @@ func (b *bench) measure(ctx context.Context, p *benchProcess, req []byte, open f
 		s.cpuPerReq = cpu / time.Duration(l.requests)
 		s.errorShare = float64(l.errors) / float64(l.requests+l.errors)
 	}
-	if c1, t1 := comparedShare(p.admin); t1 > t0 {
+	c1, t1, err := comparedShare(p.admin)
+	unread = append(unread, err)
+	if t1 > t0 {
 		s.compared = float64(c1-c0) / float64(t1-t0)
 	}
 	if p.mirror {
-		if a1, n1 := mirrorShare(p.addr); n1 > n0 {
+		a1, n1, err := mirrorShare(p.addr)
+		unread = append(unread, err)
+		if n1 > n0 {
 			s.answered, s.copies = float64(a1-a0)/float64(n1-n0), float64(n1-n0)
 		}
+	}
+	if err := errors.Join(unread...); err != nil {
+		s.unread = err.Error()
+		fmt.Fprintf(os.Stderr, "\n  %s: %v\n", p.name, err)
 	}
 	return s
 }
@@ -192,7 +207,14 @@ func median(ss []sample) sample {
 		}
 		return upperMedian(v)
 	}
+	var unread string
+	for _, s := range ss {
+		if s.unread != "" {
+			unread = s.unread
+		}
+	}
 	return sample{
+		unread:     unread,
 		rate:       pick(func(s sample) float64 { return s.rate }),
 		p50:        time.Duration(pick(func(s sample) float64 { return float64(s.p50) })),
 		p99:        time.Duration(pick(func(s sample) float64 { return float64(s.p99) })),
@@ -455,6 +477,11 @@ func (b *bench) table(rows []row, ratioTo map[int]int) {
 		}
 		if r.s.copies > 0 {
 			compared = fmt.Sprintf("copies answered: %.1f %%", 100*r.s.answered)
+		}
+		if r.s.unread != "" {
+			// A median over the rounds whose counts were read would
+			// claim more than was measured.
+			compared = "unknown: the counts could not be read in every round (stderr has the errors)"
 		}
 		if r.s.errorShare > 0.001 {
 			compared += fmt.Sprintf(" (%.1f %% errors)", 100*r.s.errorShare)

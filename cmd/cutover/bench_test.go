@@ -2,7 +2,9 @@ package main
 
 import (
 	"math"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestGrowthAfterJudgesTheTrendNotTheHighestTooth(t *testing.T) {
@@ -47,5 +49,38 @@ func TestGrowthAfterJudgesTheTrendNotTheHighestTooth(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A row whose counts could not be read in one round says so: a median of
+// the rounds that were read, or an empty cell, would claim what was not
+// measured.
+func TestTheTableSaysWhenTheCountsWereNotRead(t *testing.T) {
+	read := sample{rate: 1000, p99: time.Millisecond, compared: 1}
+	mirror := sample{rate: 1000, p99: time.Millisecond, answered: 1, copies: 4000}
+	unread := func(s sample) sample {
+		s.unread = "connection refused"
+		return s
+	}
+	var out strings.Builder
+	b := &bench{out: &out}
+	b.table([]row{
+		{"read", median([]sample{read, read, read})},
+		{"shadow, one round unread", median([]sample{read, unread(sample{rate: 1000, p99: time.Millisecond}), read})},
+		{"mirror, one round unread", median([]sample{mirror, mirror, unread(mirror)})},
+	}, nil)
+	for _, want := range []string{
+		"| read | 1000 |", "100.0 % |",
+		"| shadow, one round unread | 1000 |", "| mirror, one round unread | 1000 |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the table has no %q:\n%s", want, out.String())
+		}
+	}
+	if n := strings.Count(out.String(), "unknown: the counts could not be read"); n != 2 {
+		t.Errorf("%d rows say the counts were unknown, want 2:\n%s", n, out.String())
+	}
+	if strings.Contains(out.String(), "copies answered") {
+		t.Errorf("the mirror's row shows a share measured in some rounds only:\n%s", out.String())
 	}
 }

@@ -289,21 +289,21 @@ const mirrorStatsPath = "/_bench/mirror"
 
 // mirrorShare reads the Go mirror's counts of copies, once none is in
 // flight (a copy that times out takes 2 s to be counted) or after 3 s.
-func mirrorShare(addr string) (answered, total int64) {
+func mirrorShare(addr string) (answered, total int64, err error) {
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		res, err := http.Get("http://" + addr + mirrorStatsPath)
 		if err != nil {
-			return 0, 0
+			return 0, 0, err
 		}
 		var failed, inflight int64
 		_, err = fmt.Fscanf(res.Body, "answered %d\nfailed %d\nin flight %d\n", &answered, &failed, &inflight)
 		res.Body.Close()
 		if err != nil {
-			return 0, 0
+			return 0, 0, fmt.Errorf("the mirror's counts: %w", err)
 		}
 		if inflight == 0 || time.Now().After(deadline) {
-			return answered, answered + failed
+			return answered, answered + failed, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -528,15 +528,18 @@ http {
 }
 
 // comparedShare reads how many reads cutover compared, from its admin API.
-func comparedShare(admin string) (compared, total int64) {
+func comparedShare(admin string) (compared, total int64, err error) {
 	if admin == "" {
-		return 0, 0
+		return 0, 0, nil
 	}
 	res, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
-		return 0, 0
+		return 0, 0, err
 	}
 	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("cutover's metrics: %s", res.Status)
+	}
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -545,13 +548,16 @@ func comparedShare(admin string) (compared, total int64) {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
-		v, _ := strconv.ParseFloat(line[i+1:], 64)
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("cutover's metrics: %q: %w", line, err)
+		}
 		total += int64(v)
 		if strings.Contains(line, `outcome="match"`) || strings.Contains(line, `outcome="mismatch"`) {
 			compared += int64(v)
 		}
 	}
-	return compared, total
+	return compared, total, sc.Err()
 }
 
 // waitQuiet waits until the machine's CPUs are at least 90 % idle over a
