@@ -50,7 +50,7 @@ func TestAHeldWriteForgottenInMemoryLeavesTheCounts(t *testing.T) {
 // newMemoryProxy runs a gateway without a data directory for a dual-write
 // route items (/items/{id}) to backends that are never reached, with extra
 // top-level configuration; it is closed when the test ends.
-func newMemoryProxy(t *testing.T, st *stats.Store, extra string) *Proxy {
+func newMemoryProxy(t testing.TB, st *stats.Store, extra string) *Proxy {
 	t.Helper()
 	set, err := rules.Parse("test.yaml", strings.NewReader(`backends:
   old: {url: "http://127.0.0.1:1"}

@@ -141,7 +141,7 @@ type queue struct {
 	// heldRefs are the held writes (and re-driven ones queued again) by
 	// resource key, to see them overtaken (supersede.go); refsTo counts
 	// them by backend, read without mu.
-	heldRefs map[string][]heldRef
+	heldRefs map[string]*keyRefs
 	refsTo   [2]atomic.Int64
 	// overrideHeld counts, per route and override, the held writes (given
 	// up, to verify) and the re-driven ones still queued.
@@ -179,7 +179,7 @@ func newQueue(p *Proxy, cfg rules.Queue, box *outbox) (*queue, error) {
 		inflight: make(map[string]int),
 		routes:   make(map[string]*routeQueue),
 		memHeld:  make(map[uint64]*record),
-		heldRefs: make(map[string][]heldRef),
+		heldRefs: make(map[string]*keyRefs),
 
 		overrideHeld: make(map[[2]string][3]int64),
 

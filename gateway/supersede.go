@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"log/slog"
 	"slices"
@@ -40,8 +41,9 @@ type heldRef struct {
 	id    uint64 // its ID while held (0 for a replay found queued at start)
 	place uint64
 	side  rules.Side // the backend that did not get it
-	// superseded is when a later write first reached side; overtaken is
-	// the latest place of one that did.
+	// superseded is when a later write first reached side. overtaken is
+	// the latest place of one that did while it was with its primary
+	// (addHeld); later ones are keyRefs.reached.
 	superseded time.Time
 	overtaken  uint64
 	// replayFrom is, for a re-driven write in the queue, the sequence when
@@ -50,13 +52,65 @@ type heldRef struct {
 	replayFrom uint64
 }
 
+// keyRefs are the refs of one resource. A hot resource whose writes the
+// secondary keeps refusing gathers thousands, and every write of it that
+// reaches a backend asks which it supersedes, under q.mu: so the refs are
+// found by place, the ones not yet superseded are kept apart by backend in
+// order of place (each is superseded once, from the front), and the
+// latest place that reached each backend is kept once for all.
+type keyRefs struct {
+	byPlace map[uint64]*heldRef
+	open    [2][]*heldRef // not superseded, by place
+	reached [2]uint64     // the latest place that reached each backend since the first ref
+}
+
+// overtakenBy is the latest place of a write that reached h's backend after
+// h, as far as the queue saw it since h's resource had a ref (0: none).
+func (k *keyRefs) overtakenBy(h *heldRef) uint64 {
+	if p := k.reached[h.side]; p > h.place {
+		return max(h.overtaken, p)
+	}
+	return h.overtaken
+}
+
 // ref returns the ref of the write at place of key, or nil. q.mu is held.
 func (q *queue) ref(key string, place uint64) *heldRef {
-	refs := q.heldRefs[key]
-	if i := slices.IndexFunc(refs, func(h heldRef) bool { return h.place == place }); i >= 0 {
-		return &refs[i]
+	if k := q.heldRefs[key]; k != nil {
+		return k.byPlace[place]
 	}
 	return nil
+}
+
+// newRef adds a ref for the write at place of key. q.mu is held.
+func (q *queue) newRef(key string, place uint64, side rules.Side, superseded time.Time) *heldRef {
+	k := q.heldRefs[key]
+	if k == nil {
+		k = &keyRefs{byPlace: make(map[uint64]*heldRef)}
+		q.heldRefs[key] = k
+	}
+	h := &heldRef{place: place, side: side, superseded: superseded}
+	k.byPlace[place] = h
+	if superseded.IsZero() {
+		k.unsuperseded(h)
+	}
+	q.refsTo[side].Add(1)
+	return h
+}
+
+// unsuperseded puts h among k's refs not yet superseded, in its place.
+func (k *keyRefs) unsuperseded(h *heldRef) {
+	open := k.open[h.side]
+	i, _ := slices.BinarySearchFunc(open, h.place, func(o *heldRef, place uint64) int { return cmp.Compare(o.place, place) })
+	k.open[h.side] = slices.Insert(open, i, h)
+}
+
+// superseded takes h out of k's refs not yet superseded, if it is there.
+func (k *keyRefs) superseded(h *heldRef) {
+	open := k.open[h.side]
+	i, ok := slices.BinarySearchFunc(open, h.place, func(o *heldRef, place uint64) int { return cmp.Compare(o.place, place) })
+	if ok {
+		k.open[h.side] = slices.Delete(open, i, i+1)
+	}
 }
 
 // addHeld notes a write that became held (or was found held at start, or
@@ -66,10 +120,9 @@ func (q *queue) ref(key string, place uint64) *heldRef {
 func (q *queue) addHeld(r *record) {
 	h := q.ref(r.Key, r.place())
 	if h == nil {
-		q.heldRefs[r.Key] = append(q.heldRefs[r.Key], heldRef{place: r.place(), side: r.Side, superseded: r.Superseded})
-		q.refsTo[r.Side].Add(1)
-		h = q.ref(r.Key, r.place())
+		h = q.newRef(r.Key, r.place(), r.Side, r.Superseded)
 	}
+	k := q.heldRefs[r.Key]
 	h.id, h.replayFrom = r.ID, 0
 	// A later write of the resource may have reached side while this one
 	// was still with the primary (held to verify after a timeout).
@@ -82,6 +135,9 @@ func (q *queue) addHeld(r *record) {
 	if h.superseded.IsZero() {
 		h.superseded = r.Superseded
 	}
+	if !h.superseded.IsZero() {
+		k.superseded(h)
+	}
 	r.Superseded = h.superseded
 }
 
@@ -90,9 +146,7 @@ func (q *queue) addHeld(r *record) {
 func (q *queue) replayed(key string, side rules.Side, place, order uint64) {
 	h := q.ref(key, place)
 	if h == nil {
-		q.heldRefs[key] = append(q.heldRefs[key], heldRef{place: place, side: side})
-		q.refsTo[side].Add(1)
-		h = q.ref(key, place)
+		h = q.newRef(key, place, side, time.Time{})
 	}
 	h.replayFrom = order
 }
@@ -100,17 +154,19 @@ func (q *queue) replayed(key string, side rules.Side, place, order uint64) {
 // dropRef forgets the write at place of key: discarded, forgotten, or its
 // replay landed. q.mu is held.
 func (q *queue) dropRef(key string, place uint64) {
-	refs := q.heldRefs[key]
-	i := slices.IndexFunc(refs, func(h heldRef) bool { return h.place == place })
-	if i < 0 {
+	k := q.heldRefs[key]
+	if k == nil {
 		return
 	}
-	q.refsTo[refs[i].side].Add(-1)
-	refs = slices.Delete(refs, i, i+1)
-	if len(refs) == 0 {
+	h := k.byPlace[place]
+	if h == nil {
+		return
+	}
+	q.refsTo[h.side].Add(-1)
+	k.superseded(h)
+	delete(k.byPlace, place)
+	if len(k.byPlace) == 0 {
 		delete(q.heldRefs, key)
-	} else {
-		q.heldRefs[key] = refs
 	}
 }
 
@@ -126,20 +182,21 @@ func (q *queue) reached(key string, side rules.Side, place uint64) {
 		m[side] = max(m[side], place)
 		q.reachedInFlight[key] = m
 	}
-	refs := q.heldRefs[key]
-	if len(refs) == 0 {
+	k := q.heldRefs[key]
+	if k == nil {
+		return
+	}
+	k.reached[side] = max(k.reached[side], place)
+	open := k.open[side]
+	n := 0
+	for n < len(open) && open[n].place < place {
+		n++
+	}
+	if n == 0 {
 		return
 	}
 	now := q.p.now()
-	for i := range refs {
-		h := &refs[i]
-		if h.side != side || h.place >= place {
-			continue
-		}
-		h.overtaken = max(h.overtaken, place)
-		if !h.superseded.IsZero() {
-			continue
-		}
+	for _, h := range open[:n] {
 		h.superseded = now
 		if h.replayFrom != 0 {
 			continue // queued, not held: settle holds it again with the mark
@@ -150,6 +207,8 @@ func (q *queue) reached(key string, side rules.Side, place uint64) {
 			r.Superseded = now
 		}
 	}
+	clear(open[:n])
+	k.open[side] = open[n:]
 }
 
 // supersededAt reports when a held write was overtaken (zero: it was not).
@@ -192,7 +251,7 @@ func (q *queue) replayOvertaken(r *record) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	h := q.ref(r.Key, r.place())
-	if h == nil || h.replayFrom == 0 || h.overtaken <= h.replayFrom {
+	if h == nil || h.replayFrom == 0 || q.heldRefs[r.Key].overtakenBy(h) <= h.replayFrom {
 		return false
 	}
 	q.p.log.Warn("re-driven write held again, not sent: a later write of its resource reached the backend while it waited in the queue",
