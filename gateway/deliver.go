@@ -51,7 +51,9 @@ func (q *queue) head(kq *keyQueue) (*entry, []byte, error) {
 			// Counted on disk but not there: a write whose acceptance
 			// failed to commit (logged when it happened).
 			q.p.log.Error("queued writes missing from the queue store", slog.String(keyRoute, kq.route), slog.Int("count", kq.onDisk))
-			q.addPending(kq.route, -kq.onDisk)
+			// Their overrides are not known either: a tenant's count
+			// stays high (not ready) until the next start recounts.
+			q.addPending(kq.route, "", -kq.onDisk)
 			// Their backends are not known: queuedFor may hold writes
 			// for one a little longer, until kq empties.
 			kq.uncounted = max(kq.uncounted-kq.onDisk, 0)
@@ -208,9 +210,6 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 		}
 	}
 	if leaves {
-		if r.Origin != 0 {
-			q.countReplaying(r.Route, r.Override, -1)
-		}
 		kq.left(r)
 		kq.entries[0] = nil
 		kq.entries = kq.entries[1:]
@@ -219,7 +218,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 		}
 		q.touch(r.Key)
 		q.release(kq)
-		q.addPending(r.Route, -1)
+		q.addPending(r.Route, r.Override, -1)
 	}
 	onFirst := e.onFirst
 	e.onFirst = nil

@@ -141,12 +141,12 @@ func (q *queue) unheld(r *record) {
 // pending writes per route only: a resource's writes may belong to several
 // overrides. q.mu is held.
 func (q *queue) countHeld(r *record, n int64) {
-	i := 0
+	i := overrideGivenUp
 	if r.State == stateVerify {
-		i = 1
+		i = overrideVerify
 	}
 	rq := q.route(r.Route)
-	if i == 1 {
+	if i == overrideVerify {
 		rq.verify += n
 	} else {
 		rq.givenUp += n
@@ -154,15 +154,15 @@ func (q *queue) countHeld(r *record, n int64) {
 	q.countOverride(r.Route, r.Override, i, n)
 }
 
-// countReplaying moves by n the re-driven writes of an override still
-// queued: until they land or are held again, they are its pending writes
-// (its others are counted per route only). q.mu is held.
-func (q *queue) countReplaying(route, override string, n int64) {
-	q.countOverride(route, override, 2, n)
-}
+// The slots of an override's counts (countOverride).
+const (
+	overrideGivenUp = iota
+	overrideVerify
+	overridePending // queued, re-driven or not
+)
 
-// countOverride moves slot i (given up, to verify, re-driven and queued)
-// of an override's counts by n and publishes them. q.mu is held.
+// countOverride moves slot i of an override's counts by n and publishes
+// them. q.mu is held.
 func (q *queue) countOverride(route, override string, i int, n int64) {
 	if override == "" {
 		return
@@ -175,7 +175,7 @@ func (q *queue) countOverride(route, override string, i int, n int64) {
 	} else {
 		q.overrideHeld[k] = h
 	}
-	q.p.stats.SetOverrideQueue(route, override, stats.QueueState{GivenUp: h[0], Verify: h[1], Pending: h[2]})
+	q.p.stats.SetOverrideQueue(route, override, stats.QueueState{GivenUp: h[overrideGivenUp], Verify: h[overrideVerify], Pending: h[overridePending]})
 }
 
 func (q *queue) redrive(id uint64, force bool) error {
@@ -206,7 +206,7 @@ func (q *queue) redrive(id uint64, force bool) error {
 	r.Superseded = q.supersededAt(r)
 	// Counted as its override's pending before it stops being held: a view
 	// in between sees it twice, never not at all.
-	q.countReplaying(r.Route, r.Override, 1)
+	q.countOverride(r.Route, r.Override, overridePending, 1)
 	q.unheld(r)
 	state := r.State
 	r.Redriven = r.Redriven || state == stateGaveUp

@@ -439,11 +439,14 @@ func (o *outbox) recover(now time.Time, queued func(indexEntry), held func(*reco
 		queue := tx.Bucket(bucketQueue)
 		err := tx.Bucket(bucketByKey).ForEach(func(k, v []byte) error {
 			if e, ok := parseIndex(k, v); ok {
-				if e.origin != 0 {
-					// A re-driven write is counted for its override
-					// while queued: few, so reading them is cheap.
-					if r, err := get(queue, u64(e.order)); err == nil {
-						e.override = r.Override
+				if !e.hasOverride {
+					// Written before the index kept the override: read
+					// from the record (at each start, until the write
+					// leaves the queue).
+					if v := queue.Get(u64(e.order)); v != nil {
+						if r, err := decodeRecord(v, false); err == nil {
+							e.override = r.Override
+						}
 					}
 				}
 				queued(e)

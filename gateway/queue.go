@@ -144,7 +144,7 @@ type queue struct {
 	heldRefs map[string]*keyRefs
 	refsTo   [2]atomic.Int64
 	// overrideHeld counts, per route and override, the held writes (given
-	// up, to verify) and the re-driven ones still queued.
+	// up, to verify) and the queued ones (held.go's slots).
 	overrideHeld map[[2]string][3]int64
 	closing      bool
 
@@ -220,13 +220,13 @@ func (q *queue) replay() error {
 			kq.latest[e.side] = max(kq.latest[e.side], e.place())
 			if e.origin != 0 {
 				q.replayed(e.key, rules.Side(e.side), e.origin, e.order)
-				q.countReplaying(e.route, e.override, 1)
 			}
 		} else {
 			kq.uncounted++
 			kq.latest[rules.Old], kq.latest[rules.New] = max(kq.latest[rules.Old], e.place()), max(kq.latest[rules.New], e.place())
 		}
 		q.depth.Add(1)
+		q.countOverride(e.route, e.override, overridePending, 1)
 		rq := q.route(e.route)
 		rq.pending++
 		if rq.oldest.IsZero() || e.first.Before(rq.oldest) {
@@ -277,11 +277,13 @@ func (q *queue) route(name string) *routeQueue {
 	return rq
 }
 
-// addPending moves the count of queued writes, overall and for the route,
+// addPending moves the count of queued writes, overall, for the route and
+// for the override (if any),
 // and publishes both; q.mu is held.
-func (q *queue) addPending(route string, n int) {
+func (q *queue) addPending(route, override string, n int) {
 	d := q.depth.Add(int64(n))
 	q.route(route).pending += int64(n)
+	q.countOverride(route, override, overridePending, int64(n))
 	q.p.metrics.queueDepth.Set(float64(d))
 	q.publish(route)
 }
@@ -403,7 +405,11 @@ func (q *queue) enqueue(r *record, onFirst func(answer), kind opKind) *op {
 	if rq := q.route(r.Route); rq.oldest.IsZero() {
 		rq.oldest = r.First
 	}
-	q.addPending(r.Route, 1)
+	override := r.Override
+	if kind == opRequeue {
+		override = "" // redrive counted it, before it stopped being held
+	}
+	q.addPending(r.Route, override, 1)
 	return e.accepted
 }
 

@@ -156,23 +156,33 @@ func keyPrefix(key string) []byte {
 
 // indexValue is what the per-resource index keeps of a write, so a restart
 // rebuilds the queue's state without decoding any record: when it entered
-// the queue, its route, the backend it goes to and, for a re-driven write,
-// its place (record.Origin).
+// the queue, its route, the backend it goes to, its override (counted as
+// that tenant's pending) and, for a re-driven write, its place
+// (record.Origin).
 func indexValue(r *record) []byte {
-	b := binary.BigEndian.AppendUint64(make([]byte, 0, 18+len(r.Route)), uint64(r.First.UnixNano()))
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 28+len(r.Override)+len(r.Route)), uint64(r.First.UnixNano()))
 	// A zero byte, then the side: a route's name never starts with one, so
 	// values written before the side was kept still read as they were. The
-	// side's high bit says the origin follows.
+	// side's high bits say what follows: the origin, then the override
+	// (always, perhaps empty; values written before it was kept lack the
+	// bit).
+	side := byte(r.Side) | indexOverride
 	if r.Origin != 0 {
-		b = append(b, 0, byte(r.Side)|indexOrigin)
-		b = binary.BigEndian.AppendUint64(b, r.Origin)
-	} else {
-		b = append(b, 0, byte(r.Side))
+		side |= indexOrigin
 	}
+	b = append(b, 0, side)
+	if r.Origin != 0 {
+		b = binary.BigEndian.AppendUint64(b, r.Origin)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Override)))
+	b = append(b, r.Override...)
 	return append(b, r.Route...)
 }
 
-const indexOrigin = 0x80
+const (
+	indexOrigin   = 0x80
+	indexOverride = 0x40
+)
 
 // indexEntry is an index entry read back; side is -1 when the entry was
 // written before the side was kept, origin 0 for a write never re-driven.
@@ -183,9 +193,10 @@ type indexEntry struct {
 	route  string
 	side   int
 	origin uint64
-	// override is read from the write's record at start, for re-driven
-	// writes only (the index does not keep it).
-	override string
+	// override is the write's; hasOverride is false for an entry written
+	// before the index kept it (recover reads it from the record then).
+	override    string
+	hasOverride bool
 }
 
 // place is the entry's record.place.
@@ -203,13 +214,29 @@ func parseIndex(k, v []byte) (indexEntry, bool) {
 	}
 	e := indexEntry{key: string(k[w : w+int(n)]), order: binary.BigEndian.Uint64(k[w+int(n):]),
 		first: time.Unix(0, int64(binary.BigEndian.Uint64(v))), side: -1}
-	switch {
-	case len(v) >= 18 && v[8] == 0 && v[9]&indexOrigin != 0:
-		e.side, e.origin, e.route = int(v[9]&^indexOrigin), binary.BigEndian.Uint64(v[10:18]), string(v[18:])
-	case len(v) >= 10 && v[8] == 0:
-		e.side, e.route = int(v[9]), string(v[10:])
-	default:
-		e.route = string(v[8:])
+	if len(v) < 10 || v[8] != 0 {
+		e.route = string(v[8:]) // the earliest format: the route alone
+		return e, true
 	}
+	flags, rest := v[9], v[10:]
+	// A value cut short still names a queued write: it is delivered, its
+	// backend and override unknown (counted for neither), rather than
+	// skipped.
+	cut := indexEntry{key: e.key, order: e.order, first: e.first, side: -1}
+	e.side = int(flags &^ (indexOrigin | indexOverride))
+	if flags&indexOrigin != 0 {
+		if len(rest) < 8 {
+			return cut, true
+		}
+		e.origin, rest = binary.BigEndian.Uint64(rest), rest[8:]
+	}
+	if flags&indexOverride != 0 {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < n {
+			return cut, true
+		}
+		e.override, e.hasOverride, rest = string(rest[w:w+int(n)]), true, rest[w+int(n):]
+	}
+	e.route = string(rest)
 	return e, true
 }

@@ -509,3 +509,55 @@ routes:
 		t.Errorf("after acme's replay landed: %+v, want nothing unresolved", w)
 	}
 }
+
+// An override's pending writes are all its queued writes, not only its
+// replays: a tenant is not ready while its writes wait for new, across a
+// restart (counted from the index), and is once they land.
+func TestAnOverrideCountsItsQueuedWrites(t *testing.T) {
+	secondary := newPicky(v1)
+	dir := t.TempDir()
+	old, new := newServer(t, &faulty{k: newKV()}), newServer(t, secondary)
+	routes := `
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: dual-write
+    overrides:
+      - {name: acme, when: {header: X-Tenant, equals: acme}, phase: dual-write}
+`
+	backends := fmt.Sprintf("backends:\n  old: {url: %q, timeout: 1s}\n  new: {url: %q, timeout: 1s}\n", old.url(), new.url())
+	waiting := backends + "queue:\n  base_backoff: 1h\n  max_backoff: 1h\n" + briefBreaker + routes
+	acme := func(g *gw) stats.Writes {
+		for _, o := range g.route("items").Overrides {
+			if o.Override == "acme" {
+				return o.Writes
+			}
+		}
+		return stats.Writes{}
+	}
+	g := startProxy(t, waiting, dir)
+	for _, path := range []string{"/items/a", "/items/b"} {
+		if res, _ := g.do("PUT", path, v1, "X-Tenant", "acme"); res.StatusCode != http.StatusOK {
+			t.Fatalf("PUT %s: %d", path, res.StatusCode)
+		}
+	}
+	if res, _ := g.do("PUT", "/items/c", v1); res.StatusCode != http.StatusOK { // another tenant's
+		t.Fatalf("PUT: %d", res.StatusCode)
+	}
+	eventually(t, "the three writes queued", func() bool { return g.route("items").Writes.PendingRetries == 3 })
+	if w := acme(g); w.PendingRetries != 2 || w.Unresolved != 2 {
+		t.Errorf("acme's writes while two wait for new: %+v, want 2 pending, unresolved", w)
+	}
+	g.close()
+	g = startProxy(t, waiting, dir)
+	if w := acme(g); w.PendingRetries != 2 || w.Unresolved != 2 {
+		t.Errorf("after a restart, acme's writes: %+v, want 2 pending, unresolved", w)
+	}
+	g.close()
+	secondary.set(v1, false)
+	g = startProxy(t, backends+routes, dir)
+	eventually(t, "the queued writes to land", func() bool { return g.proxyIdle() && secondary.k.value("/items/c") == v1 })
+	if w := acme(g); w.PendingRetries != 0 || w.Unresolved != 0 {
+		t.Errorf("after acme's writes landed: %+v, want nothing unresolved", w)
+	}
+}

@@ -73,8 +73,7 @@ type route struct {
 	queue          QueueState
 	queueKnown     bool // the queue reported given-up writes itself
 	// overrideQueue is, per override, its queue as the queue counts it:
-	// held writes, and re-driven writes still queued as pending (it counts
-	// the other pending writes per route only).
+	// its held writes, and its queued writes as pending.
 	overrideQueue map[string]QueueState
 	dirty         atomic.Bool
 }
@@ -313,7 +312,7 @@ func (s *Store) SetQueue(routeName string, q QueueState) {
 }
 
 // SetOverrideQueue reports the queue of one override of a route: its held
-// writes, and its re-driven writes still queued as pending. Like SetQueue,
+// writes, and its queued writes as pending. Like SetQueue,
 // an empty state of a route the store has not seen does not create it.
 func (s *Store) SetOverrideQueue(routeName, override string, q QueueState) {
 	if q == (QueueState{}) && s.lookup(routeName) == nil {
