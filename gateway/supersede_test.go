@@ -429,23 +429,9 @@ func TestAnOverrideCountsItsHeldWrites(t *testing.T) {
 	secondary := newPicky(v1)
 	dir := t.TempDir()
 	old, new := newServer(t, &faulty{k: newKV()}), newServer(t, secondary)
-	cfg := fastGiveUp + "\n" + briefBreaker + `
-routes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: dual-write
-    overrides:
-      - {name: acme, when: {header: X-Tenant, equals: acme}, phase: dual-write}
-`
+	cfg := fastGiveUp + "\n" + briefBreaker + acmeRoutes
 	cfg = fmt.Sprintf("backends:\n  old: {url: %q, timeout: 1s}\n  new: {url: %q, timeout: 1s}\n%s", old.url(), new.url(), cfg)
-	acme := func(g *gw) stats.Writes {
-		for _, o := range g.route("items").Overrides {
-			if o.Override == "acme" {
-				return o.Writes
-			}
-		}
-		return stats.Writes{}
-	}
+	acme := func(g *gw) stats.Writes { return g.overrideWrites("items", "acme") }
 	g := startProxy(t, cfg, dir)
 	if res, _ := g.do("PUT", "/items/a", v1, "X-Tenant", "acme"); res.StatusCode != http.StatusOK {
 		t.Fatalf("PUT: %d", res.StatusCode)
@@ -510,14 +496,9 @@ routes:
 	}
 }
 
-// An override's pending writes are all its queued writes, not only its
-// replays: a tenant is not ready while its writes wait for new, across a
-// restart (counted from the index), and is once they land.
-func TestAnOverrideCountsItsQueuedWrites(t *testing.T) {
-	secondary := newPicky(v1)
-	dir := t.TempDir()
-	old, new := newServer(t, &faulty{k: newKV()}), newServer(t, secondary)
-	routes := `
+// acmeRoutes is a dual-write route items whose writes with X-Tenant: acme
+// are the override acme's.
+const acmeRoutes = `
 routes:
   - name: items
     match: {path: "/items/{id}"}
@@ -525,16 +506,18 @@ routes:
     overrides:
       - {name: acme, when: {header: X-Tenant, equals: acme}, phase: dual-write}
 `
+
+// An override's pending writes are all its queued writes, not only its
+// replays: a tenant is not ready while its writes wait for new, across a
+// restart (counted from the index), and is once they land.
+func TestAnOverrideCountsItsQueuedWrites(t *testing.T) {
+	secondary := newPicky(v1)
+	dir := t.TempDir()
+	old, new := newServer(t, &faulty{k: newKV()}), newServer(t, secondary)
+	routes := acmeRoutes
 	backends := fmt.Sprintf("backends:\n  old: {url: %q, timeout: 1s}\n  new: {url: %q, timeout: 1s}\n", old.url(), new.url())
 	waiting := backends + "queue:\n  base_backoff: 1h\n  max_backoff: 1h\n" + briefBreaker + routes
-	acme := func(g *gw) stats.Writes {
-		for _, o := range g.route("items").Overrides {
-			if o.Override == "acme" {
-				return o.Writes
-			}
-		}
-		return stats.Writes{}
-	}
+	acme := func(g *gw) stats.Writes { return g.overrideWrites("items", "acme") }
 	g := startProxy(t, waiting, dir)
 	for _, path := range []string{"/items/a", "/items/b"} {
 		if res, _ := g.do("PUT", path, v1, "X-Tenant", "acme"); res.StatusCode != http.StatusOK {
@@ -560,4 +543,15 @@ routes:
 	if w := acme(g); w.PendingRetries != 0 || w.Unresolved != 0 {
 		t.Errorf("after acme's writes landed: %+v, want nothing unresolved", w)
 	}
+}
+
+// overrideWrites is the writes of one override of a route, as the
+// statistics show them.
+func (g *gw) overrideWrites(route, override string) stats.Writes {
+	for _, o := range g.route(route).Overrides {
+		if o.Override == override {
+			return o.Writes
+		}
+	}
+	return stats.Writes{}
 }
