@@ -222,11 +222,18 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 	}
 	onFirst := e.onFirst
 	e.onFirst = nil
+	// Reported from a copy taken under q.mu: once it is released, another
+	// worker may retry r (a short backoff) and change its attempts and
+	// last error.
+	var report record
+	if len(outcomes) > 0 {
+		report = *r
+	}
 	q.mu.Unlock()
 	tellQueued(told)
 
 	for _, o := range outcomes {
-		q.p.emitWrite(r, o, a.reason)
+		q.p.emitWrite(&report, o, a.reason)
 	}
 	if onFirst != nil {
 		onFirst(a)

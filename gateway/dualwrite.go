@@ -153,13 +153,15 @@ func (p *Proxy) tooLargeToRepeat(ex *exchange) {
 	r := ex.write.rec
 	r.State, r.Reason = stateGaveUp, stats.ReasonTooLarge
 	r.LastErr = "request body larger than shadow.write_buffer"
+	// Reported from a copy: once held, an operator may act on r.
+	report := *r
 	if x := p.queue.holdIntent(r); x != nil {
 		if err := x.wait(); err != nil {
 			p.storeFailed(ex.route.Name, "holding a write too large to repeat", err)
 		}
 	}
-	p.emitWrite(r, stats.WriteFailed, stats.ReasonTooLarge)
-	p.emitWrite(r, stats.WriteGaveUp, stats.ReasonTooLarge)
+	p.emitWrite(&report, stats.WriteFailed, stats.ReasonTooLarge)
+	p.emitWrite(&report, stats.WriteGaveUp, stats.ReasonTooLarge)
 }
 
 // Reasons a write is held to verify: the primary may have applied it.
