@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
 )
 
@@ -42,12 +43,15 @@ func (q *queue) head(kq *keyQueue) (*entry, []byte, error) {
 	if len(kq.entries) == 0 && kq.onDisk > 0 {
 		after, n := kq.last, min(kq.onDisk, memoryPerKey)
 		q.mu.Unlock()
-		recs, err := q.box.nextOfKey(kq.key, after, n)
+		recs, missing, err := q.box.nextOfKey(kq.key, after, n)
 		if err != nil {
 			return nil, nil, err
 		}
 		q.mu.Lock()
-		if len(recs) == 0 {
+		if len(missing) > 0 {
+			q.forgetMissing(kq, missing)
+		}
+		if len(recs) == 0 && kq.onDisk > 0 {
 			// Counted on disk but not there: a write whose acceptance
 			// failed to commit (logged when it happened).
 			q.p.log.Error("queued writes missing from the queue store", slog.String(keyRoute, kq.route), slog.Int("count", kq.onDisk))
@@ -126,6 +130,30 @@ func (q *queue) work() {
 		}
 		q.settle(kq, e, a)
 	}
+}
+
+// forgetMissing counts out the writes of kq the index lists and the store
+// does not hold (a damaged file), as the start counted them in, and drops
+// their index entries, so the next start does not count them again. q.mu
+// is held.
+func (q *queue) forgetMissing(kq *keyQueue, missing []indexEntry) {
+	q.p.log.Error("queued writes missing from the queue store: their index entries are dropped",
+		slog.String(keyRoute, kq.route), slog.Int("count", len(missing)))
+	for _, e := range missing {
+		q.addPending(e.route, e.override, -1)
+		kq.onDisk = max(kq.onDisk-1, 0)
+		if e.side == int(rules.Old) || e.side == int(rules.New) {
+			kq.toSide[e.side] = max(kq.toSide[e.side]-1, 0)
+			if e.origin != 0 {
+				q.dropRef(kq.key, e.origin)
+			}
+		} else {
+			kq.uncounted = max(kq.uncounted-1, 0)
+		}
+		kq.last = max(kq.last, e.order)
+		q.box.submit(&op{kind: opAck, order: e.order, key: kq.key})
+	}
+	kq.wake()
 }
 
 // release forgets kq once it is empty, or puts it back to be attempted;

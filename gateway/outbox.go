@@ -340,18 +340,21 @@ func (o *outbox) heldRecord(id uint64) (*record, error) {
 }
 
 // nextOfKey returns up to limit queued writes of one resource after order
-// after, oldest first, without their bodies.
-func (o *outbox) nextOfKey(key string, after uint64, limit int) ([]*record, error) {
-	var out []*record
-	err := o.db.View(func(tx *bolt.Tx) error {
+// after, oldest first, without their bodies, and the index entries it
+// passed whose write is not in the store (a damaged file).
+func (o *outbox) nextOfKey(key string, after uint64, limit int) (out []*record, missing []indexEntry, err error) {
+	err = o.db.View(func(tx *bolt.Tx) error {
 		queue := tx.Bucket(bucketQueue)
 		prefix := keyPrefix(key)
 		c := tx.Bucket(bucketByKey).Cursor()
-		for k, _ := c.Seek(keyIndex(key, after+1)); k != nil && len(out) < limit && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = c.Next() {
+		for k, iv := c.Seek(keyIndex(key, after+1)); k != nil && len(out) < limit && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, iv = c.Next() {
 			order := k[len(prefix):]
 			v := queue.Get(order)
 			if v == nil {
-				continue // an index entry without its write: skip it
+				if e, ok := parseIndex(k, iv); ok {
+					missing = append(missing, e)
+				}
+				continue
 			}
 			r, err := decodeRecord(v, false)
 			if err != nil {
@@ -361,7 +364,7 @@ func (o *outbox) nextOfKey(key string, after uint64, limit int) ([]*record, erro
 		}
 		return nil
 	})
-	return out, err
+	return out, missing, err
 }
 
 // listHeld returns held writes in ID order after the given ID, without
@@ -440,12 +443,16 @@ func (o *outbox) recover(now time.Time, queued func(indexEntry), held func(*reco
 		err := tx.Bucket(bucketByKey).ForEach(func(k, v []byte) error {
 			if e, ok := parseIndex(k, v); ok {
 				if !e.hasOverride {
-					// Written before the index kept the override: read
-					// from the record (at each start, until the write
-					// leaves the queue).
+					// Written before the index kept the override, or cut
+					// short: read from the record (at each start, until
+					// the write leaves the queue), with the route of a
+					// value cut short.
 					if v := queue.Get(u64(e.order)); v != nil {
 						if r, err := decodeRecord(v, false); err == nil {
 							e.override = r.Override
+							if e.route == "" {
+								e.route = r.Route
+							}
 						}
 					}
 				}

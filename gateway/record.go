@@ -220,8 +220,8 @@ func parseIndex(k, v []byte) (indexEntry, bool) {
 	}
 	flags, rest := v[9], v[10:]
 	// A value cut short still names a queued write: it is delivered, its
-	// backend and override unknown (counted for neither), rather than
-	// skipped.
+	// backend unknown (recover reads its route and override from the
+	// record), rather than skipped.
 	cut := indexEntry{key: e.key, order: e.order, first: e.first, side: -1}
 	e.side = int(flags &^ (indexOrigin | indexOverride))
 	if flags&indexOrigin != 0 {

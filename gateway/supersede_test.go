@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/cutover/cutover/gateway"
 	"github.com/cutover/cutover/stats"
@@ -554,4 +557,84 @@ func (g *gw) overrideWrites(route, override string) stats.Writes {
 		}
 	}
 	return stats.Writes{}
+}
+
+// editQueueDB changes the closed gateway's queue.db.
+func editQueueDB(t *testing.T, dir string, f func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, "queue.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// queueOneAcmeWrite leaves one write of acme queued on disk in dir.
+func queueOneAcmeWrite(t *testing.T, dir string) (backends string, secondary *picky) {
+	secondary = newPicky(v1)
+	old, new := newServer(t, &faulty{k: newKV()}), newServer(t, secondary)
+	backends = fmt.Sprintf("backends:\n  old: {url: %q, timeout: 1s}\n  new: {url: %q, timeout: 1s}\n", old.url(), new.url())
+	waiting := backends + "queue:\n  base_backoff: 1h\n  max_backoff: 1h\n" + briefBreaker + acmeRoutes
+	g := startProxy(t, waiting, dir)
+	if res, _ := g.do("PUT", "/items/a", v1, "X-Tenant", "acme"); res.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: %d", res.StatusCode)
+	}
+	eventually(t, "the write queued", func() bool { return g.route("items").Writes.PendingRetries == 1 })
+	g.close()
+	secondary.set(v1, false)
+	return backends, secondary
+}
+
+// A queued write the index lists and the store does not hold (a damaged
+// file) is counted out of its route and its override when its turn comes,
+// and its index entry is dropped: the next start does not count it again.
+func TestAWriteMissingFromTheStoreIsCountedOutOnce(t *testing.T) {
+	dir := t.TempDir()
+	backends, _ := queueOneAcmeWrite(t, dir)
+	editQueueDB(t, dir, func(tx *bolt.Tx) error {
+		q := tx.Bucket([]byte("queue"))
+		c := q.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.First() {
+			if err := q.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for run := 1; run <= 2; run++ {
+		g := startProxy(t, backends+acmeRoutes, dir)
+		eventually(t, "the missing write counted out", func() bool { return g.proxyIdle() })
+		r, a := g.route("items").Writes.PendingRetries, g.overrideWrites("items", "acme")
+		if r != 0 || a.PendingRetries != 0 {
+			t.Errorf("start %d: route items pending %d, acme pending %d (%+v); want 0, 0", run, r, a.PendingRetries, a)
+		}
+		g.close()
+	}
+}
+
+// A queued write whose index value is cut short is delivered, and counted
+// in and out under its record's route and override.
+func TestAWriteWithACutIndexValueIsCountedUnderItsRoute(t *testing.T) {
+	dir := t.TempDir()
+	backends, secondary := queueOneAcmeWrite(t, dir)
+	editQueueDB(t, dir, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("by_key"))
+		var key, val []byte
+		err := b.ForEach(func(k, v []byte) error { key, val = append([]byte(nil), k...), append([]byte(nil), v...); return nil })
+		if err != nil || len(val) < 12 {
+			return fmt.Errorf("the index entry %q: %v", val, err)
+		}
+		return b.Put(key, val[:12])
+	})
+	g := startProxy(t, backends+acmeRoutes, dir)
+	eventually(t, "the write to land", func() bool { return g.proxyIdle() && secondary.k.value("/items/a") == v1 })
+	r, a := g.route("items").Writes.PendingRetries, g.overrideWrites("items", "acme")
+	if r != 0 || a.PendingRetries != 0 {
+		t.Errorf("after it landed: route items pending %d, acme pending %d (%+v); want 0, 0", r, a.PendingRetries, a)
+	}
 }
