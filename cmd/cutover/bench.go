@@ -32,6 +32,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	queueOutage := fs.Duration("queue-outage", 60*time.Second, "length of the run with the new backend down under write load (queue on disk); 0 skips it")
 	onlyQueue := fs.Bool("only-queue", false, "measure only the secondary-write queue")
 	backendProcs := fs.Int("backend-procs", 0, "GOMAXPROCS of the JSON backends, which share the cores with the systems measured; 0 leaves Go's default")
+	quiet := fs.Duration("quiet", 30*time.Second, "longest wait after each measurement for the machine's CPUs to go 90 % idle; 0 does not wait")
 	cutoverEnv := fs.String("cutover-env", "", "extra environment of the cutover processes, space separated, e.g. \"GOGC=off GOMEMLIMIT=400MiB\"")
 	if err := parseFlags(fs, args); err != nil {
 		return 2
@@ -64,7 +65,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	b := &bench{self: self, dir: dir, rounds: *rounds, duration: *duration, conns: *conns, out: stdout, nginx: *nginx, closed: *closed, rate: *rate, backendProcs: *backendProcs, cutoverEnv: env}
+	b := &bench{self: self, dir: dir, rounds: *rounds, duration: *duration, conns: *conns, out: stdout, nginx: *nginx, closed: *closed, rate: *rate, backendProcs: *backendProcs, cutoverEnv: env, quiet: *quiet}
 	backends := gomaxprocs()
 	if b.backendProcs > 0 {
 		backends = strconv.Itoa(b.backendProcs)
@@ -120,7 +121,10 @@ type bench struct {
 	backendProcs int
 	// cutoverEnv is added to the cutover processes' environment.
 	cutoverEnv []string
-	out        io.Writer
+	// quiet bounds the wait, after each measurement, for the machine to go
+	// quiet: a machine busy with other work never does.
+	quiet time.Duration
+	out   io.Writer
 }
 
 // sample is one measurement of one system.
@@ -159,7 +163,7 @@ func (b *bench) measure(ctx context.Context, p *benchProcess, req []byte, open f
 	// Work left over after the load (queued secondary writes, comparisons)
 	// belongs to this run: wait for the machine to go quiet, so it neither
 	// steals from the next system measured nor escapes this one's CPU count.
-	waitQuiet(30 * time.Second)
+	waitQuiet(b.quiet)
 	cpu := p.cpu() - cpu0
 	s := sample{rate: l.rate(), p50: l.hist.quantile(0.5), p99: l.hist.quantile(0.99), peakRSS: peak}
 	if l.requests > 0 {
