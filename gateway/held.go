@@ -137,9 +137,7 @@ func (q *queue) unheld(r *record) {
 
 // countHeld moves by n the held writes (given up, or to verify, as r's
 // state says) of r's route and of its override, and publishes the
-// override's; the caller publishes the route's. The queue counts its
-// pending writes per route only: a resource's writes may belong to several
-// overrides. q.mu is held.
+// override's; the caller publishes the route's. q.mu is held.
 func (q *queue) countHeld(r *record, n int64) {
 	i := overrideGivenUp
 	if r.State == stateVerify {
@@ -168,12 +166,12 @@ func (q *queue) countOverride(route, override string, i int, n int64) {
 		return
 	}
 	k := [2]string{route, override}
-	h := q.overrideHeld[k]
+	h := q.overrideCounts[k]
 	h[i] += n
 	if h == [3]int64{} {
-		delete(q.overrideHeld, k)
+		delete(q.overrideCounts, k)
 	} else {
-		q.overrideHeld[k] = h
+		q.overrideCounts[k] = h
 	}
 	q.p.stats.SetOverrideQueue(route, override, stats.QueueState{GivenUp: h[overrideGivenUp], Verify: h[overrideVerify], Pending: h[overridePending]})
 }

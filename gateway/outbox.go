@@ -446,7 +446,9 @@ func (o *outbox) recover(now time.Time, queued func(indexEntry), held func(*reco
 					// Written before the index kept the override, or cut
 					// short: read from the record (at each start, until
 					// the write leaves the queue), with the route of a
-					// value cut short.
+					// value cut short. A record that does not decode is
+					// counted for no override here; its turn logs it and
+					// counts it in cutover_queue_store_errors_total.
 					if v := queue.Get(u64(e.order)); v != nil {
 						if r, err := decodeRecord(v, false); err == nil {
 							e.override = r.Override

@@ -18,13 +18,7 @@ import (
 func TestAWriteDoesNotOvertakeWritesQueuedForItsBackend(t *testing.T) {
 	primary := &faulty{k: newKV()}
 	var copies atomic.Bool // new refuses the dual-write phase's copies until set
-	secondary := &faulty{k: newKV(), fault: func(k *kv, w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Cutover-Shadow") != "" && !copies.Load() {
-			http.Error(w, "not yet", http.StatusServiceUnavailable)
-			return
-		}
-		k.ServeHTTP(w, r)
-	}}
+	secondary := refusingCopies(func() bool { return !copies.Load() })
 	old, new := newServer(t, primary), newServer(t, secondary)
 	g := startProxy(t, movableConfig(old.url(), new.url(), "{base_backoff: 300ms, max_backoff: 300ms}"), t.TempDir())
 	put(t, g, "/items/a", 1)
@@ -39,6 +33,18 @@ func TestAWriteDoesNotOvertakeWritesQueuedForItsBackend(t *testing.T) {
 	if len(got) != 2 || got[0] != primary.k.log()["/items/a"][0] {
 		t.Errorf("new applied %v; want the queued write first, then the moved one", got)
 	}
+}
+
+// refusingCopies is a secondary that answers the dual-write phase's copies
+// 503 while refuse says so, and takes the writes sent to it directly.
+func refusingCopies(refuse func() bool) *faulty {
+	return &faulty{k: newKV(), fault: func(k *kv, w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Cutover-Shadow") != "" && refuse() {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+			return
+		}
+		k.ServeHTTP(w, r)
+	}}
 }
 
 // movableConfig is a dual-write route whose writes with X-Move: 1 are in
@@ -64,13 +70,7 @@ routes:
 // and the earlier writes were not late.
 func TestAWriteWhoseClientLeavesWhileItWaitsIsCountedAsClientGone(t *testing.T) {
 	primary := &faulty{k: newKV()}
-	secondary := &faulty{k: newKV(), fault: func(k *kv, w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Cutover-Shadow") != "" {
-			http.Error(w, "not yet", http.StatusServiceUnavailable) // the dual-write copy stays queued
-			return
-		}
-		k.ServeHTTP(w, r)
-	}}
+	secondary := refusingCopies(func() bool { return true }) // the dual-write copy stays queued
 	old, new := newServer(t, primary), newServer(t, secondary)
 	g := startProxy(t, movableConfig(old.url(), new.url(), "{base_backoff: 1h, max_backoff: 1h}"), t.TempDir())
 	put(t, g, "/items/a", 1)

@@ -143,10 +143,10 @@ type queue struct {
 	// them by backend, read without mu.
 	heldRefs map[string]*keyRefs
 	refsTo   [2]atomic.Int64
-	// overrideHeld counts, per route and override, the held writes (given
+	// overrideCounts counts, per route and override, the held writes (given
 	// up, to verify) and the queued ones (held.go's slots).
-	overrideHeld map[[2]string][3]int64
-	closing      bool
+	overrideCounts map[[2]string][3]int64
+	closing        bool
 
 	// touched remembers, per hash of a resource key, when a write to it
 	// last moved (sent, accepted, landed), so a read that overlapped one is
@@ -181,7 +181,7 @@ func newQueue(p *Proxy, cfg rules.Queue, box *outbox) (*queue, error) {
 		memHeld:  make(map[uint64]*record),
 		heldRefs: make(map[string]*keyRefs),
 
-		overrideHeld: make(map[[2]string][3]int64),
+		overrideCounts: make(map[[2]string][3]int64),
 
 		inflightTo:      make(map[string][2]int),
 		reachedInFlight: make(map[string][2]uint64),
