@@ -141,6 +141,7 @@ func (q *queue) forgetMissing(kq *keyQueue, missing []indexEntry) {
 		slog.String(keyRoute, kq.route), slog.Int("count", len(missing)))
 	for _, e := range missing {
 		q.addPending(e.route, e.override, -1)
+		kq.countTenant(e.override, -1)
 		kq.onDisk = max(kq.onDisk-1, 0)
 		if e.side == int(rules.Old) || e.side == int(rules.New) {
 			kq.toSide[e.side] = max(kq.toSide[e.side]-1, 0)
@@ -247,6 +248,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 		q.touch(r.Key)
 		q.release(kq)
 		q.addPending(r.Route, r.Override, -1)
+		kq.countTenant(r.Override, -1)
 	}
 	onFirst := e.onFirst
 	e.onFirst = nil

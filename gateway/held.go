@@ -173,7 +173,30 @@ func (q *queue) countOverride(route, override string, i int, n int64) {
 	} else {
 		q.overrideCounts[k] = h
 	}
-	q.p.stats.SetOverrideQueue(route, override, stats.QueueState{GivenUp: h[overrideGivenUp], Verify: h[overrideVerify], Pending: h[overridePending]})
+	q.publishOverride(k)
+}
+
+// queuedSince notes that an override has a write queued since first,
+// unless it has an older one; q.mu is held.
+func (q *queue) queuedSince(route, override string, first time.Time) {
+	if override == "" {
+		return
+	}
+	k := [2]string{route, override}
+	if o, ok := q.overrideOldest[k]; !ok || first.Before(o) {
+		q.overrideOldest[k] = first
+		q.publishOverride(k)
+	}
+}
+
+// publishOverride reports an override's queue to the statistics; q.mu is
+// held.
+func (q *queue) publishOverride(k [2]string) {
+	h := q.overrideCounts[k]
+	if h[overridePending] <= 0 {
+		delete(q.overrideOldest, k)
+	}
+	q.p.stats.SetOverrideQueue(k[0], k[1], stats.QueueState{GivenUp: h[overrideGivenUp], Verify: h[overrideVerify], Pending: h[overridePending], Oldest: q.overrideOldest[k]})
 }
 
 func (q *queue) redrive(id uint64, force bool) error {

@@ -69,6 +69,24 @@ type keyQueue struct {
 	// moved, when a write waits for kq's writes to leave (awaitQueued), is
 	// closed when one leaves, and then forgotten.
 	moved chan struct{}
+	// tenants counts the pending writes by override, for the age of each
+	// override's oldest (refreshOldest); nil while none has one.
+	tenants map[string]int
+}
+
+// countTenant moves the count of kq's pending writes of an override by n.
+func (kq *keyQueue) countTenant(override string, n int) {
+	if override == "" {
+		return
+	}
+	if kq.tenants == nil {
+		kq.tenants = make(map[string]int, 1)
+	}
+	if c := kq.tenants[override] + n; c > 0 {
+		kq.tenants[override] = c
+	} else {
+		delete(kq.tenants, override)
+	}
 }
 
 // left counts out a pending write of kq that leaves (delivered or given
@@ -146,6 +164,9 @@ type queue struct {
 	// overrideCounts counts, per route and override, the held writes (given
 	// up, to verify) and the queued ones (held.go's slots).
 	overrideCounts map[[2]string][3]int64
+	// overrideOldest is, per route and override with writes queued, when
+	// the oldest of them was queued (refreshOldest).
+	overrideOldest map[[2]string]time.Time
 	closing        bool
 
 	// touched remembers, per hash of a resource key, when a write to it
@@ -182,6 +203,7 @@ func newQueue(p *Proxy, cfg rules.Queue, box *outbox) (*queue, error) {
 		heldRefs: make(map[string]*keyRefs),
 
 		overrideCounts: make(map[[2]string][3]int64),
+		overrideOldest: make(map[[2]string]time.Time),
 
 		inflightTo:      make(map[string][2]int),
 		reachedInFlight: make(map[string][2]uint64),
@@ -226,7 +248,9 @@ func (q *queue) replay() error {
 			kq.latest[rules.Old], kq.latest[rules.New] = max(kq.latest[rules.Old], e.place()), max(kq.latest[rules.New], e.place())
 		}
 		q.depth.Add(1)
+		kq.countTenant(e.override, 1)
 		q.countOverride(e.route, e.override, overridePending, 1)
+		q.queuedSince(e.route, e.override, e.first)
 		rq := q.route(e.route)
 		rq.pending++
 		if rq.oldest.IsZero() || e.first.Before(rq.oldest) {
@@ -405,11 +429,13 @@ func (q *queue) enqueue(r *record, onFirst func(answer), kind opKind) *op {
 	if rq := q.route(r.Route); rq.oldest.IsZero() {
 		rq.oldest = r.First
 	}
+	kq.countTenant(r.Override, 1)
 	override := r.Override
 	if kind == opRequeue {
 		override = "" // redrive counted it, before it stopped being held
 	}
 	q.addPending(r.Route, override, 1)
+	q.queuedSince(r.Route, r.Override, r.First)
 	return e.accepted
 }
 

@@ -83,19 +83,34 @@ func (q *queue) schedule() {
 	}
 }
 
-// refreshOldest works out each route's oldest queued write from the heads
-// of its keys (a key's head is its oldest); q.mu is held.
+// refreshOldest works out each route's and each override's oldest queued
+// write from the heads of their keys (a key's head is its oldest); q.mu is
+// held. A key whose queued writes belong to several overrides gives each
+// of them its head's age: never younger than its own oldest write.
 func (q *queue) refreshOldest() {
 	oldest := make(map[string]time.Time, len(q.routes))
+	tenants := make(map[[2]string]time.Time, len(q.overrideOldest))
 	for _, kq := range q.keys {
 		if o, ok := oldest[kq.route]; !ok || kq.first.Before(o) {
 			oldest[kq.route] = kq.first
+		}
+		for override := range kq.tenants {
+			k := [2]string{kq.route, override}
+			if o, ok := tenants[k]; !ok || kq.first.Before(o) {
+				tenants[k] = kq.first
+			}
 		}
 	}
 	for name, rq := range q.routes {
 		if o := oldest[name]; o != rq.oldest && rq.pending > 0 {
 			rq.oldest = o
 			q.publish(name)
+		}
+	}
+	for k, o := range tenants {
+		if o != q.overrideOldest[k] && q.overrideCounts[k][overridePending] > 0 {
+			q.overrideOldest[k] = o
+			q.publishOverride(k)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -545,6 +546,72 @@ func TestAnOverrideCountsItsQueuedWrites(t *testing.T) {
 	eventually(t, "the queued writes to land", func() bool { return g.proxyIdle() && secondary.k.value("/items/c") == v1 })
 	if w := acme(g); w.PendingRetries != 0 || w.Unresolved != 0 {
 		t.Errorf("after acme's writes landed: %+v, want nothing unresolved", w)
+	}
+}
+
+// An override's oldest_pending is the age of its own oldest queued write,
+// not its route's (another tenant's write queued first): across a restart
+// (read from the index), moving on when that write lands, and gone once
+// none waits.
+func TestAnOverrideShowsItsOwnOldestQueuedWrite(t *testing.T) {
+	secondary := newPicky(v1, v2)
+	dir := t.TempDir()
+	old, new := newServer(t, &faulty{k: newKV()}), newServer(t, secondary)
+	backends := fmt.Sprintf("backends:\n  old: {url: %q, timeout: 1s}\n  new: {url: %q, timeout: 1s}\n", old.url(), new.url())
+	waiting := backends + "queue:\n  base_backoff: 1h\n  max_backoff: 1h\n" + briefBreaker + acmeRoutes
+	retrying := backends + "queue:\n  base_backoff: 10ms\n  max_backoff: 20ms\n  max_attempts: 100000\n" + briefBreaker + acmeRoutes
+	acme := func(g *gw) stats.Writes { return g.overrideWrites("items", "acme") }
+	put := func(g *gw, path, body string, header ...string) {
+		t.Helper()
+		if res, _ := g.do("PUT", path, body, header...); res.StatusCode != http.StatusOK {
+			t.Fatalf("PUT %s: %d", path, res.StatusCode)
+		}
+	}
+	g := startProxy(t, waiting, dir)
+	put(g, "/items/c", v2) // another tenant's, queued first
+	beforeA := time.Now()
+	put(g, "/items/a", v1, "X-Tenant", "acme")
+	beforeB := time.Now()
+	put(g, "/items/b", v2, "X-Tenant", "acme")
+	afterB := time.Now()
+	eventually(t, "the three writes queued", func() bool { return g.route("items").Writes.PendingRetries == 3 })
+	oldest := func(g *gw, from, to time.Time) {
+		t.Helper()
+		w := acme(g)
+		if w.OldestPending == nil || w.OldestPendingAgeSeconds == nil {
+			t.Fatalf("acme's writes: %+v, want its oldest pending write's time and age", w)
+		}
+		if at := *w.OldestPending; at.Before(from) || at.After(to) {
+			t.Errorf("acme's oldest pending write queued at %v, want between %v and %v", at, from, to)
+		}
+		if r := g.route("items").Writes.OldestPending; r == nil || !r.Before(beforeA) {
+			t.Errorf("the route's oldest pending write queued at %v, want the other tenant's, before %v", r, beforeA)
+		}
+	}
+	oldest(g, beforeA, beforeB)
+	g.close()
+	g = startProxy(t, waiting, dir)
+	oldest(g, beforeA, beforeB)
+	g.close()
+	secondary.set(v1, false) // a lands; b and c still wait
+	g = startProxy(t, retrying, dir)
+	eventually(t, "acme's write a to land", func() bool { return secondary.k.value("/items/a") == v1 })
+	eventually(t, "acme's oldest to move on to b", func() bool {
+		at := acme(g).OldestPending
+		return at != nil && !at.Before(beforeB)
+	})
+	oldest(g, beforeB, afterB)
+	secondary.set(v2, false)
+	eventually(t, "the queued writes to land", func() bool { return g.proxyIdle() && secondary.k.value("/items/c") == v2 })
+	if w := acme(g); w.OldestPending != nil || w.OldestPendingAgeSeconds != nil || w.PendingRetries != 0 {
+		t.Errorf("after acme's writes landed: %+v, want no oldest pending write", w)
+	}
+	secondary.set(v1, true)
+	beforeD := time.Now()
+	put(g, "/items/d", v1, "X-Tenant", "acme")
+	eventually(t, "acme's next write queued", func() bool { return acme(g).PendingRetries == 1 })
+	if at := acme(g).OldestPending; at == nil || at.Before(beforeD) {
+		t.Errorf("acme's next write, queued after the others landed, shows as queued at %v, want after %v", at, beforeD)
 	}
 }
 
