@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/cutover/cutover/gateway"
+	"github.com/cutover/cutover/rules"
 	"github.com/cutover/cutover/stats"
 )
 
@@ -70,7 +71,7 @@ func (p *picky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refused++
 	}
 	var release chan struct{}
-	if p.hold == string(b) {
+	if p.hold != "" && p.hold == string(b) {
 		release = p.release
 		close(p.arrived)
 		p.hold = ""
@@ -612,6 +613,34 @@ func TestAnOverrideShowsItsOwnOldestQueuedWrite(t *testing.T) {
 	eventually(t, "acme's next write queued", func() bool { return acme(g).PendingRetries == 1 })
 	if at := acme(g).OldestPending; at == nil || at.Before(beforeD) {
 		t.Errorf("acme's next write, queued after the others landed, shows as queued at %v, want after %v", at, beforeD)
+	}
+}
+
+// Requests that match no route are a resource per path, as under a route
+// "/*": a write the secondary refuses holds up neither the writes of other
+// paths (they used to queue behind it, all under "unmatched") nor their
+// reads, which are compared, not pending.
+func TestEachUnmatchedPathIsAResourceOfItsOwn(t *testing.T) {
+	secondary := newPicky(v1)
+	old, new := newServer(t, &faulty{k: newKV()}), newServer(t, secondary)
+	cfg := fmt.Sprintf("backends:\n  old: {url: %q, timeout: 1s}\n  new: {url: %q, timeout: 1s}\n", old.url(), new.url()) +
+		"defaults:\n  phase: shadow-read\nqueue:\n  base_backoff: 1h\n  max_backoff: 1h\n" + briefBreaker + "\nroutes: []\n"
+	g := startProxy(t, cfg, t.TempDir())
+	for _, w := range [][2]string{{"/a", v1}, {"/b", v2}} {
+		if res, _ := g.do("PUT", w[0], w[1]); res.StatusCode != http.StatusOK {
+			t.Fatalf("PUT %s: %d", w[0], res.StatusCode)
+		}
+	}
+	eventually(t, "the write to /b to reach new while /a's waits", func() bool { return secondary.k.value("/b") == v2 })
+	if w := g.route(rules.Unmatched).Writes; w.PendingRetries != 1 {
+		t.Errorf("unmatched writes: %+v, want /a's alone queued", w)
+	}
+	if res, _ := g.do("GET", "/b", ""); res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /b: %d", res.StatusCode)
+	}
+	eventually(t, "the read of /b recorded", func() bool { return total(g.route(rules.Unmatched)) == 1 })
+	if r := g.route(rules.Unmatched).Reads; r.Matched != 1 {
+		t.Errorf("the read of /b while /a's write waits: %+v, want it compared and matched", r)
 	}
 }
 

@@ -35,6 +35,8 @@ func TestParseDesignExample(t *testing.T) {
 	}
 }
 
+// A request that matches no route gets the default route with its path as
+// the parameter "*", as a route "/*" would: each path its own resource.
 func TestMatch(t *testing.T) {
 	set, err := rules.LoadFile("testdata/design.yaml")
 	if err != nil {
@@ -47,17 +49,17 @@ func TestMatch(t *testing.T) {
 	}{
 		{"GET", "/users/42", "user", "id=42"},
 		{"PUT", "/users/42", "user", "id=42"},
-		{"POST", "/users/42", "unmatched", ""},
-		{"GET", "/users/42/", "unmatched", ""},
-		{"GET", "/users/", "unmatched", ""},
-		{"GET", "/users", "unmatched", ""},
+		{"POST", "/users/42", "unmatched", "*=users/42"},
+		{"GET", "/users/42/", "unmatched", "*=users/42/"},
+		{"GET", "/users/", "unmatched", "*=users/"},
+		{"GET", "/users", "unmatched", "*=users"},
 		{"POST", "/search", "search", ""},
-		{"GET", "/search", "unmatched", ""},
+		{"GET", "/search", "unmatched", "*=search"},
 		{"GET", "/orders/7", "orders", "*=7"},
 		{"DELETE", "/orders/7/items/3", "orders", "*=7/items/3"},
 		{"GET", "/orders/", "orders", "*="},
-		{"GET", "/orders", "unmatched", ""},
-		{"GET", "/", "unmatched", ""},
+		{"GET", "/orders", "unmatched", "*=orders"},
+		{"GET", "/", "unmatched", "*="},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {

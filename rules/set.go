@@ -164,7 +164,9 @@ func (r *Route) Pattern() string {
 
 // Match returns the first route that matches method and path, and the path
 // parameters it captured (appended to buf, which may be nil). A request that
-// matches no route gets the default route.
+// matches no route gets the default route, which matches as "/*" would: its
+// path is its one parameter, "*", so that each path is a resource of its
+// own (ResourceKey), not all of them one.
 func (s *Set) Match(method, path string, buf Params) (*Route, Params) {
 	for _, r := range s.Routes {
 		if !r.allows(method) {
@@ -174,7 +176,7 @@ func (s *Set) Match(method, path string, buf Params) (*Route, Params) {
 			return r, ps
 		}
 	}
-	return s.Default, buf[:0]
+	return s.Default, append(buf[:0], Param{Name: "*", Value: strings.TrimPrefix(path, "/")})
 }
 
 // Route returns the route with the given name, or nil.
