@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/stats"
 )
 
 const dualWrite = "routes:\n  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: dual-write\n"
@@ -251,8 +250,12 @@ func TestAWriteAnswerOverMaxBodyLandsUncompared(t *testing.T) {
 		return gathered(t, g, `cutover_write_comparisons_total{outcome="skipped",reason="too_large",route="users"}`) == 1
 	})
 	v := g.route("users")
-	if v.Writes.SecondarySucceeded != 1 || v.WriteComparisons != (stats.WriteComparisons{}) {
-		t.Errorf("writes = %+v, write comparisons = %+v; want one delivered and none compared", v.Writes, v.WriteComparisons)
+	wc := v.WriteComparisons
+	if v.Writes.SecondarySucceeded != 1 || wc.Compared != 0 || wc.Skipped != 1 || wc.Reasons["skipped/too_large"] != 1 {
+		t.Errorf("writes = %+v, write comparisons = %+v; want one delivered, none compared, one skipped as too_large", v.Writes, wc)
+	}
+	if _, ok := v.Reads.Reasons["write:skipped/too_large"]; ok || len(v.Reads.Reasons) != 0 {
+		t.Errorf("read reasons = %v, want none: the write comparison's reason is its own", v.Reads.Reasons)
 	}
 }
 
@@ -290,4 +293,9 @@ routes:
 	if w := g.route("items").Writes; w.PendingRetries != 2 {
 		t.Errorf("writes = %+v, want both pending", w)
 	}
+	// Its answers are not compared, for a reason of its own: not busy,
+	// which says to raise shadow.workers.
+	eventually(t, "the second write's comparison skipped as queued", func() bool {
+		return g.route("items").WriteComparisons.Reasons["skipped/queued"] == 1
+	})
 }

@@ -482,7 +482,7 @@ func (q *queue) trim(kq *keyQueue, told []func(answer)) []func(answer) {
 // on disk instead: nobody attempts it soon.
 func tellQueued(told []func(answer)) {
 	for _, f := range told {
-		f(answer{err: errQueued, reason: stats.ReasonBusy})
+		f(answer{err: errQueued, reason: stats.ReasonQueued})
 	}
 }
 

@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -190,7 +191,7 @@ func (s *series) countReason(o Outcome, reason string, write bool) {
 	}
 	key := string(o) + "/" + reason
 	if write {
-		key = "write:" + key
+		key = writeReason + key
 	}
 	s.otherMu.Lock()
 	defer s.otherMu.Unlock()
@@ -203,7 +204,26 @@ func (s *series) countReason(o Outcome, reason string, write bool) {
 	s.other[key]++
 }
 
-// reasonCounts returns every non-zero reason count keyed "outcome/reason".
+// writeReason prefixes the reasons of write comparisons where they are kept
+// with the reads' (series.other, and stats.db).
+const writeReason = "write:"
+
+// splitReasons parts the counts of reasonCounts into the reads' and the
+// write comparisons', the latter without their prefix.
+func splitReasons(all map[string]int64) (reads, writes map[string]int64) {
+	reads, writes = make(map[string]int64, len(all)), map[string]int64{}
+	for k, v := range all {
+		if w, ok := strings.CutPrefix(k, writeReason); ok {
+			writes[w] = v
+		} else {
+			reads[k] = v
+		}
+	}
+	return reads, writes
+}
+
+// reasonCounts returns every non-zero reason count keyed "outcome/reason",
+// and "write:outcome/reason" for write comparisons.
 func (s *series) reasonCounts() map[string]int64 {
 	out := map[string]int64{}
 	for i := range knownReasons {

@@ -127,7 +127,10 @@ type WriteComparisons struct {
 	Compared   int64 `json:"compared"`
 	Matched    int64 `json:"matched"`
 	Mismatched int64 `json:"mismatched"`
+	Skipped    int64 `json:"skipped"`
 	Errors     int64 `json:"errors"`
+	// Reasons counts skipped and error outcomes by "outcome/reason".
+	Reasons map[string]int64 `json:"reasons"`
 }
 
 // RouteView is one route (or one override of a route) as the admin API
@@ -267,7 +270,7 @@ func seriesView(s *series, now time.Time, q QueueState, queueKnown bool, th rule
 	var v RouteView
 	c := s.counts()
 	v.Reads.Window = window(c)
-	v.Reads.Reasons = s.reasonCounts()
+	v.Reads.Reasons, v.WriteComparisons.Reasons = splitReasons(s.reasonCounts())
 	minute := now.Unix() / 60
 	v.Reads.Windows = make(map[string]Window, len(windows))
 	for _, w := range windows {
@@ -278,7 +281,9 @@ func seriesView(s *series, now time.Time, q QueueState, queueKnown bool, th rule
 		sc := s.minutes.sum(minute-59+int64(i), 1)
 		v.Sparkline[i] = ratio(sc[cMatched], sc[cMatched]+sc[cMismatched])
 	}
-	v.WriteComparisons = WriteComparisons{Matched: s.writeCmp[cMatched].Load(), Mismatched: s.writeCmp[cMismatched].Load(), Errors: s.writeCmp[cErrors].Load()}
+	wc := &v.WriteComparisons
+	wc.Matched, wc.Mismatched = s.writeCmp[cMatched].Load(), s.writeCmp[cMismatched].Load()
+	wc.Skipped, wc.Errors = s.writeCmp[cSkipped].Load(), s.writeCmp[cErrors].Load()
 	v.WriteComparisons.Compared = v.WriteComparisons.Matched + v.WriteComparisons.Mismatched
 
 	w := &v.Writes
