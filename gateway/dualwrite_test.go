@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
 )
 
 const dualWrite = "routes:\n  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: dual-write\n"
