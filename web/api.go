@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -64,7 +65,7 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("span"); s != "" {
 		d, err := parseSpan(s)
 		if err != nil {
-			h.error(w, r, http.StatusBadRequest, "span must be a duration such as 1h, 24h or 30d")
+			h.error(w, r, http.StatusBadRequest, err.Error())
 			return
 		}
 		span = d
@@ -84,8 +85,11 @@ func parseSpan(s string) (time.Duration, error) {
 		}
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d < time.Minute {
-		return 0, strconv.ErrSyntax
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("span %q is not a duration: give one such as 1h, 24h or 30d", s)
+	case d < time.Minute:
+		return 0, fmt.Errorf("span %q is shorter than the history's one-minute resolution: give 1m or more", s)
 	}
 	return d, nil
 }

@@ -387,6 +387,22 @@ func TestErrorsAndHeaders(t *testing.T) {
 	if res.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST routes = %d", res.StatusCode)
 	}
+	// A span too short is told so, not that it is not a duration.
+	for span, says := range map[string]string{"30s": "1m or more", "forever": "not a duration"} {
+		var body map[string]string
+		res := get(t, f.srv.URL+"/api/v1/history?route=user&span="+span, &body)
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(body["error"], says) {
+			t.Errorf("span=%s: %d %q, want 400 saying %q", span, res.StatusCode, body["error"], says)
+		}
+	}
+	// /metrics is one page read by GET, as every other page.
+	res, _ = http.Post(f.srv.URL+"/metrics", "text/plain", nil)
+	if res.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /metrics = %d, want 405", res.StatusCode)
+	}
+	if res := get(t, f.srv.URL+"/metrics/anything", nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics/anything = %d, want 404", res.StatusCode)
+	}
 }
 
 func TestProbes(t *testing.T) {

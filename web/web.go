@@ -159,7 +159,8 @@ func New(o Options) http.Handler {
 		if o.Metrics != nil {
 			// Scraped by name (a Prometheus beside the gateway): no
 			// bodies, no actions.
-			r.Mount("/metrics", o.Metrics)
+			r.Get("/metrics", o.Metrics.ServeHTTP)
+			r.Head("/metrics", o.Metrics.ServeHTTP)
 		}
 	})
 	if o.Debug != nil {
