@@ -59,9 +59,16 @@ var routeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 type compiler struct {
 	loc      *locator
 	problems Problems
+	// unexpanded are the paths of values with a variable that is not set:
+	// reported as that, and checked no further (what else is wrong with
+	// "http://${HOST}" follows from it).
+	unexpanded map[string]bool
 }
 
 func (c *compiler) fail(path, hint, format string, args ...any) {
+	if c.unexpanded[path] {
+		return
+	}
 	c.problems = append(c.problems, c.loc.problem(path, hint, format, args...))
 }
 
@@ -77,7 +84,7 @@ func compile(cfg *Config, loc *locator) (*Set, error) {
 	}
 	c.listenAddr("$.listen", s.Listen)
 	c.listenAddr("$.admin.listen", s.Admin.Listen)
-	if !s.Admin.Auth.Enabled() && !loopbackAddr(s.Admin.Listen) && !strings.Contains(s.Admin.Listen, "${") {
+	if !s.Admin.Auth.Enabled() && !loopbackAddr(s.Admin.Listen) {
 		c.fail("$.admin.listen", "set admin.auth (token_file, token_env or basic), or listen on 127.0.0.1",
 			"admin.listen %q is reachable from other hosts but admin.auth is not set: it shows request bodies and answers", s.Admin.Listen)
 	}
@@ -96,24 +103,28 @@ func compile(cfg *Config, loc *locator) (*Set, error) {
 	def := c.defaults(&cfg.Defaults)
 	s.Default = def
 	names := map[string]string{}
+	var where []string // of each of s.Routes, which may share a name
 	for i := range cfg.Routes {
 		path := fmt.Sprintf("$.routes[%d]", i)
 		r := c.route(path, &cfg.Routes[i], &cfg.Defaults, def)
 		if r == nil {
 			continue
 		}
+		at := c.loc.problem(path+".name", "", "").where()
 		if prev, dup := names[r.Name]; dup {
 			c.fail(path+".name", "route names must be unique; metrics and statistics are keyed by them", "route name %q is already used by %s", r.Name, prev)
+		} else {
+			names[r.Name] = at
 		}
-		names[r.Name] = c.loc.problem(path+".name", "", "").where()
-		for _, earlier := range s.Routes {
+		for j, earlier := range s.Routes {
 			if earlier.pattern != nil && r.pattern != nil && earlier.pattern.covers(r.pattern) && methodsCover(earlier.methods, r.methods) {
 				c.fail(path+".match.path", "put the more specific route first, or narrow the earlier one's methods",
-					"route %q can never match: route %q (%s) already matches every request it would", r.Name, earlier.Name, names[earlier.Name])
+					"route %q can never match: route %q (%s) already matches every request it would", r.Name, earlier.Name, where[j])
 				break
 			}
 		}
 		s.Routes = append(s.Routes, r)
+		where = append(where, at)
 	}
 	if len(c.problems) > 0 {
 		return nil, c.problems
@@ -502,9 +513,6 @@ func (c *compiler) override(path string, oc *OverrideConfig, p *pattern) *Overri
 // interface) and port (a number or a service name), as net.Listen takes
 // them.
 func (c *compiler) listenAddr(path, addr string) {
-	if strings.Contains(addr, "${") {
-		return // a variable that did not expand, reported already
-	}
 	_, port, err := net.SplitHostPort(addr)
 	if err == nil {
 		if _, perr := net.LookupPort("tcp", port); perr != nil {

@@ -51,7 +51,13 @@ func (c *compiler) expandEnv(cfg *Config, lookup func(string) (string, bool)) []
 				name := ref[2 : len(ref)-1]
 				val, ok := lookup(name)
 				if !ok {
-					c.fail(path, "export it before starting cutover, or write $${"+name+"} for a literal", "environment variable %s is not set", name)
+					// Every variable of the value is named, past the
+					// first that marks it unexpanded (fail would drop it).
+					c.problems = append(c.problems, c.loc.problem(path, "export it before starting cutover, or write $${"+name+"} for a literal", "environment variable %s is not set", name))
+					if c.unexpanded == nil {
+						c.unexpanded = map[string]bool{}
+					}
+					c.unexpanded[path] = true
 					return ref
 				}
 				if val != "" {

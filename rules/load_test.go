@@ -296,6 +296,30 @@ func TestAnUnreachableRouteIsRefusedAndOnlyThen(t *testing.T) {
 	}
 }
 
+// A value with a variable that is not set is reported as that, once per
+// variable, and not again as what it then is not (a backend URL).
+func TestAnUnsetVariableIsReportedAsThatAlone(t *testing.T) {
+	_, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://user:${CUTOVER_TEST_UNSET_A}@127.0.0.1:1${CUTOVER_TEST_UNSET_B}\"}\n  new: {url: \"http://b\"}\n"))
+	var ps rules.Problems
+	if !errors.As(err, &ps) || len(ps) != 2 || !strings.Contains(ps[0].Error(), "CUTOVER_TEST_UNSET_A is not set") || !strings.Contains(ps[1].Error(), "CUTOVER_TEST_UNSET_B is not set") {
+		t.Errorf("a backend URL with two unset variables: %v, want each reported as unset, and nothing else", err)
+	}
+}
+
+// Two routes with one name and one path: the second is told the name is
+// taken and that the first (where it is, not where the second is) already
+// matches what it would.
+func TestADuplicateRouteNamePointsAtTheFirst(t *testing.T) {
+	src := "backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\nroutes:\n" +
+		"  - name: a\n    match: {path: \"/x/{id}\"}\n" + // line 5
+		"  - name: a\n    match: {path: \"/x/{id}\"}\n" // line 7
+	_, err := rules.Parse("cfg.yaml", strings.NewReader(src))
+	if err == nil || !strings.Contains(err.Error(), `route name "a" is already used by line 5`) ||
+		!strings.Contains(err.Error(), `route "a" can never match: route "a" (line 5)`) {
+		t.Errorf("duplicate names: %v, want the second a told line 5 has its name and matches first", err)
+	}
+}
+
 // Listen addresses are taken as net.Listen takes them, service names
 // included; an address from an unset variable is reported once, as that.
 func TestListenAddressesAsNetListenTakesThem(t *testing.T) {
