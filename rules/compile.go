@@ -76,6 +76,7 @@ func compile(cfg *Config, loc *locator) (*Set, error) {
 	c := &compiler{loc: loc}
 	secrets := c.expandEnv(cfg, os.LookupEnv)
 	s := &Set{
+		loc:       loc,
 		config:    cfg,
 		secrets:   secrets,
 		Listen:    or(cfg.Listen, DefaultListen),

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -40,6 +41,18 @@ type Set struct {
 
 	config  *Config  // as decoded and expanded, for printing
 	secrets []string // values that came from ${VAR}; never printed
+	loc     *locator // where each value is in the file (Problem)
+}
+
+// Problem places a problem with the value at path (such as
+// "$.admin.auth.token_file") at that value's line and column in the file:
+// for what only a program that uses the configuration finds, like a file
+// it names that cannot be read.
+func (s *Set) Problem(path, hint, format string, args ...any) *Problem {
+	if s.loc == nil {
+		return &Problem{File: s.Source, Msg: fmt.Sprintf(format, args...), Hint: hint}
+	}
+	return s.loc.problem(path, hint, format, args...)
 }
 
 // Admin is the compiled admin section.

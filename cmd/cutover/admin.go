@@ -157,6 +157,27 @@ func pprofHandler() http.Handler {
 	return mux
 }
 
+// configError is a problem with something a value of the configuration
+// names (a file, a variable), found only when it is used: at path in the
+// file (positioned places it there).
+type configError struct {
+	path, hint string
+	err        error
+}
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+// positioned gives a configError the line and column of its value in
+// set's file; other errors are returned as they are.
+func positioned(set *rules.Set, err error) error {
+	var ce *configError
+	if errors.As(err, &ce) {
+		return set.Problem(ce.path, ce.hint, "%v", ce.err)
+	}
+	return err
+}
+
 // credentials reads the admin tokens named by the configuration. A token
 // file or variable that is named but empty is an error: an empty token
 // would lock everyone out, or worse.
@@ -167,20 +188,22 @@ func credentials(a rules.Auth) (*web.Credentials, error) {
 	read := func(file, env, what string) ([]string, error) {
 		var out []string
 		if file != "" {
+			path := "$.admin.auth." + what + "_file"
 			b, err := os.ReadFile(file)
 			if err != nil {
-				return nil, fmt.Errorf("admin.auth.%s_file: %w", what, err)
+				return nil, &configError{path: path, hint: "put the token in it, readable by cutover's user", err: fmt.Errorf("admin.auth.%s_file: %w", what, err)}
 			}
 			tok := strings.TrimSpace(string(b))
 			if tok == "" {
-				return nil, fmt.Errorf("admin.auth.%s_file %s is empty", what, file)
+				return nil, &configError{path: path, hint: "put the token in it", err: fmt.Errorf("admin.auth.%s_file %s is empty", what, file)}
 			}
 			out = append(out, tok)
 		}
 		if env != "" {
 			tok := strings.TrimSpace(os.Getenv(env))
 			if tok == "" {
-				return nil, fmt.Errorf("admin.auth.%s_env: the variable %s is empty or unset", what, env)
+				return nil, &configError{path: "$.admin.auth." + what + "_env", hint: "export the token in it before starting cutover",
+					err: fmt.Errorf("admin.auth.%s_env: the variable %s is empty or unset", what, env)}
 			}
 			out = append(out, tok)
 		}

@@ -12,15 +12,20 @@ import (
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check", stderr)
 	print := fs.Bool("print", false, "print the configuration as understood, defaults applied and secrets masked")
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: cutover check [--print] cutover.yaml") }
+	config := fs.String("config", "", "the file to check, when not given as the argument")
+	fs.Usage = func() { fmt.Fprintln(stderr, "usage: cutover check [--print] cutover.yaml (or --config F, or CUTOVER_CONFIG)") }
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
-	if fs.NArg() != 1 {
+	file := *config
+	switch {
+	case fs.NArg() == 1:
+		file = fs.Arg(0)
+	case fs.NArg() > 1 || file == "":
 		fs.Usage()
 		return 2
 	}
-	set, err := rules.LoadFile(fs.Arg(0))
+	set, err := rules.LoadFile(file)
 	if err != nil {
 		if ps := rules.AsProblems(err); ps != nil {
 			for _, p := range ps {
@@ -29,7 +34,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%d problem(s); the configuration was not loaded\n", len(ps))
 			return 1
 		}
-		fmt.Fprintln(stderr, missingConfig(err, "give the file to check as the argument"))
+		fmt.Fprintln(stderr, missingConfig(err, "give the file to check as the argument, or with --config FILE or CUTOVER_CONFIG"))
 		return 1
 	}
 	if *print {
@@ -39,6 +44,14 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d routes, version %s)\n", fs.Arg(0), len(set.Routes), set.Version)
+	// What the file names is read as serve reads it, and told, without
+	// failing the check: it may run where the secrets are not (a CI job).
+	if _, err := credentials(set.Admin.Auth); err != nil {
+		fmt.Fprintf(stderr, "warning: %v; serve refuses to start where this is so\n", positioned(set, err))
+	}
+	if _, err := redactOptions(set.Redact); err != nil {
+		fmt.Fprintf(stderr, "warning: %v; serve refuses to start where this is so\n", positioned(set, err))
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d routes, version %s)\n", file, len(set.Routes), set.Version)
 	return 0
 }

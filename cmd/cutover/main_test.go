@@ -65,6 +65,37 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// check reads the files and variables the configuration names as serve
+// does, and says what serve would refuse, where in the file, without
+// failing (it may run where the secrets are not); serve refuses, at the
+// same place. The file may come from CUTOVER_CONFIG too.
+func TestCheckToldOfWhatServeWouldRefuse(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short.key")
+	os.WriteFile(short, []byte("too short"), 0o600)
+	path := filepath.Join(dir, "cfg.yaml")
+	os.WriteFile(path, []byte("admin:\n  auth:\n    token_file: "+filepath.Join(dir, "no-token")+"\n"+
+		"redact:\n  key_file: "+short+"\n"+
+		"backends:\n  old: {url: \"http://127.0.0.1:1\"}\n  new: {url: \"http://127.0.0.1:2\"}\n"), 0o600)
+	t.Setenv("CUTOVER_CONFIG", path)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), path+": ok") {
+		t.Fatalf("check: exit %d, %q %q; want the file from CUTOVER_CONFIG checked ok", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"warning: " + path + ":3:17: admin.auth.token_file: open ", "warning: " + path + ":5:13: redact.key_file " + short + ": the key must have at least 16 bytes"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("check's warnings:\n%s\nwant %q", stderr.String(), want)
+		}
+	}
+	stderr.Reset()
+	if code := run([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--log-format", "text"}, io.Discard, &stderr); code == 0 {
+		t.Fatal("serve started")
+	}
+	if !strings.Contains(stderr.String(), path+":5:13: redact.key_file") {
+		t.Errorf("serve: %s, want the key file's problem at its line", stderr.String())
+	}
+}
+
 func TestVersion(t *testing.T) {
 	var stdout bytes.Buffer
 	if code := run([]string{"version"}, &stdout, io.Discard); code != 0 || !strings.HasPrefix(stdout.String(), "cutover ") {
@@ -82,7 +113,7 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 }
 
 // A configuration file that does not exist: each command says how it takes
-// one (check told to pass --config, which it has not).
+// one.
 func TestAMissingConfigurationSaysHowToGiveOne(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
 	for _, c := range []struct {

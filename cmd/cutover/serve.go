@@ -156,7 +156,7 @@ func (in *instance) start(live *rules.Live, dataDir string) (err error) {
 	}
 	redact, err := redactOptions(set.Redact)
 	if err != nil {
-		return err
+		return positioned(set, err)
 	}
 	store, err := stats.Open(stats.Options{Dir: dataDir, Logger: in.log, Redact: redact})
 	if err != nil {
@@ -202,7 +202,7 @@ func (in *instance) start(live *rules.Live, dataDir string) (err error) {
 	}
 	admin, err := in.adminHandler(view, set.Admin.Auth, audit)
 	if err != nil {
-		return err
+		return positioned(set, err)
 	}
 	in.adminSrv = &http.Server{
 		Handler:           admin,
@@ -314,10 +314,11 @@ func redactOptions(r rules.Redact) (stats.RedactOptions, error) {
 	if r.KeyFile != "" {
 		key, err := os.ReadFile(r.KeyFile)
 		if err != nil {
-			return o, fmt.Errorf("redact.key_file: %w", err)
+			return o, &configError{path: "$.redact.key_file", hint: "make one with: head -c 32 /dev/urandom > FILE", err: fmt.Errorf("redact.key_file: %w", err)}
 		}
 		if len(key) < 16 {
-			return o, fmt.Errorf("redact.key_file %s: the key must have at least 16 bytes", r.KeyFile)
+			return o, &configError{path: "$.redact.key_file", hint: "make one with: head -c 32 /dev/urandom > FILE",
+				err: fmt.Errorf("redact.key_file %s: the key must have at least 16 bytes", r.KeyFile)}
 		}
 		o.Key = key
 	}
