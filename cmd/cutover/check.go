@@ -13,7 +13,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check", stderr)
 	print := fs.Bool("print", false, "print the configuration as understood, defaults applied and secrets masked")
 	config := fs.String("config", "", "the file to check, when not given as the argument")
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: cutover check [--print] cutover.yaml (or --config F, or CUTOVER_CONFIG)") }
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: cutover check [--print] cutover.yaml (or --config F, or CUTOVER_CONFIG)")
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
