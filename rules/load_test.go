@@ -37,6 +37,7 @@ func TestParseDesignExample(t *testing.T) {
 
 // A request that matches no route gets the default route with its path as
 // the parameter "*", as a route "/*" would: each path its own resource.
+// A route that takes GET takes HEAD too.
 func TestMatch(t *testing.T) {
 	set, err := rules.LoadFile("testdata/design.yaml")
 	if err != nil {
@@ -49,6 +50,9 @@ func TestMatch(t *testing.T) {
 	}{
 		{"GET", "/users/42", "user", "id=42"},
 		{"PUT", "/users/42", "user", "id=42"},
+		{"HEAD", "/users/42", "user", "id=42"}, // a route that takes GET takes HEAD
+		{"OPTIONS", "/users/42", "unmatched", "*=users/42"},
+		{"HEAD", "/search", "unmatched", "*=search"}, // POST only
 		{"POST", "/users/42", "unmatched", "*=users/42"},
 		{"GET", "/users/42/", "unmatched", "*=users/42/"},
 		{"GET", "/users/", "unmatched", "*=users/"},
