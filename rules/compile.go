@@ -422,12 +422,11 @@ func (c *compiler) route(path string, rc *RouteConfig, d *DefaultsConfig, def *R
 		}
 		r.methods = append(r.methods, up)
 	}
-	if slices.Contains(r.methods, http.MethodGet) && !slices.Contains(r.methods, http.MethodHead) {
-		// HEAD is GET without the body (RFC 9110 section 9.3.2), as Go's
-		// ServeMux takes it: a route that moves a resource's GETs to new
-		// moves its HEADs too, rather than leave them to the defaults.
-		r.methods = append(r.methods, http.MethodHead)
-	}
+	// HEAD is GET without the body (RFC 9110 section 9.3.2), as Go's
+	// ServeMux takes it: a route that moves a resource's GETs to new moves
+	// its HEADs too, rather than leave them to the defaults (Set.Match),
+	// unless a route names HEAD for the path.
+	r.impliedHead = slices.Contains(r.methods, http.MethodGet) && !slices.Contains(r.methods, http.MethodHead)
 	if rc.Match.Path == "" {
 		c.fail(path+".match", "write it like match: {path: \"/users/{id}\"}", "route %q has no match.path", rc.Name)
 		return nil

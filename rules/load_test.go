@@ -82,6 +82,25 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// A route that names HEAD takes the HEADs of its paths, wherever it is in
+// the file: the HEAD a route taking GET is given is only for the paths no
+// route names HEAD for, so such a route is never said to be shadowed.
+func TestANamedHeadWinsOverTheOneAGetImplies(t *testing.T) {
+	for _, methods := range []string{"[HEAD]", "[HEAD, DELETE]"} {
+		set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\nroutes:\n"+
+			"  - {name: user, match: {methods: [GET], path: \"/users/{id}\"}}\n"+
+			"  - {name: user-head, match: {methods: "+methods+", path: \"/users/{id}\"}}\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", methods, err)
+		}
+		for method, want := range map[string]string{"HEAD": "user-head", "GET": "user"} {
+			if r, _ := set.Match(method, "/users/1", nil); r.Name != want {
+				t.Errorf("%s after a GET route: %s /users/1 went to %s, want %s", methods, method, r.Name, want)
+			}
+		}
+	}
+}
+
 func TestPhaseAndReads(t *testing.T) {
 	set, err := rules.LoadFile("testdata/design.yaml")
 	if err != nil {

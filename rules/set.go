@@ -148,6 +148,7 @@ type Route struct {
 	Overrides []*Override
 
 	methods      []string // nil matches every method
+	impliedHead  bool     // methods has GET and not HEAD: HEAD when no route names it
 	pattern      *pattern // nil for the default route
 	writeSuccess []StatusRange
 	resourceKey  []keyPart
@@ -176,10 +177,12 @@ func (r *Route) Pattern() string {
 }
 
 // Match returns the first route that matches method and path, and the path
-// parameters it captured (appended to buf, which may be nil). A request that
-// matches no route gets the default route, which matches as "/*" would: its
-// path is its one parameter, "*", so that each path is a resource of its
-// own (ResourceKey), not all of them one.
+// parameters it captured (appended to buf, which may be nil). A HEAD that no
+// route names for the path goes to the first route that takes GET for it,
+// as Go's ServeMux does. A request that matches no route gets the default
+// route, which matches as "/*" would: its path is its one parameter, "*",
+// so that each path is a resource of its own (ResourceKey), not all of
+// them one.
 func (s *Set) Match(method, path string, buf Params) (*Route, Params) {
 	for _, r := range s.Routes {
 		if !r.allows(method) {
@@ -187,6 +190,16 @@ func (s *Set) Match(method, path string, buf Params) (*Route, Params) {
 		}
 		if ps, ok := r.pattern.match(path, buf[:0]); ok {
 			return r, ps
+		}
+	}
+	if method == http.MethodHead {
+		for _, r := range s.Routes {
+			if !r.impliedHead {
+				continue
+			}
+			if ps, ok := r.pattern.match(path, buf[:0]); ok {
+				return r, ps
+			}
 		}
 	}
 	return s.Default, append(buf[:0], Param{Name: "*", Value: strings.TrimPrefix(path, "/")})
