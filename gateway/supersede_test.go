@@ -642,6 +642,13 @@ func TestEachUnmatchedPathIsAResourceOfItsOwn(t *testing.T) {
 	if r := g.route(rules.Unmatched).Reads; r.Matched != 1 {
 		t.Errorf("the read of /b while /a's write waits: %+v, want it compared and matched", r)
 	}
+	// A path longer than the queue's index takes is keyed by its hash, not
+	// refused (414): such writes were proxied when all were one resource.
+	long := "/" + strings.Repeat("c", 40000)
+	if res, _ := g.do("PUT", long, v2); res.StatusCode != http.StatusOK {
+		t.Fatalf("PUT of a 40,000-byte path: %d, want it proxied", res.StatusCode)
+	}
+	eventually(t, "the long path's write to reach new", func() bool { return secondary.k.value(long) == v2 })
 }
 
 // overrideWrites is the writes of one override of a route, as the

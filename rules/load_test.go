@@ -101,6 +101,27 @@ func TestANamedHeadWinsOverTheOneAGetImplies(t *testing.T) {
 	}
 }
 
+// A request no route matches is a resource per path; a long path is keyed
+// by its hash, whole: two that differ only at the end are two resources.
+func TestTheResourceOfAnUnmatchedRequestIsItsPath(t *testing.T) {
+	set, err := rules.LoadFile("testdata/design.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(path string) string {
+		r, ps := set.Match("PUT", path, nil)
+		req := httptest.NewRequest("PUT", "http://x"+path, nil)
+		return r.ResourceKey(req, ps)
+	}
+	if k := key("/things/7"); k != "unmatched|things/7" {
+		t.Errorf("key of /things/7 = %q", k)
+	}
+	a, b := key("/"+strings.Repeat("x", 2000)+"a"), key("/"+strings.Repeat("x", 2000)+"b")
+	if a == b || len(a) > 100 || len(b) > 100 || !strings.HasPrefix(a, "unmatched|") {
+		t.Errorf("keys of two long paths: %q and %q, want two short ones", a, b)
+	}
+}
+
 func TestPhaseAndReads(t *testing.T) {
 	set, err := rules.LoadFile("testdata/design.yaml")
 	if err != nil {

@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -14,6 +16,10 @@ import (
 // Unmatched is the route name of requests that match no route; they follow
 // the defaults.
 const Unmatched = "unmatched"
+
+// maxPathInKey is the longest path of a request no route matches that its
+// resource key holds as it is (ResourceKey).
+const maxPathInKey = 512
 
 // Set is one compiled, immutable configuration. The gateway reads it through
 // an atomic pointer; a reload builds a new Set and swaps it whole.
@@ -274,6 +280,15 @@ func (r *Route) PhaseFor(req *http.Request, ps Params) (Phase, *Override) {
 func (r *Route) ResourceKey(req *http.Request, ps Params) string {
 	var b strings.Builder
 	b.WriteString(r.Name)
+	if r.pattern == nil && len(r.resourceKey) == 0 && len(ps) == 1 && len(ps[0].Value) > maxPathInKey {
+		// A request no route matches is keyed by its path (Match): a long
+		// one by the path's hash, so that it is not refused as a key too
+		// long for the queue's index, as a route's own parameters are.
+		sum := sha256.Sum256([]byte(ps[0].Value))
+		b.WriteString("|sha256:")
+		b.WriteString(hex.EncodeToString(sum[:]))
+		return b.String()
+	}
 	if len(r.resourceKey) == 0 {
 		for _, p := range ps {
 			b.WriteByte('|')
