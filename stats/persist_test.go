@@ -285,7 +285,7 @@ func TestTheFieldOverflowCountsDistinctPaths(t *testing.T) {
 
 // The API's times are UTC whatever the zone of the events' clock (the
 // gateway's is local): a group's first and last sighting, its samples, the
-// oldest queued write.
+// oldest queued write, a route's and an override's.
 func TestTimesAreUTC(t *testing.T) {
 	c := newClock()
 	s := open(t, t.TempDir(), c)
@@ -294,6 +294,7 @@ func TestTimesAreUTC(t *testing.T) {
 	ev.At = c.Now().In(ist)
 	s.Read(ev)
 	s.SetQueue("user", stats.QueueState{Pending: 1, Oldest: c.Now().In(ist)})
+	s.SetOverrideQueue("user", "acme", stats.QueueState{Pending: 1, Oldest: c.Now().In(ist)})
 	ev2, _ := s.Evidence(userRoute, stats.EvidenceQuery{Diffs: true})
 	g := ev2.Diffs.Groups
 	if len(g) != 1 || len(g[0].Samples) != 1 {
@@ -304,7 +305,11 @@ func TestTimesAreUTC(t *testing.T) {
 			t.Errorf("%s is in %v, want UTC", what, at.Location())
 		}
 	}
-	if o := one(t, s, userRoute).Writes.OldestPending; o == nil || o.Location() != time.UTC {
+	v := one(t, s, userRoute)
+	if o := v.Writes.OldestPending; o == nil || o.Location() != time.UTC {
 		t.Errorf("oldest_pending %v, want UTC", o)
+	}
+	if len(v.Overrides) != 1 || v.Overrides[0].Writes.OldestPending == nil || v.Overrides[0].Writes.OldestPending.Location() != time.UTC {
+		t.Errorf("an override's oldest_pending: %s, want it in UTC", mustJSON(t, v.Overrides))
 	}
 }

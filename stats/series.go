@@ -189,17 +189,18 @@ func (s *series) countReason(o Outcome, reason string, write bool) {
 		s.reasons[i].Add(1)
 		return
 	}
-	key := string(o) + "/" + reason
+	prefix := ""
 	if write {
-		key = writeReason + key
+		prefix = writeReason
 	}
+	key := prefix + string(o) + "/" + reason
 	s.otherMu.Lock()
 	defer s.otherMu.Unlock()
 	if s.other == nil {
 		s.other = make(map[string]int64)
 	}
 	if _, ok := s.other[key]; !ok && len(s.other) >= maxOtherReasons {
-		key = string(o) + "/other"
+		key = prefix + string(o) + "/other"
 	}
 	s.other[key]++
 }

@@ -318,6 +318,7 @@ func (s *Store) SetOverrideQueue(routeName, override string, q QueueState) {
 	if q == (QueueState{}) && s.lookup(routeName) == nil {
 		return
 	}
+	q.Oldest = q.Oldest.UTC()
 	r := s.route(routeName)
 	r.mu.Lock()
 	defer r.mu.Unlock()

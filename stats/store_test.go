@@ -298,6 +298,24 @@ func TestRecordingDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// Reasons without a counter of their own are kept up to a bound, then as
+// "other"; a write comparison's stay the write comparisons', past the bound
+// too.
+func TestReasonsPastTheBoundStayReadOrWrite(t *testing.T) {
+	s := open(t, "", newClock())
+	for i := range 40 {
+		s.Read(stats.ReadEvent{Route: "user", Outcome: stats.Error, Reason: fmt.Sprintf("odd_%d", i)})
+	}
+	s.Read(stats.ReadEvent{Route: "user", Outcome: stats.Skipped, Reason: "odd_write", Write: true})
+	v := one(t, s, userRoute)
+	if v.WriteComparisons.Reasons["skipped/other"] != 1 || v.Reads.Reasons["skipped/other"] != 0 {
+		t.Errorf("write reasons %v, read reasons %v: want the write's past the bound under the writes' skipped/other", v.WriteComparisons.Reasons, v.Reads.Reasons)
+	}
+	if got := v.Reads.Reasons["error/other"]; got != 40-32 {
+		t.Errorf("read reasons past the bound: %d, want %d", got, 40-32)
+	}
+}
+
 // Every reason the compare engine can give has a counter of its own.
 func TestEveryCompareReasonIsKnown(t *testing.T) {
 	s := stats.New()

@@ -264,8 +264,7 @@ func (s *Store) view(r *route, ri RouteInfo, now time.Time) RouteView {
 }
 
 // seriesView builds the numbers of one series, with the queue state of its
-// route or override (an override's counts its held and queued writes; it
-// has no oldest).
+// route or override.
 func seriesView(s *series, now time.Time, q QueueState, queueKnown bool, th rules.Readiness) RouteView {
 	var v RouteView
 	c := s.counts()
