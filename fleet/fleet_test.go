@@ -163,6 +163,12 @@ func TestFleetViewSumsWhatPrometheusAnswers(t *testing.T) {
 		fakeRule{contains: "increase(cutover_comparisons_total{job=\"cutover\"}[5m])", result: []map[string]any{
 			vec("9.7", "route", "users", "outcome", "match"),
 		}},
+		fakeRule{contains: "sum by (route, outcome) (cutover_route_evidence_write_comparisons", result: []map[string]any{
+			vec("3", "route", "users", "outcome", "match"), vec("2", "route", "users", "outcome", "skipped"),
+		}},
+		fakeRule{contains: "sum by (route, reason) (cutover_route_evidence_write_reasons", result: []map[string]any{
+			vec("2", "route", "users", "reason", "skipped/queued"),
+		}},
 		fakeRule{contains: "cutover_route_evidence_writes", result: []map[string]any{
 			vec("10", "route", "users", "outcome", "ok"), vec("1", "route", "users", "outcome", "failed"),
 		}},
@@ -191,6 +197,9 @@ func TestFleetViewSumsWhatPrometheusAnswers(t *testing.T) {
 	}
 	if u.Reads.Compared != 1000 || u.Reads.Matched != 950 || u.Reads.Skipped != 4 || u.Reads.Reasons["skipped/busy"] != 4 {
 		t.Errorf("reads = %+v", u.Reads)
+	}
+	if wc := u.WriteComparisons; wc.Compared != 3 || wc.Skipped != 2 || wc.Reasons["skipped/queued"] != 2 || len(wc.Reasons) != 1 {
+		t.Errorf("write comparisons = %+v, want the replicas' skipped ones and their reasons", wc)
 	}
 	if u.Reads.Windows["5m"].Matched != 10 {
 		t.Errorf("5m window = %+v", u.Reads.Windows["5m"])

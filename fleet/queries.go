@@ -28,6 +28,7 @@ func (s *snapshot) totals(route string) *stats.Totals {
 			Reads: map[stats.Outcome]int64{}, Reasons: map[string]int64{},
 			Windows:          map[string]map[stats.Outcome]int64{},
 			WriteComparisons: map[stats.Outcome]int64{},
+			WriteReasons:     map[string]int64{},
 			Writes:           map[stats.WriteOutcome]int64{},
 		}
 		s.routes[route] = t
@@ -96,6 +97,9 @@ func query(ctx context.Context, c *client, sel string, now time.Time) (*snapshot
 	}
 	instant(fmt.Sprintf("sum by (route, outcome) (%s)", selector("cutover_route_evidence_write_comparisons", sel)), func(s sample) {
 		snap.totals(s.labels["route"]).WriteComparisons[stats.Outcome(s.labels["outcome"])] += stats.RoundCount(s.value)
+	})
+	instant(fmt.Sprintf("sum by (route, reason) (%s)", selector("cutover_route_evidence_write_reasons", sel)), func(s sample) {
+		snap.totals(s.labels["route"]).WriteReasons[s.labels["reason"]] += stats.RoundCount(s.value)
 	})
 	instant(fmt.Sprintf("sum by (route, outcome) (%s)", selector("cutover_route_evidence_writes", sel)), func(s sample) {
 		snap.totals(s.labels["route"]).Writes[stats.WriteOutcome(s.labels["outcome"])] += stats.RoundCount(s.value)

@@ -34,8 +34,11 @@ type Totals struct {
 	Reasons map[string]int64
 	// Windows are the reads by outcome of the last 5 minutes, hour and day,
 	// keyed "5m", "1h", "24h".
-	Windows          map[string]map[Outcome]int64
+	Windows map[string]map[Outcome]int64
+	// WriteComparisons counts the writes' compared answers by outcome, and
+	// WriteReasons by "outcome/reason".
 	WriteComparisons map[Outcome]int64
+	WriteReasons     map[string]int64
 	// Writes counts secondary writes by outcome.
 	Writes map[WriteOutcome]int64
 	// PendingRetries, GivenUp and ToVerify are the writes queued and held now, summed
@@ -80,7 +83,14 @@ func FleetRouteView(ri RouteInfo, t Totals, scope Scope) RouteView {
 	}
 	wc := &v.WriteComparisons
 	wc.Matched, wc.Mismatched, wc.Errors = t.WriteComparisons[Match], t.WriteComparisons[Mismatch], t.WriteComparisons[Error]
+	wc.Skipped = t.WriteComparisons[Skipped]
 	wc.Compared = wc.Matched + wc.Mismatched
+	wc.Reasons = make(map[string]int64, len(t.WriteReasons))
+	for k, n := range t.WriteReasons {
+		if n != 0 {
+			wc.Reasons[k] = n
+		}
+	}
 
 	w := &v.Writes
 	w.SecondarySucceeded, w.SecondaryFailed = t.Writes[WriteOK], t.Writes[WriteFailed]

@@ -48,7 +48,7 @@ type Collector struct {
 	threshold *prometheus.Desc
 	build     prometheus.Metric
 	// The route's evidence, as its own view counts it.
-	evReads, evReasons, evWrites, evWriteCmp *prometheus.Desc
+	evReads, evReasons, evWrites, evWriteCmp, evWriteReasons *prometheus.Desc
 }
 
 // NewCollector returns a collector over v; register it on the gateway's own
@@ -87,8 +87,11 @@ func NewCollector(v View, b BuildInfo) *Collector {
 			"Secondary writes of the route since its evidence began, by outcome (ok, failed, retried_ok, gave_up).",
 			[]string{"route", "outcome"}, nil),
 		evWriteCmp: prometheus.NewDesc("cutover_route_evidence_write_comparisons",
-			"Compared answers of the route's writes since its evidence began, by outcome.",
+			"Compared answers of the route's writes since its evidence began, by outcome (match, mismatch, skipped, error).",
 			[]string{"route", "outcome"}, nil),
+		evWriteReasons: prometheus.NewDesc("cutover_route_evidence_write_reasons",
+			"Write comparisons of the route since its evidence began that have a reason (skipped, error), by \"outcome/reason\".",
+			[]string{"route", "reason"}, nil),
 		threshold: prometheus.NewDesc("cutover_readiness_threshold",
 			"The readiness thresholds in force (readiness: in the configuration), by criterion.",
 			[]string{"criterion"}, nil),
@@ -111,6 +114,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.evReasons
 	ch <- c.evWrites
 	ch <- c.evWriteCmp
+	ch <- c.evWriteReasons
 }
 
 // Collect implements prometheus.Collector.
@@ -181,7 +185,10 @@ func (c *Collector) evidence(ch chan<- prometheus.Metric, r RouteView) {
 	for _, o := range []struct {
 		outcome Outcome
 		n       int64
-	}{{Match, wc.Matched}, {Mismatch, wc.Mismatched}, {Error, wc.Errors}} {
+	}{{Match, wc.Matched}, {Mismatch, wc.Mismatched}, {Skipped, wc.Skipped}, {Error, wc.Errors}} {
 		gauge(c.evWriteCmp, o.n, r.Name, string(o.outcome))
+	}
+	for reason, n := range wc.Reasons {
+		gauge(c.evWriteReasons, n, r.Name, reason)
 	}
 }

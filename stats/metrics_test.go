@@ -76,6 +76,8 @@ func TestEvidenceGaugesSurviveARestart(t *testing.T) {
 	}
 	s.Write(stats.WriteEvent{Route: "user", Outcome: stats.WriteOK})
 	s.Write(stats.WriteEvent{Route: "user", Outcome: stats.WriteFailed})
+	s.Read(stats.ReadEvent{Route: "user", Outcome: stats.Match, Write: true})
+	s.Read(stats.ReadEvent{Route: "user", Outcome: stats.Skipped, Reason: stats.ReasonQueued, Write: true})
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -98,8 +100,18 @@ cutover_route_evidence_writes{outcome="failed",route="user"} 1
 cutover_route_evidence_writes{outcome="gave_up",route="user"} 0
 cutover_route_evidence_writes{outcome="ok",route="user"} 1
 cutover_route_evidence_writes{outcome="retried_ok",route="user"} 0
+# HELP cutover_route_evidence_write_comparisons Compared answers of the route's writes since its evidence began, by outcome (match, mismatch, skipped, error).
+# TYPE cutover_route_evidence_write_comparisons gauge
+cutover_route_evidence_write_comparisons{outcome="error",route="user"} 0
+cutover_route_evidence_write_comparisons{outcome="match",route="user"} 1
+cutover_route_evidence_write_comparisons{outcome="mismatch",route="user"} 0
+cutover_route_evidence_write_comparisons{outcome="skipped",route="user"} 1
+# HELP cutover_route_evidence_write_reasons Write comparisons of the route since its evidence began that have a reason (skipped, error), by "outcome/reason".
+# TYPE cutover_route_evidence_write_reasons gauge
+cutover_route_evidence_write_reasons{reason="skipped/queued",route="user"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cutover_route_evidence_reads", "cutover_route_evidence_writes"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cutover_route_evidence_reads", "cutover_route_evidence_writes",
+		"cutover_route_evidence_write_comparisons", "cutover_route_evidence_write_reasons", "cutover_route_evidence_read_reasons"); err != nil {
 		t.Error(err)
 	}
 	s2.Reset("user")
