@@ -80,9 +80,15 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 func parseSpan(s string) (time.Duration, error) {
 	if n := len(s); n > 1 && s[n-1] == 'd' {
 		days, err := strconv.Atoi(s[:n-1])
-		if err == nil && days > 0 && days <= 3660 {
-			return time.Duration(days) * 24 * time.Hour, nil
+		switch {
+		case err != nil:
+			return 0, fmt.Errorf("span %q is not a duration: give one such as 1h, 24h or 30d", s)
+		case days < 1:
+			return 0, fmt.Errorf("span %q is shorter than the history's one-minute resolution: give 1m or more", s)
+		case days > 3660:
+			return 0, fmt.Errorf("span %q is more than 3660 days: the history keeps 30 days at most", s)
 		}
+		return time.Duration(days) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
 	switch {

@@ -388,7 +388,7 @@ func TestErrorsAndHeaders(t *testing.T) {
 		t.Errorf("POST routes = %d", res.StatusCode)
 	}
 	// A span too short is told so, not that it is not a duration.
-	for span, says := range map[string]string{"30s": "1m or more", "forever": "not a duration"} {
+	for span, says := range map[string]string{"30s": "1m or more", "0d": "1m or more", "4000d": "30 days at most", "forever": "not a duration", "xd": "not a duration"} {
 		var body map[string]string
 		res := get(t, f.srv.URL+"/api/v1/history?route=user&span="+span, &body)
 		if res.StatusCode != http.StatusBadRequest || !strings.Contains(body["error"], says) {

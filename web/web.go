@@ -258,7 +258,7 @@ func (h *handler) loopbackHost(next http.Handler) http.Handler {
 // the scrape (a Prometheus beside the gateway) and the probes, which carry
 // no bodies and no actions.
 func byName(path string) bool {
-	return path == "/metrics" || strings.HasPrefix(path, "/metrics/") || path == "/healthz" || path == "/readyz"
+	return path == "/metrics" || path == "/healthz" || path == "/readyz"
 }
 
 // loopbackName reports whether a Host header names this machine's loopback.

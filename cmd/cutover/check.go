@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 
@@ -19,10 +20,15 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
+	given := false // --config on the command line, not from CUTOVER_CONFIG
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "config" })
 	file := *config
 	switch {
+	case fs.NArg() == 1 && given:
+		fmt.Fprintf(stderr, "cutover check: --config %s and the argument %s name two files: give one\n", *config, fs.Arg(0))
+		return 2
 	case fs.NArg() == 1:
-		file = fs.Arg(0)
+		file = fs.Arg(0) // the argument wins over CUTOVER_CONFIG
 	case fs.NArg() > 1 || file == "":
 		fs.Usage()
 		return 2

@@ -88,6 +88,10 @@ func TestCheckToldOfWhatServeWouldRefuse(t *testing.T) {
 		}
 	}
 	stderr.Reset()
+	if code := run([]string{"check", "--config", path, "other.yaml"}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "give one") {
+		t.Errorf("check with --config and an argument: exit %d, %q; want 2, told to give one file", code, stderr.String())
+	}
+	stderr.Reset()
 	if code := run([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--log-format", "text"}, io.Discard, &stderr); code == 0 {
 		t.Fatal("serve started")
 	}
