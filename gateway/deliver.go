@@ -176,16 +176,24 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 	now := q.p.now()
 	var outcomes []stats.WriteOutcome
 	var told []func(answer)
+	var blocked []record
 	leaves := false
 	r := e.rec
 	q.mu.Lock()
 	switch {
 	case a.err == nil:
 		leaves = true
-		if r.Attempts == 0 && !r.Redriven {
-			outcomes = append(outcomes, stats.WriteOK)
-		} else {
+		kq.failing = false
+		switch {
+		case r.Attempts > 0 || r.Redriven || r.Blocked:
 			outcomes = append(outcomes, stats.WriteRetriedOK)
+		case r.Order <= kq.blockedThrough:
+			// Queued behind a write that failed, before that was known:
+			// its first attempt could not be made at once.
+			blocked = append(blocked, q.block(r))
+			outcomes = append(outcomes, stats.WriteRetriedOK)
+		default:
+			outcomes = append(outcomes, stats.WriteOK)
 		}
 		// Marked before the ack is submitted: no commit keeps the ack
 		// without the mark.
@@ -218,9 +226,11 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 	default:
 		r.Attempts++
 		r.LastErr = a.err.Error()
-		if r.Attempts == 1 && !r.Redriven {
+		if r.Attempts == 1 && !r.Redriven && !r.Blocked {
 			outcomes = append(outcomes, stats.WriteFailed)
 		}
+		kq.failing = true
+		kq.blockedThrough = q.seq.Load()
 		if r.Attempts >= q.cfg.MaxAttempts || now.Sub(r.First) >= q.cfg.MaxAge {
 			leaves = true
 			if !r.Redriven {
@@ -261,6 +271,7 @@ func (q *queue) settle(kq *keyQueue, e *entry, a answer) {
 	}
 	q.mu.Unlock()
 	tellQueued(told)
+	q.p.reportBlocked(blocked)
 
 	for _, o := range outcomes {
 		q.p.emitWrite(&report, o, a.reason)

@@ -72,6 +72,14 @@ type keyQueue struct {
 	// tenants counts the pending writes by override, for the age of each
 	// override's oldest (refreshOldest); nil while none has one.
 	tenants map[string]int
+	// failing is set when an attempt of the head fails, and cleared when
+	// one lands: a write accepted meanwhile is blocked (record.Blocked).
+	// blockedThrough is the latest order given when a head's attempt
+	// failed: the writes queued behind it then, accepted before it was
+	// failing, were blocked too, and count so when they land. It is not
+	// kept across a restart.
+	failing        bool
+	blockedThrough uint64
 }
 
 // countTenant moves the count of kq's pending writes of an override by n.
@@ -358,6 +366,11 @@ func (q *queue) accept(r *record, onFirst func(answer)) *op {
 	q.touch(r.Key)
 	q.mu.Lock()
 	q.settled(r)
+	var blocked []record
+	if kq := q.keys[r.Key]; kq != nil && kq.failing {
+		// Marked before the acceptance is submitted: on disk with it.
+		blocked = append(blocked, q.block(r))
+	}
 	x := q.enqueue(r, onFirst, opAccept)
 	var told []func(answer)
 	if kq := q.keys[r.Key]; kq.due.After(q.p.now()) {
@@ -367,7 +380,27 @@ func (q *queue) accept(r *record, onFirst func(answer)) *op {
 	}
 	q.mu.Unlock()
 	tellQueued(told)
+	q.p.reportBlocked(blocked)
 	return x
+}
+
+// errBlocked is the last error of a write blocked behind a failing one.
+const errBlocked = "queued behind an earlier write of its resource that the secondary refused"
+
+// block marks r, not attempted yet, as blocked behind a failing write of
+// its resource, and returns a copy to report once q.mu is released.
+// q.mu is held.
+func (q *queue) block(r *record) record {
+	r.Blocked, r.LastErr = true, errBlocked
+	return *r
+}
+
+// reportBlocked counts and logs each blocked write as a failed first
+// attempt.
+func (p *Proxy) reportBlocked(blocked []record) {
+	for i := range blocked {
+		p.emitWrite(&blocked[i], stats.WriteFailed, stats.ReasonQueued)
+	}
 }
 
 // behind returns, added to told, whoever waits for the first attempt of a

@@ -65,6 +65,11 @@ type record struct {
 	// its failure and giving up are counted already, so its landing is a
 	// retry that landed, not another first attempt.
 	Redriven bool `json:"redriven,omitempty"`
+	// Blocked marks a write queued behind an earlier write of its resource
+	// that the secondary refused: it could not be sent at once, so it is
+	// counted as a failed first attempt (once), and its landing later as a
+	// retry that landed.
+	Blocked bool `json:"blocked,omitempty"`
 	// Origin is the place among its resource's writes of a re-driven
 	// write: the one it had before it was held (a re-drive gives it a new
 	// Order, at the back of the queue).

@@ -651,6 +651,42 @@ func TestEachUnmatchedPathIsAResourceOfItsOwn(t *testing.T) {
 	eventually(t, "the long path's write to reach new", func() bool { return secondary.k.value(long) == v2 })
 }
 
+// A write queued behind one the secondary refuses could not be sent at
+// once: its first attempt counts as failed, and its landing as a retry
+// that landed, whether it was queued before the refusal was known (while
+// the first write was with the secondary) or after. Counted as landing at
+// the first attempt, an outage of a busy resource read as a healthy
+// first_attempt_rate once it was over.
+func TestAWriteBlockedBehindAFailingOneCountsAsFailed(t *testing.T) {
+	secondary := newPicky(v1)
+	old, new := newServer(t, &faulty{k: newKV()}), newServer(t, secondary)
+	cfg := fmt.Sprintf("backends:\n  old: {url: %q, timeout: 1s}\n  new: {url: %q, timeout: 5s}\n", old.url(), new.url()) +
+		"queue:\n  base_backoff: 10ms\n  max_backoff: 20ms\n  max_attempts: 100000\n" + briefBreaker + acmeRoutes
+	g := startProxy(t, cfg, t.TempDir())
+	arrived, release := secondary.holdNext(v1)
+	put := func(body string) {
+		t.Helper()
+		if res, _ := g.do("PUT", "/items/a", body); res.StatusCode != http.StatusOK {
+			t.Fatalf("PUT: %d", res.StatusCode)
+		}
+	}
+	put(v1)
+	<-arrived
+	put(v2) // behind v1, which the secondary has not refused yet
+	release()
+	eventually(t, "v1 refused", func() bool { return g.route("items").Writes.SecondaryFailed >= 1 })
+	put(`{"v": 3}`) // behind v1, known to fail
+	if w := g.route("items").Writes; w.SecondaryFailed != 2 {
+		t.Errorf("while v1 is refused: %+v, want v1 and the write accepted after its refusal failed", w)
+	}
+	secondary.set(v1, false)
+	eventually(t, "the three writes to land", func() bool { return g.proxyIdle() && secondary.k.value("/items/a") == `{"v": 3}` })
+	w := g.route("items").Writes
+	if w.SecondaryAttempted != 3 || w.SecondaryFailed != 3 || w.SecondarySucceeded != 0 || w.RetriedOK != 3 || *w.FirstAttemptRate != 0 {
+		t.Errorf("after the outage: %+v, want 3 attempted, 3 failed, 3 retried_ok", w)
+	}
+}
+
 // overrideWrites is the writes of one override of a route, as the
 // statistics show them.
 func (g *gw) overrideWrites(route, override string) stats.Writes {
