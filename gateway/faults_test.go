@@ -151,6 +151,41 @@ routes:
 `, old, new, phase)
 }
 
+// The latency evidence is of reads both backends answered: a secondary
+// that refuses connections (it would look faster than old) or hangs past
+// its timeout (as slow as the timeout) adds nothing to it, nor does a
+// primary that is down.
+func TestLatencyIsMeasuredWhereBothAnswered(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		oldDown, newDown bool
+		newFault         misbehave
+	}{
+		{name: "new refuses connections", newDown: true},
+		{name: "new hangs", newFault: hang},
+		{name: "old is down", oldDown: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			old, new := newServer(t, &faulty{k: newKV()}), newServer(t, &faulty{k: newKV(), fault: tt.newFault})
+			if tt.oldDown {
+				old.down()
+			}
+			if tt.newDown {
+				new.down()
+			}
+			g := startProxy(t, faultConfig(old.url(), new.url(), "shadow-read"), t.TempDir())
+			for range 3 {
+				g.do("GET", "/items/a", "")
+			}
+			eventually(t, "the three reads recorded", func() bool { return total(g.route("items")) == 3 })
+			v := g.route("items")
+			if l := v.Latency; l.Old.Count != 0 || l.New.Count != 0 || l.P99Increase != nil {
+				t.Errorf("latency = %+v, reads %v: want none measured", l, outcomes(v))
+			}
+		})
+	}
+}
+
 // outcomes names every read outcome a route recorded, with its count:
 // "match", "mismatch", "pending", "transient", and "skipped/reason" or
 // "error/reason".

@@ -173,7 +173,13 @@ func (p *Proxy) settle(ex *exchange, prim, sec answer) {
 	if ex.primary == rules.New {
 		old, new = sec, prim
 	}
-	cmp := &comparison{ex: ex, oldLatency: old.latency, newLatency: new.latency}
+	// The latencies are evidence only where both backends answered: a
+	// backend that refused the connection would look fast, one that
+	// timed out as slow as its timeout.
+	cmp := &comparison{ex: ex}
+	if old.err == nil && new.err == nil {
+		cmp.oldLatency, cmp.newLatency = old.latency, new.latency
+	}
 	switch {
 	case prim.err != nil:
 		p.recordRead(ex, skipOrError(prim.reason), prim.reason, cmp)
