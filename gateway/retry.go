@@ -161,7 +161,7 @@ func (p *Proxy) attemptWrite(r *record, body []byte) answer {
 // emitWrite records one secondary write outcome.
 func (p *Proxy) emitWrite(r *record, outcome stats.WriteOutcome, reason string) {
 	p.metrics.secondaryWrites.WithLabelValues(r.Route, string(outcome)).Inc()
-	p.stats.Write(stats.WriteEvent{Route: r.Route, Override: r.Override, Outcome: outcome, Reason: reason, At: p.now()})
+	p.stats.Write(stats.WriteEvent{Route: r.Route, Override: r.Override, Outcome: outcome, Reason: reason, At: p.now(), Recorded: r.Recorded})
 	switch outcome {
 	case stats.WriteFailed:
 		p.log.Warn("secondary write failed; queued for retry", slog.String(keyRoute, r.Route), slog.String(keyBackend, r.Side.String()), slog.String("error", r.LastErr))

@@ -103,4 +103,8 @@ type WriteEvent struct {
 	Outcome  WriteOutcome
 	Reason   string
 	At       time.Time
+	// Recorded is when the write entered the gateway (zero: unknown). The
+	// outcomes of a write recorded before its route's evidence was reset
+	// belong to the evidence before it, and are not counted in it.
+	Recorded time.Time
 }

@@ -36,6 +36,7 @@ type seriesSnapshot struct {
 	Minutes   []slotSnapshot   `json:"minutes,omitempty"`
 	Hours     []slotSnapshot   `json:"hours,omitempty"`
 	LastSeen  int64            `json:"last_seen"`
+	ResetAt   int64            `json:"reset_at,omitempty"` // Unix nanoseconds
 }
 
 type groupSnapshot struct {
@@ -66,6 +67,7 @@ func (s *series) snapshot(now time.Time) seriesSnapshot {
 		Minutes:   s.minutes.snapshot(now.Unix() / 60),
 		Hours:     s.hours.snapshot(now.Unix() / 3600),
 		LastSeen:  s.lastSeen.Load(),
+		ResetAt:   s.resetAt.Load(),
 	}
 	for i := range ss.Totals {
 		ss.Totals[i] = s.total[i].Load()
@@ -102,6 +104,7 @@ func (s *series) restore(ss seriesSnapshot, now time.Time) {
 	s.minutes.restore(ss.Minutes, now.Unix()/60)
 	s.hours.restore(ss.Hours, now.Unix()/3600)
 	s.lastSeen.Store(ss.LastSeen)
+	s.resetAt.Store(ss.ResetAt)
 }
 
 // dirty reports whether anything of the route changed since the last flush,

@@ -102,6 +102,7 @@ type series struct {
 	hours    *ring
 	lastSeen atomic.Int64 // unix seconds of the latest event
 	dirty    atomic.Bool  // changed since the last flush
+	resetAt  atomic.Int64 // when the evidence was last reset, in Unix nanoseconds (0: never)
 }
 
 func newSeries(hours int) *series {
@@ -159,6 +160,12 @@ func oldSideFailed(ev *ReadEvent) bool {
 }
 
 func (s *series) write(ev *WriteEvent, at time.Time) {
+	if !ev.Recorded.IsZero() && ev.Recorded.UnixNano() < s.resetAt.Load() {
+		// Its first attempt was counted before the reset, or not at all:
+		// its retry landing now would be counted against attempts it is
+		// not among (an eventual rate over 1).
+		return
+	}
 	c := writeCounter(ev.Outcome)
 	s.total[c].Add(1)
 	s.addSlots(at, c)
@@ -247,7 +254,8 @@ func (s *series) counts() (out [numCounters]int64) {
 	return out
 }
 
-func (s *series) reset() {
+func (s *series) reset(at time.Time) {
+	s.resetAt.Store(at.UnixNano())
 	for i := range s.total {
 		s.total[i].Store(0)
 		s.writeCmp[i].Store(0)

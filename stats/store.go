@@ -339,9 +339,10 @@ func (s *Store) Reset(routeName string) {
 	if r == nil {
 		return
 	}
-	r.all.reset()
+	now := s.now()
+	r.all.reset(now)
 	for _, o := range *r.overrides.Load() {
-		o.reset()
+		o.reset(now)
 	}
 	r.mu.Lock()
 	r.groups = map[string]*Group{}

@@ -316,6 +316,43 @@ func TestReasonsPastTheBoundStayReadOrWrite(t *testing.T) {
 	}
 }
 
+// A reset starts the evidence over for writes too: the retries of writes
+// recorded before it that land after it are not counted against the
+// attempts made since (eventual_rate was 4 after a reset, three such
+// retries over one new write), across a restart too.
+func TestWritesRecordedBeforeAResetStayOutOfItsEvidence(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	s := open(t, dir, c)
+	before := c.Now()
+	for range 3 {
+		s.Write(stats.WriteEvent{Route: "user", Outcome: stats.WriteFailed, Recorded: before})
+	}
+	c.Add(time.Minute)
+	s.Reset("user")
+	c.Add(time.Minute)
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, c)
+	for range 3 {
+		s.Write(stats.WriteEvent{Route: "user", Outcome: stats.WriteRetriedOK, Recorded: before})
+	}
+	s.Write(stats.WriteEvent{Route: "user", Outcome: stats.WriteOK, Recorded: c.Now()})
+	s.Write(stats.WriteEvent{Route: "user", Outcome: stats.WriteOK}) // recorded when, unknown: counted
+	w := one(t, s, userRoute).Writes
+	if w.SecondaryAttempted != 2 || w.RetriedOK != 0 || w.EventualRate == nil || *w.EventualRate != 1 {
+		t.Errorf("writes after the reset: %+v (eventual rate %v), want the two recorded since it", w, deref(w.EventualRate))
+	}
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
 // Every reason the compare engine can give has a counter of its own.
 func TestEveryCompareReasonIsKnown(t *testing.T) {
 	s := stats.New()
