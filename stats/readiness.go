@@ -142,15 +142,16 @@ func judge(ev evidence, th rules.Readiness) Ready {
 		lb := WilsonLower(ev.matched, n)
 		c.Value, c.Bound = f(float64(ev.matched)/float64(n)), f(lb)
 		c.Pass = lb >= th.MatchRate
-		errs := ""
+		over := fmt.Sprintf("%d comparisons", ev.compared)
 		if ev.newErrors > 0 {
-			errs = fmt.Sprintf(" and %d new-side errors", ev.newErrors)
+			// Counted as reads new got wrong: n is both.
+			over = fmt.Sprintf("%d reads (%d compared, %d new-side errors)", n, ev.compared, ev.newErrors)
 		}
 		if c.Pass {
 			c.Detail = fmt.Sprintf("match rate %s (lower bound %s) meets %s", pct(*c.Value), pct(lb), pct(th.MatchRate))
 		} else {
 			c.More = moreNeeded(ev.matched, n, th.MatchRate)
-			c.Detail = fmt.Sprintf("match rate %s, lower bound %s < %s over %d comparisons%s", pct(*c.Value), pct(lb), pct(th.MatchRate), n, errs)
+			c.Detail = fmt.Sprintf("match rate %s, lower bound %s < %s over %s", pct(*c.Value), pct(lb), pct(th.MatchRate), over)
 			if c.More > 0 {
 				c.Detail += fmt.Sprintf(" (%d more matches in a row needed)", c.More)
 			}

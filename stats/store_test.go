@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,6 +205,24 @@ func TestWilsonLower(t *testing.T) {
 		if got := stats.WilsonLower(tc.k, tc.n); math.Abs(got-tc.want) > 1e-12 {
 			t.Errorf("WilsonLower(%d, %d) = %v, want %v", tc.k, tc.n, got, tc.want)
 		}
+	}
+}
+
+// The match rate's reason counts what it judges: with new-side errors,
+// the reads it is over are the comparisons and those errors, each named.
+func TestTheMatchRateReasonCountsWhatItJudges(t *testing.T) {
+	s := open(t, "", newClock())
+	ri := userRoute
+	ri.Readiness = rules.Readiness{MinSamples: 10, MatchRate: 0.999}
+	for range 135 {
+		s.Read(match("user"))
+	}
+	for range 5 {
+		s.Read(stats.ReadEvent{Route: "user", Outcome: stats.Error, Reason: stats.ReasonSecondaryFailed, Primary: "old"})
+	}
+	r := one(t, s, ri).Ready
+	if len(r.Reasons) == 0 || !strings.Contains(r.Reasons[0], "over 140 reads (135 compared, 5 new-side errors)") {
+		t.Errorf("reasons = %q, want the match rate over 140 reads, 135 of them compared", r.Reasons)
 	}
 }
 
