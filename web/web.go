@@ -42,7 +42,8 @@ type RulesStatus struct {
 	// in force), LastErrorAt its time; empty after a good reload.
 	LastError   string     `json:"last_error"`
 	LastErrorAt *time.Time `json:"last_error_at"`
-	// Reloads counts reloads by outcome ("ok", "failed").
+	// Reloads counts reloads by outcome, as cutover_rules_reload_total
+	// names them ("ok", "error"; "failed" is error's earlier name).
 	Reloads map[string]int64 `json:"reloads"`
 	Routes  []RuleRoute      `json:"routes"`
 	// Rules are the compare rules with the number of times each forgave a

@@ -115,7 +115,9 @@ func (r rulesStatus) RulesStatus() web.RulesStatus {
 		Source:    st.Source,
 		LoadedAt:  st.Loaded,
 		LastError: st.LastError,
-		Reloads:   map[string]int64{"ok": r.in.reloads.ok.Load(), "failed": r.in.reloads.failed.Load()},
+		// By the outcomes of cutover_rules_reload_total; "failed" is
+		// error's earlier name here, kept for the scripts that read it.
+		Reloads: map[string]int64{"ok": r.in.reloads.ok.Load(), "error": r.in.reloads.failed.Load(), "failed": r.in.reloads.failed.Load()},
 	}
 	if st.LastError != "" {
 		out.LastErrorAt = r.in.reloads.lastError.Load()

@@ -280,10 +280,12 @@ func TestSIGHUPReloadsAndABadFileKeepsTheRules(t *testing.T) {
 		res.Body.Close()
 		return res.Header.Get("X-Served-By")
 	}
+	var reloads map[string]int64
 	rulesStatus := func() (version, lastError string) {
 		var st struct {
-			Version   string `json:"version"`
-			LastError string `json:"last_error"`
+			Version   string           `json:"version"`
+			LastError string           `json:"last_error"`
+			Reloads   map[string]int64 `json:"reloads"`
 		}
 		res, err := http.Get("http://" + p.admin + "/api/v1/rules")
 		if err != nil {
@@ -291,6 +293,7 @@ func TestSIGHUPReloadsAndABadFileKeepsTheRules(t *testing.T) {
 		}
 		defer res.Body.Close()
 		json.NewDecoder(res.Body).Decode(&st)
+		reloads = st.Reloads
 		return st.Version, st.LastError
 	}
 	v0, _ := rulesStatus()
@@ -306,6 +309,10 @@ func TestSIGHUPReloadsAndABadFileKeepsTheRules(t *testing.T) {
 	}
 	if m := get(t, "http://"+p.admin+"/metrics"); !strings.Contains(m, `cutover_rules_reload_total{outcome="error"} 1`) {
 		t.Errorf("the refused reload is not counted:\n%s", grepLines(m, "reload"))
+	}
+	// The API names it as the metric does (and by its earlier name).
+	if reloads["error"] != 1 || reloads["failed"] != 1 {
+		t.Errorf("the API's reloads = %v, want the refused one as error (and failed)", reloads)
 	}
 
 	os.WriteFile(path, []byte(cfg("cutover")), 0o600)

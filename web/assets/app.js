@@ -524,7 +524,7 @@
     const st = await getJSON('api/v1/rules');
     const parts = [el('h1', {}, 'Rules'), el('div', { class: 'summary' },
       tile('version', st.version || '–', { id: 'rules-version' }), tile('file', st.source || '–'), tile('loaded', when(st.loaded_at)),
-      tile('reloads ok / failed', num(st.reloads.ok || 0) + ' / ' + num(st.reloads.failed || 0)))];
+      tile('reloads ok / refused', num(st.reloads.ok || 0) + ' / ' + num(st.reloads.error || 0)))];
     if (st.last_error) parts.push(el('div', { class: 'card' }, el('strong', { class: 'error' }, 'Last reload failed ' + when(st.last_error_at) + '; the rules above stay in force.'), el('pre', { class: 'rule', id: 'rules-last-error' }, st.last_error)));
     parts.push(el('h2', {}, 'Routes'), st.routes.length ? el('table', {},
       el('thead', {}, el('tr', {}, ['Route', 'Match', 'Phase', 'Sample', 'Overrides'].map(h => el('th', {}, h)))),
