@@ -82,25 +82,43 @@ func (o *Options) rename(d, out *document, lim Limits) (hits, *failure) {
 }
 
 // destination finds (making objects on the way) the object and member name
-// that a singular path names, or nil when the way is blocked.
+// that a singular path names, or nil when the way is blocked; then the
+// objects it made are taken out again, so that old gains nothing that is
+// not in it (a missing member followed by an index made {} in old).
 func destination(root any, p *Path) (map[string]any, string) {
 	cur := root
 	segs := p.Segments
+	// made is the object where the first missing member was made: every
+	// object made after it is inside it.
+	var made map[string]any
+	var madeName string
+	blocked := func() (map[string]any, string) {
+		if made != nil {
+			delete(made, madeName)
+		}
+		return nil, ""
+	}
 	for i, s := range segs {
 		sel := s.Selectors[0]
 		if i == len(segs)-1 {
-			m, _ := cur.(map[string]any)
+			m, ok := cur.(map[string]any)
+			if !ok {
+				return blocked()
+			}
 			return m, sel.Name
 		}
 		switch x := cur.(type) {
 		case map[string]any:
 			if sel.Kind != SelectName {
-				return nil, ""
+				return blocked()
 			}
 			next, ok := x[sel.Name]
 			if !ok {
 				next = map[string]any{}
 				x[sel.Name] = next
+				if made == nil {
+					made, madeName = x, sel.Name
+				}
 			}
 			cur = next
 		case []any:
@@ -109,11 +127,11 @@ func destination(root any, p *Path) (map[string]any, string) {
 				j += len(x)
 			}
 			if sel.Kind != SelectIndex || j < 0 || j >= len(x) {
-				return nil, ""
+				return blocked()
 			}
 			cur = x[j]
 		default:
-			return nil, ""
+			return blocked()
 		}
 	}
 	return nil, ""

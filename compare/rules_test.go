@@ -124,6 +124,10 @@ func TestRuleVerdicts(t *testing.T) {
 			old: `{"user_name":"ann","user":{"id":1}}`, new: `{"user":{"id":1,"name":"ann"}}`, want: Match, hits: "0×1"},
 		{name: "rename makes objects", rules: []Rule{{Kind: RuleRename, Path: testPath("$.city"), ToPath: testPath("$.address.city")}},
 			old: `{"city":"Oslo"}`, new: `{"address":{"city":"Oslo"}}`, want: Match, hits: "0×1"},
+		// Blocked on the way (an index into a member old lacks): skipped,
+		// and old gains none of the objects made before the block.
+		{name: "rename blocked makes nothing", rules: []Rule{{Kind: RuleRename, Path: testPath("$.user_name"), ToPath: testPath("$.p.items[0].name")}},
+			old: `{"user_name":"x"}`, new: `{"user_name":"x"}`, want: Match},
 
 		{name: "absent equals null", rules: []Rule{kind(RuleAbsentEqualsNull, "")},
 			old: `{"a":null,"b":{"c":1}}`, new: `{"b":{"c":1,"d":null}}`, want: Match, hits: "0×2"},
