@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -92,8 +94,13 @@ func (r *redactor) target(t string) string { return rules.RedactQuery(t, r.query
 func (r *redactor) value(v string) string {
 	m := hmac.New(sha256.New, r.key)
 	m.Write([]byte(v))
-	return "[redacted " + hex.EncodeToString(m.Sum(nil)[:4]) + "]"
+	return redactedMark + hex.EncodeToString(m.Sum(nil)[:4]) + "]"
 }
+
+// redactedMark begins every redacted value.
+const redactedMark = "[redacted "
+
+var errTrailingData = errors.New("data after the JSON document")
 
 // header returns a redacted copy of h.
 func (r *redactor) header(h http.Header) http.Header {
@@ -121,6 +128,9 @@ type redactedBody struct {
 	text   []byte
 	tree   any
 	places []spec.NormalizedPath
+	// secrets are the texts of the values redacted at places (a string's
+	// content too), for diffs whose path does not say they hold one.
+	secrets []string
 	// withheld is set when paths are configured but the body could not be
 	// parsed, so redaction could not be applied: the body is not kept.
 	withheld bool
@@ -143,19 +153,41 @@ func (r *redactor) body(b []byte) redactedBody {
 	if len(places) == 0 {
 		return redactedBody{text: b, tree: tree}
 	}
+	var secrets []string
+	keep := func(s string) {
+		if len(s) >= minSecret {
+			secrets = append(secrets, s)
+		}
+	}
 	for _, np := range places {
-		tree = replaceAt(tree, np, func(v any) any { return r.value(compact(v)) })
+		tree = replaceAt(tree, np, func(v any) any {
+			c := compact(v)
+			keep(c)
+			if s, ok := v.(string); ok {
+				keep(s)
+				keep(strings.Trim(c, `"`)) // as escaped in JSON text
+			}
+			return r.value(c)
+		})
 	}
 	text, err := json.Marshal(tree)
 	if err != nil {
 		return redactedBody{withheld: true}
 	}
-	return redactedBody{text: text, tree: tree, places: places}
+	return redactedBody{text: text, tree: tree, places: places, secrets: secrets}
 }
+
+// minSecret is the shortest redacted value looked for in a difference's
+// text: a shorter one (true, 42) would redact most differences.
+const minSecret = 4
 
 // diffs redacts the values of differences that touch a redacted place: a
 // header in the list, a redacted path, or an ancestor of one (whose value
-// text contains the secret; it is replaced by the redacted subtree).
+// text contains the secret), and of any difference whose text holds a
+// value redacted in either body. A difference's path is in new's terms
+// (after renames) and, in an unordered array, at old's index: its path
+// alone does not always say. A redacted value is the keyed hash of the
+// difference's own text, so old and new still show whether they differ.
 func (r *redactor) diffs(ds []compare.Difference, old, new redactedBody) []compare.Difference {
 	out := make([]compare.Difference, len(ds))
 	for i, d := range ds {
@@ -164,6 +196,10 @@ func (r *redactor) diffs(ds []compare.Difference, old, new redactedBody) []compa
 				d.Old, d.New = r.maybe(d.Old), r.maybe(d.New)
 			}
 			out[i] = d
+			continue
+		}
+		if d.Path == "status" {
+			out[i] = d // status codes, not a body's values
 			continue
 		}
 		if old.withheld || new.withheld {
@@ -183,28 +219,48 @@ func (r *redactor) diffs(ds []compare.Difference, old, new redactedBody) []compa
 			continue
 		}
 		if touches(np, old.places) || touches(np, new.places) {
-			d.Old = r.side(d.Old, np, old)
-			d.New = r.side(d.New, np, new)
+			d.Old, d.New = r.jsonValue(d.Old), r.jsonValue(d.New)
+		}
+		if holdsSecret(d.Old, old, new) {
+			d.Old = r.jsonValue(d.Old)
+		}
+		if holdsSecret(d.New, old, new) {
+			d.New = r.jsonValue(d.New)
 		}
 		out[i] = d
 	}
 	return out
 }
 
+// holdsSecret reports whether a difference's text holds a value redacted
+// in either body.
+func holdsSecret(v string, bodies ...redactedBody) bool {
+	if v == "" || strings.HasPrefix(v, `"`+redactedMark) {
+		return false
+	}
+	for _, b := range bodies {
+		for _, s := range b.secrets {
+			if strings.Contains(v, s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// jsonValue redacts a difference's JSON text as the body shows a redacted
+// value: a JSON string holding the keyed hash of the value's text (the
+// same mark as in the body when the texts are the same).
+func (r *redactor) jsonValue(v string) string {
+	if v == "" || strings.HasPrefix(v, `"`+redactedMark) {
+		return v
+	}
+	return compact(r.value(v))
+}
+
 func (r *redactor) maybe(v string) string {
 	if v == "" {
 		return ""
-	}
-	return r.value(v)
-}
-
-// side returns the redacted text of the value at np in one body.
-func (r *redactor) side(v string, np spec.NormalizedPath, b redactedBody) string {
-	if v == "" {
-		return ""
-	}
-	if node, ok := lookup(b.tree, np); ok {
-		return compact(node)
 	}
 	return r.value(v)
 }
@@ -231,12 +287,17 @@ func isPrefix(a, b spec.NormalizedPath) bool {
 	return true
 }
 
+// decodeJSON decodes one JSON document; anything after it is an error, so
+// that a body with a second document is withheld, not kept as it came.
 func decodeJSON(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errTrailingData
 	}
 	return v, nil
 }
