@@ -90,6 +90,11 @@ func (p *Proxy) bufferBody(w http.ResponseWriter, in *http.Request, ex *exchange
 	}
 	rest := in.Body
 	in.TransferEncoding = nil
+	// Reading the body told the client to go on (net/http answers its
+	// Expect: 100-continue as the handler reads): the backends get the body
+	// with the request, not an Expect of their own, whose 100 the client
+	// would get a second time.
+	in.Header.Del("Expect")
 	if !more {
 		ex.body = body
 		in.ContentLength = int64(len(body))

@@ -288,6 +288,10 @@ func exchangeFrom(ctx context.Context) *exchange {
 
 // exchange is the state of one client request as it crosses the gateway.
 type exchange struct {
+	// w is the client's ResponseWriter, and guard the primary's body as
+	// ReverseProxy copies it to w (modifyResponse).
+	w        http.ResponseWriter
+	guard    flushOnError
 	route    *rules.Route
 	params   rules.Params
 	override string
@@ -360,7 +364,7 @@ func (ex *exchange) overrideName(o *rules.Override) {
 // ServeHTTP proxies one request. The client always gets the primary's answer.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	set := p.rules.Current()
-	ex := &exchange{start: p.now(), now: p.now, method: r.Method, requestURI: r.RequestURI}
+	ex := &exchange{w: w, start: p.now(), now: p.now, method: r.Method, requestURI: r.RequestURI}
 	ex.route, ex.params = set.Match(r.Method, matchPath(r.URL), ex.paramBuf[:0])
 	var ov *rules.Override
 	ex.phase, ov = ex.route.PhaseFor(r, ex.params)
@@ -424,6 +428,18 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	ex.status = res.StatusCode
 	ex.header = res.Header
 	p.metrics.upstream(ex.route.Name, ex.primary, true, ex.primaryTime)
+	// The client gets the primary's header and nothing else: net/http adds
+	// a Content-Type it sniffs from the body, and a Date, to an answer
+	// without them unless they are there and nil.
+	h := ex.w.Header()
+	if _, ok := res.Header["Content-Type"]; !ok {
+		h["Content-Type"] = nil
+	}
+	if _, ok := res.Header["Date"]; !ok {
+		h["Date"] = nil
+	}
+	ex.guard = flushOnError{rc: res.Body, w: ex.w}
+	res.Body = &ex.guard
 	if ex.shadow != nil || ex.write != nil {
 		ex.capture = newCapture(res.Body, p.shadowCfg.MaxBody, p.buffers.forBody(res.ContentLength, p.shadowCfg.MaxBody))
 		res.Body = ex.capture

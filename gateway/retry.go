@@ -132,7 +132,9 @@ func (h *delayHeap) Pop() any {
 
 // attemptWrite sends one queued write to its secondary through the breaker.
 func (p *Proxy) attemptWrite(r *record, body []byte) answer {
-	u, err := url.Parse(r.URL)
+	// As a request target: a '#' the client sent in the query stays in it
+	// (url.Parse would take it and what follows for a fragment).
+	u, err := url.ParseRequestURI(r.URL)
 	if err != nil {
 		return answer{err: fmt.Errorf("queued URL: %w", err), reason: stats.ReasonSecondaryFailed}
 	}

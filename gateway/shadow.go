@@ -59,13 +59,14 @@ func primaryAnswer(ex *exchange) answer {
 // takePrimaryAnswer returns the primary's answer and lets go of what only
 // led to it. The timer's trace is chained to ReverseProxy's own (httptrace
 // composes them), whose 1xx hook holds the client's ResponseWriter, and
-// through it the inbound request and its contexts; the capture holds the
-// primary's response body. A shadowed read may wait on the secondary for
+// through it the inbound request and its contexts, as w does; the capture
+// and the guard hold the primary's response body. A shadowed read may wait on the secondary for
 // its whole timeout, and every collection marks what each read in flight
 // keeps (TestAShadowedReadWaitingOnTheSecondaryKeepsLittle).
 func (ex *exchange) takePrimaryAnswer() answer {
 	a := primaryAnswer(ex)
 	ex.capture, ex.timer = nil, nil
+	ex.w, ex.guard = nil, flushOnError{}
 	return a
 }
 
