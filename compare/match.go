@@ -209,7 +209,8 @@ type decoded struct {
 }
 
 // pure decodes node n the way encoding/json decodes into any with
-// UseNumber, for filters and for rewriting old under rename rules.
+// UseNumber, for filters and for rewriting old under rename rules; a
+// number a filter could not compare exactly is a bigNumber.
 func (d *document) pure(n int32) any {
 	nd := &d.nodes[n]
 	switch nd.kind {
@@ -220,7 +221,11 @@ func (d *document) pure(n int32) any {
 	case kTrue:
 		return true
 	case kNumber:
-		return json.Number(d.raw(n))
+		raw := d.raw(n)
+		if !FloatExact(raw) {
+			return bigNumber(raw)
+		}
+		return json.Number(raw)
 	case kString:
 		return d.text(n)
 	case kArray:

@@ -26,6 +26,28 @@ type decimal struct {
 
 func (d *decimal) zero() bool { return len(d.a)+len(d.b) == 0 }
 
+// FloatExact reports whether a JSON number has at most 15 significant
+// digits and lies within float64's normal range. Such numbers map to
+// distinct float64 values in their order, so a JSONPath filter, which
+// compares numbers as float64, compares them exactly; 9007199254740993
+// and 9007199254740992 would be one float64.
+func FloatExact(num []byte) bool {
+	d := parseDecimal(num)
+	switch {
+	case d.bigExp != nil:
+		return false
+	case d.zero():
+		return true
+	}
+	return d.digits() <= 15 && d.exp >= -306 && d.exp <= 308
+}
+
+// bigNumber is a number a filter could not compare exactly (FloatExact):
+// filters get it as this type, which JSONPath compares with no number, so
+// no filter selects it by comparing it (!= does). Another bigNumber of the
+// same text is equal to it.
+type bigNumber string
+
 func (d *decimal) digits() int { return len(d.a) + len(d.b) }
 
 func (d *decimal) digit(i int) byte {

@@ -149,6 +149,8 @@ func encode(dst []byte, v any) []byte {
 		return append(dst, "false"...)
 	case json.Number:
 		return append(dst, x...)
+	case bigNumber:
+		return append(dst, x...)
 	case string:
 		return appendJSONString(dst, x)
 	case []any:

@@ -18,6 +18,9 @@ func CompilePath(text string) (*compare.Path, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bad JSONPath %q: %s", shortText(text, 80), strings.TrimPrefix(err.Error(), "jsonpath: "))
 	}
+	if n, ok := inexactNumber(text); ok {
+		return nil, fmt.Errorf("JSONPath %q: the number %s has more than 15 significant digits or is beyond 1e±307: a filter compares numbers as 64-bit floats, which would take it for its neighbours (and %s for it); select the element another way, or drop the filter", shortText(text, 80), n, n)
+	}
 	p := &compare.Path{Text: text}
 	for _, seg := range jp.Query().Segments() {
 		var sels []compare.Selector
@@ -111,4 +114,37 @@ func shortText(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// inexactNumber returns the first number of a path's text, outside string
+// literals, that a filter cannot compare exactly (compare.FloatExact).
+func inexactNumber(text string) (string, bool) {
+	var quote byte
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case quote != 0 && c == '\\':
+			i++
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+		case c == '"' || c == '\'':
+			quote = c
+		case (c == '-' || c >= '0' && c <= '9') && (i == 0 || !nameByte(text[i-1])):
+			j := i + 1
+			for j < len(text) && (text[j] >= '0' && text[j] <= '9' || strings.IndexByte(".eE+-", text[j]) >= 0) {
+				j++
+			}
+			if n := text[i:j]; strings.ContainsAny(n, "0123456789") && !compare.FloatExact([]byte(strings.TrimPrefix(n, "-"))) {
+				return n, true
+			}
+			i = j - 1
+		}
+	}
+	return "", false
+}
+
+// nameByte reports whether c may continue a member name shorthand (@.a1).
+func nameByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
 }
