@@ -17,8 +17,8 @@ import (
 )
 
 // CompareConfig is a compare: section, in defaults or in a route. A route's
-// rules add to the defaults' (which come first) unless it says inherit:
-// false. README.md ("Comparison rules") describes every key with an example.
+// rules add to the defaults' (and come before them, so that a route's rule
+// wins where both reach a place) unless it says inherit: false. README.md ("Comparison rules") describes every key with an example.
 type CompareConfig struct {
 	// Inherit, in a route, set to false drops the defaults' rules.
 	Inherit *bool `yaml:"inherit"`
@@ -168,11 +168,14 @@ func (c *compiler) compare(path string, def, own *CompareConfig) *compare.Option
 	var rules []compare.Rule
 	var noise compare.NoiseThresholds
 	if def != nil {
+		// The route's rules come first: where a rule of one kind applies
+		// (tolerance, unordered, rename...), the first that reaches a
+		// place does, and a route's rule refines its defaults'.
+		rules = c.compareRules(path, "route", own, true)
 		if own.Inherit == nil || *own.Inherit {
-			rules = c.compareRules("$.defaults.compare", "defaults", def, false)
+			rules = append(rules, c.compareRules("$.defaults.compare", "defaults", def, false)...)
 			noise = c.noise("$.defaults.compare.noise", def.Noise, false)
 		}
-		rules = append(rules, c.compareRules(path, "route", own, true)...)
 		if own.Noise != nil {
 			noise = c.noise(path+".noise", own.Noise, true)
 		}

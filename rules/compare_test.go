@@ -83,12 +83,9 @@ func TestRuleDescriptions(t *testing.T) {
 	for _, r := range set.Route("users").Compare.Rules() {
 		got = append(got, r.String())
 	}
+	// The route's first: a route's rule wins where a default's of the same
+	// kind reaches the same place.
 	want := []string{
-		"defaults: ignore $.meta.request_id",
-		"defaults: ignore $..updated_at",
-		"defaults: ignore_headers Date",
-		"defaults: ignore_headers X-Request-Id",
-		"defaults: compare_headers Content-Type",
 		"route: unordered $.roles",
 		"route: unordered $.addresses by kind",
 		"route: tolerance $..balance absolute 0.01",
@@ -102,13 +99,18 @@ func TestRuleDescriptions(t *testing.T) {
 		"route: absent_equals_empty_array $.tags",
 		"route: absent_equals_empty_object $.prefs",
 		"route: subset $.links.*",
+		"defaults: ignore $.meta.request_id",
+		"defaults: ignore $..updated_at",
+		"defaults: ignore_headers Date",
+		"defaults: ignore_headers X-Request-Id",
+		"defaults: compare_headers Content-Type",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	r := set.Route("users").Compare.Compare(answer(`{"updated_at":1,"roles":["a","b"]}`), answer(`{"updated_at":2,"roles":["b","a"]}`))
-	if r.Outcome != compare.Match || len(r.Hits) != 2 || r.Hits[0] != (compare.Hit{Rule: 1, Count: 1}) || r.Hits[1] != (compare.Hit{Rule: 5, Count: 1}) {
-		t.Errorf("result %+v: want hits for rules 1 ($..updated_at) and 5 (unordered)", r)
+	if r.Outcome != compare.Match || len(r.Hits) != 2 || r.Hits[0] != (compare.Hit{Rule: 0, Count: 1}) || r.Hits[1] != (compare.Hit{Rule: 14, Count: 1}) {
+		t.Errorf("result %+v: want hits for rules 0 (unordered) and 14 ($..updated_at)", r)
 	}
 }
 
@@ -294,5 +296,24 @@ func TestFiltersNeverTakeOneBigNumberForAnother(t *testing.T) {
 	res := set.Route("r").Compare.Compare(compare.Response{Status: 200, Body: []byte(`{"more":[{"id":6,"x":1}]}`)}, compare.Response{Status: 200, Body: []byte(`{"more":[{"id":6,"x":2}]}`)})
 	if res.Outcome != compare.Match {
 		t.Errorf("id 6 > 5: %s %+v, want the ignore to apply", res.Outcome, res.Diffs)
+	}
+}
+
+// Where a route's rule and a default's of the same kind reach one place,
+// the route's applies (it refines the defaults); within one section, the
+// first in the file. Defaults came first, so a route could not loosen a
+// default tolerance or key an array the defaults made a multiset.
+func TestARouteRuleWinsOverTheDefaults(t *testing.T) {
+	set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+
+		"defaults:\n  compare:\n    tolerance: [{path: \"$..price\", absolute: 0.01}]\n    unordered: [\"$..items\"]\n"+
+		"routes:\n  - name: r\n    match: {path: \"/r\"}\n    compare:\n      tolerance: [{path: \"$.price\", absolute: 1}]\n      unordered: [{path: \"$.items\", by: id}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := set.Route("r").Compare.Compare(
+		compare.Response{Status: 200, Body: []byte(`{"price":10,"items":[{"id":1,"q":1},{"id":2,"q":2}]}`)},
+		compare.Response{Status: 200, Body: []byte(`{"price":10.5,"items":[{"id":2,"q":2},{"id":1,"q":5}]}`)})
+	if res.Outcome != compare.Mismatch || len(res.Diffs) != 1 || res.Diffs[0].Path != "$['items'][0]['q']" {
+		t.Errorf("%s %+v: want the price within the route's tolerance, and the items matched by id: one difference, at $['items'][0]['q']", res.Outcome, res.Diffs)
 	}
 }

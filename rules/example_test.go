@@ -45,9 +45,9 @@ routes:
 	}
 	// Output:
 	// match
-	// defaults: ignore $.meta.request_id
 	// route: unordered $.roles
 	// route: coerce $.id
+	// defaults: ignore $.meta.request_id
 }
 
 // Problems come with their place in the file and a hint.
