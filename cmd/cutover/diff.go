@@ -40,6 +40,10 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	if fs.Arg(0) == "-" && fs.Arg(1) == "-" {
+		fmt.Fprintln(stderr, "cutover diff: stdin can give one of the two answers, not both: name a file for the other")
+		return 2
+	}
 	opts, routeName, err := diffOptions(*config, *route, *maxDiffs)
 	if err != nil {
 		fmt.Fprintf(stderr, "cutover diff: %v\n", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,5 +87,14 @@ func TestDiffConfigFromEnvironment(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), `"route": "user"`) {
 		t.Errorf("CUTOVER_CONFIG and CUTOVER_ROUTE were not used:\n%s", stdout.String())
+	}
+}
+
+// Stdin gives one answer at most: "- -" compared whatever stdin held with
+// an empty body and reported a mismatch.
+func TestDiffRefusesStdinTwice(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run([]string{"diff", "-", "-"}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "not both") {
+		t.Errorf("diff - -: exit %d, %q; want 2 and the reason", code, stderr.String())
 	}
 }
