@@ -52,9 +52,20 @@ func CompilePath(text string) (*compare.Path, error) {
 // usesRoot reports whether a filter's text refers to the root ($) outside
 // string literals.
 func usesRoot(filter string) bool {
+	found := false
+	outsideStrings(filter, func(i int) int {
+		found = found || filter[i] == '$'
+		return i
+	})
+	return found
+}
+
+// outsideStrings calls f with the index of each byte of text outside its
+// string literals; f returns the index of the last byte it consumed.
+func outsideStrings(text string, f func(i int) int) {
 	var quote byte
-	for i := 0; i < len(filter); i++ {
-		c := filter[i]
+	for i := 0; i < len(text); i++ {
+		c := text[i]
 		switch {
 		case quote != 0 && c == '\\':
 			i++
@@ -63,11 +74,10 @@ func usesRoot(filter string) bool {
 		case quote != 0:
 		case c == '"' || c == '\'':
 			quote = c
-		case c == '$':
-			return true
+		default:
+			i = f(i)
 		}
 	}
-	return false
 }
 
 func endsWithName(p *compare.Path) bool {
@@ -119,29 +129,22 @@ func shortText(s string, n int) string {
 // inexactNumber returns the first number of a path's text, outside string
 // literals, that a filter cannot compare exactly (compare.FloatExact).
 func inexactNumber(text string) (string, bool) {
-	var quote byte
-	for i := 0; i < len(text); i++ {
+	var found string
+	outsideStrings(text, func(i int) int {
 		c := text[i]
-		switch {
-		case quote != 0 && c == '\\':
-			i++
-		case quote != 0 && c == quote:
-			quote = 0
-		case quote != 0:
-		case c == '"' || c == '\'':
-			quote = c
-		case (c == '-' || c >= '0' && c <= '9') && (i == 0 || !nameByte(text[i-1])):
-			j := i + 1
-			for j < len(text) && (text[j] >= '0' && text[j] <= '9' || strings.IndexByte(".eE+-", text[j]) >= 0) {
-				j++
-			}
-			if n := text[i:j]; strings.ContainsAny(n, "0123456789") && !compare.FloatExact([]byte(strings.TrimPrefix(n, "-"))) {
-				return n, true
-			}
-			i = j - 1
+		if found != "" || !(c == '-' || c >= '0' && c <= '9') || i > 0 && nameByte(text[i-1]) {
+			return i
 		}
-	}
-	return "", false
+		j := i + 1
+		for j < len(text) && (text[j] >= '0' && text[j] <= '9' || strings.IndexByte(".eE+-", text[j]) >= 0) {
+			j++
+		}
+		if n := text[i:j]; strings.ContainsAny(n, "0123456789") && !compare.FloatExact([]byte(strings.TrimPrefix(n, "-"))) {
+			found = n
+		}
+		return j - 1
+	})
+	return found, found != ""
 }
 
 // nameByte reports whether c may continue a member name shorthand (@.a1).
