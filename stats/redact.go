@@ -126,7 +126,6 @@ func (r *redactor) header(h http.Header) http.Header {
 // not JSON or no path is configured) and the places that were redacted.
 type redactedBody struct {
 	text   []byte
-	tree   any
 	places []spec.NormalizedPath
 	// secrets are the texts of the values redacted at places (a string's
 	// content too), for diffs whose path does not say they hold one.
@@ -151,7 +150,7 @@ func (r *redactor) body(b []byte) redactedBody {
 		}
 	}
 	if len(places) == 0 {
-		return redactedBody{text: b, tree: tree}
+		return redactedBody{text: b}
 	}
 	var secrets []string
 	keep := func(s string) {
@@ -174,7 +173,7 @@ func (r *redactor) body(b []byte) redactedBody {
 	if err != nil {
 		return redactedBody{withheld: true}
 	}
-	return redactedBody{text: text, tree: tree, places: places, secrets: secrets}
+	return redactedBody{text: text, places: places, secrets: secrets}
 }
 
 // minSecret is the shortest redacted value looked for in a difference's
@@ -328,30 +327,6 @@ func replaceAt(tree any, np spec.NormalizedPath, f func(any) any) any {
 		}
 	}
 	return tree
-}
-
-func lookup(tree any, np spec.NormalizedPath) (any, bool) {
-	for _, s := range np {
-		switch sel := s.(type) {
-		case spec.Name:
-			m, ok := tree.(map[string]any)
-			if !ok {
-				return nil, false
-			}
-			if tree, ok = m[string(sel)]; !ok {
-				return nil, false
-			}
-		case spec.Index:
-			a, ok := tree.([]any)
-			if !ok || int(sel) < 0 || int(sel) >= len(a) {
-				return nil, false
-			}
-			tree = a[sel]
-		default:
-			return nil, false
-		}
-	}
-	return tree, true
 }
 
 // parseNormalized reads an RFC 9535 normalized path ($['a'][0]).
