@@ -60,9 +60,10 @@ func primaryAnswer(ex *exchange) answer {
 // led to it. The timer's trace is chained to ReverseProxy's own (httptrace
 // composes them), whose 1xx hook holds the client's ResponseWriter, and
 // through it the inbound request and its contexts, as w does; the capture
-// and the guard hold the primary's response body. A shadowed read may wait on the secondary for
-// its whole timeout, and every collection marks what each read in flight
-// keeps (TestAShadowedReadWaitingOnTheSecondaryKeepsLittle).
+// and the guard hold the primary's response body. A shadowed read may wait
+// on the secondary for its whole timeout, and every collection marks what
+// each read in flight keeps
+// (TestAShadowedReadWaitingOnTheSecondaryKeepsLittle).
 func (ex *exchange) takePrimaryAnswer() answer {
 	a := primaryAnswer(ex)
 	ex.capture, ex.timer = nil, nil
