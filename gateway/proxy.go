@@ -77,6 +77,9 @@ type Proxy struct {
 	breakers  [2]*breaker
 	rp        *httputil.ReverseProxy
 	slots     chan struct{} // shadow work in flight; a full channel means busy
+	// inFlight counts the requests in ServeHTTP, against which shadow work
+	// in flight is bounded (lagging).
+	inFlight atomic.Int64
 	// recheckAfter re-reads a mismatch from both backends after a delay
 	// (queue.recheck_after; 0: never); rechecks bounds those waiting.
 	recheckAfter time.Duration
@@ -363,6 +366,8 @@ func (ex *exchange) overrideName(o *rules.Override) {
 
 // ServeHTTP proxies one request. The client always gets the primary's answer.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.inFlight.Add(1)
+	defer p.inFlight.Add(-1)
 	set := p.rules.Current()
 	ex := &exchange{w: w, start: p.now(), now: p.now, method: r.Method, requestURI: r.RequestURI}
 	ex.route, ex.params = set.Match(r.Method, matchPath(r.URL), ex.paramBuf[:0])
@@ -518,6 +523,8 @@ func (p *Proxy) planRead(ex *exchange, r *http.Request) {
 		ex.skip, ex.reason = stats.Pending, ""
 	case p.breakers[secondary].open():
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonBreakerOpen
+	case p.lagging():
+		ex.skip, ex.reason = stats.Skipped, stats.ReasonSecondarySlow
 	case !p.tryAcquire():
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonBusy
 	default:

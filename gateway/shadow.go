@@ -278,6 +278,23 @@ func (p *Proxy) tryAcquire() bool {
 	}
 }
 
+// lagging reports whether the shadow work in flight has reached
+// shadow.lag_factor times the client's requests in flight, and at least
+// rules.LagFloor. Reads wait on the secondary after their client is
+// answered, so a secondary much slower than the primary holds many more
+// of them than there are clients: each one a goroutine, a connection and
+// a kept answer, which the client's requests pay for in CPU and
+// collections on a busy machine. Past the bound reads are skipped as
+// secondary_slow, as a sample: the ones compared still count.
+func (p *Proxy) lagging() bool {
+	f := p.shadowCfg.LagFactor
+	if f == 0 {
+		return false
+	}
+	held := len(p.slots)
+	return held >= rules.LagFloor && int64(held) >= int64(f)*p.inFlight.Load()
+}
+
 // releaseSlot gives back a slot whose shadow work never began.
 func (p *Proxy) releaseSlot() { <-p.slots }
 

@@ -252,7 +252,8 @@ func TestCloseEndsTheReadsWaitingOnTheSecondary(t *testing.T) {
 // startBeforeASilentSecondary runs a gateway that shadows /users/{id} (route
 // users) from a plain old backend to one that never answers, whose timeout
 // is newTimeout. The old backend is not newBackend: that keeps every
-// request it sees.
+// request it sees. shadow.lag_factor is off: the tests hold more reads on
+// the secondary than the one client sending them would be allowed.
 func startBeforeASilentSecondary(t testing.TB, newTimeout string) (*gw, *silentBackend) {
 	t.Helper()
 	old := httptest.NewServer(jsonAnswer("old", userJSON))
@@ -261,6 +262,7 @@ func startBeforeASilentSecondary(t testing.TB, newTimeout string) (*gw, *silentB
 	g := startProxy(t, fmt.Sprintf(`backends:
   old: {url: %q, timeout: 2s}
   new: {url: %q, timeout: %s}
+shadow: {lag_factor: 0}
 routes:
   - name: users
     match: {path: "/users/{id}"}

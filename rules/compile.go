@@ -25,6 +25,14 @@ const (
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultShadowMaxBody     = 1 << 20
 	DefaultShadowWorkers     = 1024
+	// DefaultShadowLagFactor lets the shadow work in flight reach eight
+	// times the client's requests in flight (past LagFloor): a secondary
+	// up to about eight times slower than the primary has every read
+	// compared.
+	DefaultShadowLagFactor = 8
+	// LagFloor is the shadow work in flight that shadow.lag_factor never
+	// refuses, however few clients are waiting.
+	LagFloor                 = 128
 	DefaultMarkerHeader      = "X-Cutover-Shadow"
 	DefaultIdempotencyHeader = "Idempotency-Key"
 	// DefaultBreakerOpenFor is how long a tripped breaker refuses before it
@@ -229,6 +237,7 @@ func (c *compiler) shadow(sc ShadowConfig) Shadow {
 	s := Shadow{
 		MaxBody:           c.size("$.shadow.max_body", &sc.MaxBody, DefaultShadowMaxBody),
 		Workers:           sc.Workers,
+		LagFactor:         DefaultShadowLagFactor,
 		MarkerHeader:      or(sc.MarkerHeader, DefaultMarkerHeader),
 		IdempotencyHeader: or(sc.IdempotencyHeader, DefaultIdempotencyHeader),
 		WriteBuffer:       c.size("$.shadow.write_buffer", &sc.WriteBuffer, DefaultMaxRequestBody),
@@ -244,6 +253,12 @@ func (c *compiler) shadow(sc ShadowConfig) Shadow {
 	}
 	if s.Workers < 0 {
 		c.fail("$.shadow.workers", "use a positive number; 0 means the default", "workers must be positive, not %d", s.Workers)
+	}
+	if sc.LagFactor != nil {
+		s.LagFactor = *sc.LagFactor
+		if s.LagFactor < 0 {
+			c.fail("$.shadow.lag_factor", "use a positive number, 0 to turn the limit off, or leave it out for the default (8)", "lag_factor must not be negative, not %d", s.LagFactor)
+		}
 	}
 	return s
 }

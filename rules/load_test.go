@@ -182,6 +182,7 @@ func TestProblemsHavePositions(t *testing.T) {
 		{"missing backend", "backends:\n  old: {url: \"http://a\"}\n", "cfg.yaml:2:6: backend new needs a url"},
 		{"no backends at all", "listen: \"127.0.0.1:0\"\n", "cfg.yaml:1:1: backend old needs a url"},
 		{"breaker open for nothing", base + "shadow:\n  breaker_open_for: 0ms\n", "cfg.yaml:5:21: a breaker cannot be open for 0ms"},
+		{"negative lag factor", base + "shadow:\n  lag_factor: -1\n", "cfg.yaml:5:15: lag_factor must not be negative, not -1 (use a positive number, 0 to turn the limit off"},
 		{"sample", base + "defaults:\n  sample: 2\n", "cfg.yaml:5:11: sample 2 is not a share"},
 		// What serve could not start with, check and a reload refuse too.
 		{"admin open to others", base + "admin: {listen: \"0.0.0.0:9090\"}\n", `cfg.yaml:4:17: admin.listen "0.0.0.0:9090" is reachable from other hosts but admin.auth is not set`},
@@ -220,6 +221,7 @@ func TestNumbersAndSwitchesOfTheWrongKindAreRefused(t *testing.T) {
 		{"readiness:\n  min_samples: \"1000\"\n", `cfg.yaml:5:16: want a whole number, not the string "1000"`},
 		{"readiness:\n  unresolved_retries: 2.7\n", `cfg.yaml:5:23: want a whole number`},
 		{"shadow:\n  workers: 1.5\n", `cfg.yaml:5:12: want a whole number`},
+		{"shadow:\n  lag_factor: 2.5\n", `cfg.yaml:5:15: want a whole number`},
 		{"queue:\n  max_attempts: '5'\n", `cfg.yaml:5:17: want a whole number`},
 		{"readiness:\n  match_rate: \"0.5\"\n", `cfg.yaml:5:15: want a number, not the string "0.5"`},
 		{"readiness:\n  p99_latency_increase: \"0.3\"\n", `cfg.yaml:5:25: want a number`},
@@ -374,5 +376,25 @@ func TestListenAddressesAsNetListenTakesThem(t *testing.T) {
 	_, err := rules.Parse("cfg.yaml", strings.NewReader("admin: {listen: \"${CUTOVER_TEST_UNSET_ADMIN}\"}\n"+backends))
 	if err == nil || strings.Contains(err.Error(), "not an address") || strings.Contains(err.Error(), "reachable from other hosts") {
 		t.Errorf("an unset variable: %v, want it reported as unset only", err)
+	}
+}
+
+// shadow.lag_factor left out is the default; 0 is kept, as the way to turn
+// the bound off, not read as "the default" as shadow.workers' 0 is.
+func TestLagFactorZeroIsOffNotTheDefault(t *testing.T) {
+	for src, want := range map[string]int{
+		"":                             rules.DefaultShadowLagFactor,
+		"shadow: {lag_factor: null}\n": rules.DefaultShadowLagFactor,
+		"shadow: {lag_factor: 0}\n":    0,
+		"shadow: {lag_factor: 3}\n":    3,
+		"shadow: {workers: 0}\n":       rules.DefaultShadowLagFactor,
+	} {
+		set, err := rules.Parse("cfg.yaml", strings.NewReader(base+src))
+		if err != nil {
+			t.Fatalf("%q: %v", src, err)
+		}
+		if set.Shadow.LagFactor != want {
+			t.Errorf("%q: lag_factor %d, want %d", src, set.Shadow.LagFactor, want)
+		}
 	}
 }

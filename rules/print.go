@@ -63,7 +63,7 @@ func (s *Set) Print(w io.Writer) error {
 			"shutdown_timeout": s.Server.ShutdownTimeout.String(), "drain_delay": s.Server.DrainDelay.String(),
 			"trusted_proxies": fmt.Sprint(s.Server.TrustedProxies),
 		},
-		"shadow": map[string]any{"max_body": s.Shadow.MaxBody, "workers": s.Shadow.Workers, "marker_header": s.Shadow.MarkerHeader,
+		"shadow": map[string]any{"max_body": s.Shadow.MaxBody, "workers": s.Shadow.Workers, "lag_factor": s.Shadow.LagFactor, "marker_header": s.Shadow.MarkerHeader,
 			"idempotency_header": s.Shadow.IdempotencyHeader, "write_buffer": s.Shadow.WriteBuffer, "breaker_open_for": s.Shadow.BreakerOpenFor.String()},
 		"queue": map[string]any{"max_attempts": s.Queue.MaxAttempts, "max_age": s.Queue.MaxAge.String(), "base_backoff": s.Queue.BaseBackoff.String(),
 			"max_backoff": s.Queue.MaxBackoff.String(), "workers": s.Queue.Workers, "recheck_after": s.Queue.RecheckAfter.String()},

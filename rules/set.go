@@ -94,6 +94,7 @@ type Server struct {
 type Shadow struct {
 	MaxBody           int64
 	Workers           int
+	LagFactor         int // 0: off
 	MarkerHeader      string
 	IdempotencyHeader string
 	WriteBuffer       int64

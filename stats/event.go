@@ -27,17 +27,18 @@ const (
 // Reasons for Skipped and Error. The set is fixed: reasons are metric label
 // values.
 const (
-	ReasonPhase       = "phase"        // skipped: the phase does not compare reads
-	ReasonSampledOut  = "sampled_out"  // skipped: not in the route's sample
-	ReasonTooLarge    = "too_large"    // skipped: an answer exceeded shadow.max_body
-	ReasonBusy        = "busy"         // skipped: every shadow worker was busy
-	ReasonQueued      = "queued"       // skipped (a write's answers): its copy waits in the queue behind earlier writes of its resource
-	ReasonBreakerOpen = "breaker_open" // skipped: the secondary's breaker is open
-	ReasonClientGone  = "client_gone"  // skipped: the client went away before its answer was written
-	ReasonRefused     = "refused"      // skipped: the gateway refused the request before any backend saw it
-	ReasonShutdown    = "shutdown"     // skipped: the gateway stopped before the comparison ran
-	ReasonUpgrade     = "upgrade"      // skipped: a protocol switch (WebSocket) cannot be shadowed
-	ReasonNoise       = "noise"        // match: every difference also showed between old and backends.noise
+	ReasonPhase         = "phase"          // skipped: the phase does not compare reads
+	ReasonSampledOut    = "sampled_out"    // skipped: not in the route's sample
+	ReasonTooLarge      = "too_large"      // skipped: an answer exceeded shadow.max_body
+	ReasonBusy          = "busy"           // skipped: every shadow worker was busy
+	ReasonSecondarySlow = "secondary_slow" // skipped: shadow work in flight had reached shadow.lag_factor times the client's requests
+	ReasonQueued        = "queued"         // skipped (a write's answers): its copy waits in the queue behind earlier writes of its resource
+	ReasonBreakerOpen   = "breaker_open"   // skipped: the secondary's breaker is open
+	ReasonClientGone    = "client_gone"    // skipped: the client went away before its answer was written
+	ReasonRefused       = "refused"        // skipped: the gateway refused the request before any backend saw it
+	ReasonShutdown      = "shutdown"       // skipped: the gateway stopped before the comparison ran
+	ReasonUpgrade       = "upgrade"        // skipped: a protocol switch (WebSocket) cannot be shadowed
+	ReasonNoise         = "noise"          // match: every difference also showed between old and backends.noise
 
 	ReasonPrimaryFailed   = "primary_failed"   // error: no answer from the primary
 	ReasonSecondaryFailed = "secondary_failed" // error: no answer from the secondary

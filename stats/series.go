@@ -38,6 +38,7 @@ var knownReasons = [...]struct {
 	{Error, compare.ReasonInconsistent},
 	{Skipped, ReasonUpgrade},
 	{Match, ReasonNoise},
+	{Skipped, ReasonSecondarySlow},
 }
 
 // maxOtherReasons bounds the distinct unexpected reasons kept per series;

@@ -1,0 +1,109 @@
+package gateway_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cutover/cutover/rules"
+)
+
+// lagConfig has a compared route, items, whose secondary is held by the
+// test, and a route that compares nothing, held, whose requests keep
+// clients in flight. The secondary's timeout outlasts any test run.
+func lagConfig(old, new *backend, shadow string) string {
+	return fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 60s}
+  new: {url: %q, timeout: 60s}
+%sroutes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: shadow-read
+  - name: held
+    match: {path: "/held/{id}"}
+    phase: prepare
+`, old.srv.URL, new.srv.URL, shadow)
+}
+
+func TestReadsWaitingOnASlowSecondaryAreBoundedByTheClientsInFlight(t *testing.T) {
+	secondary, clients := newGate(t), newGate(t)
+	var arrived atomic.Int64 // held requests at the primary
+	old := newBackend(t, "old", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/held/") {
+			arrived.Add(1)
+			clients.wait()
+		}
+		jsonAnswer("old", userJSON)(w, r)
+	})
+	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
+		secondary.wait()
+		jsonAnswer("new", userJSON)(w, r)
+	})
+	g := startProxy(t, lagConfig(old, new, ""), t.TempDir())
+	// Released before the gateway's Close waits for the shadow work.
+	t.Cleanup(secondary.release)
+	t.Cleanup(clients.release)
+	sent := 0
+	read := func(n int) {
+		for range n {
+			sent++
+			if res, _ := g.do("GET", fmt.Sprintf("/items/%d", sent), ""); res.StatusCode != http.StatusOK {
+				t.Fatalf("a read got %d", res.StatusCode)
+			}
+		}
+	}
+
+	// One client at a time: the floor holds, whatever the factor.
+	read(rules.LagFloor + 2)
+	// With 20 more clients waiting on the primary, 21 in flight, the bound
+	// is 8 × 21 = 168 reads.
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() { g.do("GET", fmt.Sprintf("/held/%d", i), "") })
+	}
+	eventually(t, "20 clients at the primary", func() bool { return arrived.Load() == 20 })
+	read(168 - rules.LagFloor + 5)
+	clients.release()
+	wg.Wait()
+
+	// The skipped reads are recorded with their answer; the compared ones
+	// once the secondary answers, which it has not yet.
+	eventually(t, "the skipped reads' outcomes", func() bool { return total(g.route("items")) >= 7 })
+	if v := g.route("items"); v.Reads.Reasons["skipped/secondary_slow"] != 7 {
+		t.Errorf("want 7 reads skipped as secondary_slow (2 past the floor, 5 past 8 × 21 clients): %+v", v.Reads)
+	}
+	secondary.release()
+	eventually(t, "every read's outcome", func() bool { return total(g.route("items")) == int64(sent) })
+	if v := g.route("items"); v.Reads.Matched != 168 {
+		t.Errorf("want the 168 reads within the bound compared: %+v", v.Reads)
+	}
+	if n := new.count(); n != 168 {
+		t.Errorf("the secondary got %d reads, want 168: a skipped read sends nothing", n)
+	}
+}
+
+func TestLagFactorZeroLeavesOnlyTheWorkers(t *testing.T) {
+	secondary := newGate(t)
+	old := newBackend(t, "old", jsonAnswer("old", userJSON))
+	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
+		secondary.wait()
+		jsonAnswer("new", userJSON)(w, r)
+	})
+	g := startProxy(t, lagConfig(old, new, "shadow: {workers: 200, lag_factor: 0}\n"), t.TempDir())
+	t.Cleanup(secondary.release)
+	for i := range 201 {
+		g.do("GET", fmt.Sprintf("/items/%d", i), "")
+	}
+	eventually(t, "the skipped read's outcome", func() bool { return total(g.route("items")) >= 1 })
+	if v := g.route("items"); v.Reads.Reasons["skipped/busy"] != 1 {
+		t.Errorf("want only the read past the 200 workers skipped, as busy: %+v", v.Reads)
+	}
+	secondary.release()
+	eventually(t, "every read's outcome", func() bool { return total(g.route("items")) == 201 })
+	if v := g.route("items"); v.Reads.Matched != 200 {
+		t.Errorf("want 200 reads compared: %+v", v.Reads)
+	}
+}
