@@ -58,6 +58,9 @@ func TestReadsWaitingOnASlowSecondaryAreBoundedByTheClientsInFlight(t *testing.T
 
 	// One client at a time: the floor holds, whatever the factor.
 	read(rules.LagFloor + 2)
+	if got := gathered(t, g, "cutover_shadow_in_flight"); got != rules.LagFloor {
+		t.Errorf("cutover_shadow_in_flight = %v, want %d", got, rules.LagFloor)
+	}
 	// With 20 more clients waiting on the primary, 21 in flight, the bound
 	// is 8 × 21 = 168 reads.
 	var wg sync.WaitGroup
@@ -65,6 +68,9 @@ func TestReadsWaitingOnASlowSecondaryAreBoundedByTheClientsInFlight(t *testing.T
 		wg.Go(func() { g.do("GET", fmt.Sprintf("/held/%d", i), "") })
 	}
 	eventually(t, "20 clients at the primary", func() bool { return arrived.Load() == 20 })
+	if got := gathered(t, g, "cutover_requests_in_flight"); got != 20 {
+		t.Errorf("cutover_requests_in_flight = %v, want 20", got)
+	}
 	read(168 - rules.LagFloor + 5)
 	clients.release()
 	wg.Wait()

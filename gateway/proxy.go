@@ -145,6 +145,18 @@ func New(cfg Config) (*Proxy, error) {
 	p.stop, p.cancel = context.WithCancel(context.Background())
 	p.metrics = newMetrics(cfg.Registerer)
 	p.metrics.declare(set)
+	if cfg.Registerer != nil {
+		// What shadow.lag_factor compares, read at each scrape.
+		cfg.Registerer.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cutover_shadow_in_flight",
+				Help: "Shadowed reads and comparisons in flight, bounded by shadow.workers and, past 128, by shadow.lag_factor times cutover_requests_in_flight.",
+			}, func() float64 { return float64(len(p.slots)) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cutover_requests_in_flight",
+				Help: "Client requests being served.",
+			}, func() float64 { return float64(p.inFlight.Load()) }))
+	}
 	// As many idle connections to a secondary as shadow workers: a slow
 	// secondary keeps many requests in flight, and closing their
 	// connections after each would dial anew for every shadowed read.
