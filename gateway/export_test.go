@@ -43,3 +43,10 @@ func SweepIdleAfter(c SecondaryClient, d time.Duration) {
 	h.now = func() time.Time { return time.Now().Add(d) }
 	h.closeExpired()
 }
+
+// RouteLoad returns a route's client requests and shadowed reads in flight,
+// as shadow.lag_factor counts them.
+func (p *Proxy) RouteLoad(route string) (clients, shadows int64) {
+	l := p.loadOf(route)
+	return l.clients.Load(), l.shadows.Load()
+}

@@ -89,6 +89,71 @@ func TestReadsWaitingOnASlowSecondaryAreBoundedByTheClientsInFlight(t *testing.T
 	if n := new.count(); n != 168 {
 		t.Errorf("the secondary got %d reads, want 168: a skipped read sends nothing", n)
 	}
+	assertLoadsEnd(t, g, "items", "held")
+}
+
+// assertLoadsEnd waits, once every request has ended, for every shadowed
+// read to give its slot back and the routes' counts to come back to zero
+// with them: a count that leaks stays above zero.
+func assertLoadsEnd(t *testing.T, g *gw, routes ...string) {
+	t.Helper()
+	eventually(t, "every slot given back", func() bool { return gathered(t, g, "cutover_shadow_in_flight") == 0 })
+	for _, route := range routes {
+		eventually(t, "route "+route+"'s requests and shadowed reads ended", func() bool {
+			clients, shadows := g.proxy.RouteLoad(route)
+			return clients == 0 && shadows == 0
+		})
+	}
+}
+
+// One endpoint of new that is far slower than the rest is sampled; the
+// others, whose reads do not lag, are still compared in full, though the
+// shadow work in flight is past the bound.
+func TestOnlyTheRoutesWhoseReadsLagAreSampled(t *testing.T) {
+	secondary := newGate(t)
+	old := newBackend(t, "old", jsonAnswer("old", userJSON))
+	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/items/") {
+			secondary.wait()
+		}
+		jsonAnswer("new", userJSON)(w, r)
+	})
+	g := startProxy(t, fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 60s}
+  new: {url: %q, timeout: 60s}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: shadow-read
+  - name: users
+    match: {path: "/users/{id}"}
+    phase: shadow-read
+`, old.srv.URL, new.srv.URL), t.TempDir())
+	t.Cleanup(secondary.release)
+	for i := range rules.LagFloor + 1 {
+		g.do("GET", fmt.Sprintf("/items/%d", i), "")
+	}
+	eventually(t, "the lagging read's outcome", func() bool { return total(g.route("items")) >= 1 })
+	if v := g.route("items"); v.Reads.Reasons["skipped/secondary_slow"] != 1 {
+		t.Fatalf("want the read past the floor skipped: %+v", v.Reads)
+	}
+	// One at a time, each compared before the next: none of them lags.
+	for i := range 20 {
+		g.do("GET", fmt.Sprintf("/users/%d", i), "")
+		eventually(t, "the users read's outcome", func() bool { return total(g.route("users")) == int64(i+1) })
+	}
+	if v := g.route("users"); v.Reads.Matched != 20 {
+		t.Errorf("want every users read compared while items lags: %+v", v.Reads)
+	}
+	// items still lags: the bound held all along.
+	g.do("GET", "/items/x", "")
+	eventually(t, "the second lagging read's outcome", func() bool { return total(g.route("items")) >= 2 })
+	if v := g.route("items"); v.Reads.Reasons["skipped/secondary_slow"] != 2 {
+		t.Errorf("want items' next read skipped too: %+v", v.Reads)
+	}
+	secondary.release()
+	eventually(t, "every items read's outcome", func() bool { return total(g.route("items")) == int64(rules.LagFloor+2) })
+	assertLoadsEnd(t, g, "items", "users")
 }
 
 func TestLagFactorZeroLeavesOnlyTheWorkers(t *testing.T) {
@@ -112,4 +177,5 @@ func TestLagFactorZeroLeavesOnlyTheWorkers(t *testing.T) {
 	if v := g.route("items"); v.Reads.Matched != 200 {
 		t.Errorf("want 200 reads compared: %+v", v.Reads)
 	}
+	assertLoadsEnd(t, g, "items")
 }

@@ -140,6 +140,7 @@ func TestAClientLeavingIsNoFailureOfEitherBackend(t *testing.T) {
 			if n := old.count() + new.count(); n != 1 {
 				t.Errorf("the backends got %d requests, want the primary's only", n)
 			}
+			assertLoadsEnd(t, g, "items")
 
 			if status := rawRequest(t, g.srv.Listener.Addr().String(), "GET /items/a\"b HTTP/1.1\r\nHost: x\r\n\r\n"); status != http.StatusBadRequest {
 				t.Fatalf("a read with a raw quote in its path: %d, want 400", status)

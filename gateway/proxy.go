@@ -78,8 +78,9 @@ type Proxy struct {
 	rp        *httputil.ReverseProxy
 	slots     chan struct{} // shadow work in flight; a full channel means busy
 	// inFlight counts the requests in ServeHTTP, against which shadow work
-	// in flight is bounded (lagging).
+	// in flight is bounded (lagging), and loads the same per route.
 	inFlight atomic.Int64
+	loads    sync.Map // route name → *routeLoad
 	// recheckAfter re-reads a mismatch from both backends after a delay
 	// (queue.recheck_after; 0: never); rechecks bounds those waiting.
 	recheckAfter time.Duration
@@ -352,6 +353,7 @@ type exchange struct {
 	clientGone bool
 
 	shadow *shadowJob // a shadowed read
+	load   *routeLoad // the route's requests and shadowed reads in flight
 	write  *writeJob  // a write that the secondary gets too
 }
 
@@ -389,6 +391,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.primary = ex.phase.Primary()
 	ex.target = p.targets[ex.primary]
 	ex.read = ex.route.IsRead(r.Method)
+	ex.load = p.loadOf(ex.route.Name)
+	ex.load.clients.Add(1)
+	defer ex.load.clients.Add(-1)
 
 	if v, scanned := framingOf(r.Context()); scanned && v.ambiguous() {
 		p.reject(w, r, ex, http.StatusBadRequest, errAmbiguousFraming)
@@ -535,12 +540,13 @@ func (p *Proxy) planRead(ex *exchange, r *http.Request) {
 		ex.skip, ex.reason = stats.Pending, ""
 	case p.breakers[secondary].open():
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonBreakerOpen
-	case p.lagging():
+	case p.lagging(ex.load):
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonSecondarySlow
 	case !p.tryAcquire():
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonBusy
 	default:
-		ex.shadow = &shadowJob{}
+		ex.load.shadows.Add(1)
+		ex.shadow = &shadowJob{load: ex.load}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/cutover/cutover/compare"
@@ -32,6 +33,9 @@ type shadowJob struct {
 	// send asks the secondary and settles the read against the primary's
 	// answer; set in rewrite.
 	send func(primary answer)
+	// load counts the read among its route's shadowed reads until its
+	// slot is given back (lagging).
+	load *routeLoad
 }
 
 // primaryAnswer turns what the client was sent into an answer to compare.
@@ -75,6 +79,7 @@ func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 	if j.send == nil {
 		// Rewrite never ran, so the primary was never asked (ReverseProxy
 		// always runs it today): the read still ends, and frees its slot.
+		j.load.shadows.Add(-1)
 		p.releaseSlot()
 		p.recordRead(ex, stats.Error, stats.ReasonPrimaryFailed, nil)
 		return
@@ -84,9 +89,11 @@ func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 	case prim.reason == stats.ReasonClientGone:
 		// Nobody waits for this read's answer any more: its copy would be
 		// the secondary's work for nothing, and its outcome is known.
+		j.load.shadows.Add(-1)
 		p.releaseSlot()
 		p.recordRead(ex, stats.Skipped, stats.ReasonClientGone, nil)
 	case !p.beginShadow():
+		j.load.shadows.Add(-1)
 		p.recordRead(ex, stats.Skipped, stats.ReasonShutdown, nil)
 	default:
 		go j.send(prim)
@@ -107,6 +114,7 @@ func (p *Proxy) startShadow(ex *exchange) {
 	req := p.secondaryRequest(ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
 	ex.shadow.send = func(prim answer) {
 		defer p.release()
+		defer ex.shadow.load.shadows.Add(-1)
 		var noise chan answer
 		if p.noise != nil {
 			noise = make(chan answer, 1)
@@ -278,21 +286,39 @@ func (p *Proxy) tryAcquire() bool {
 	}
 }
 
-// lagging reports whether the shadow work in flight has reached
+// routeLoad counts a route's client requests in flight and its shadowed
+// reads holding a slot, kept by route name across reloads (Proxy.loads).
+type routeLoad struct {
+	clients, shadows atomic.Int64
+}
+
+// loadOf returns the counters of a route, created at its first request.
+func (p *Proxy) loadOf(route string) *routeLoad {
+	if l, ok := p.loads.Load(route); ok {
+		return l.(*routeLoad)
+	}
+	l, _ := p.loads.LoadOrStore(route, new(routeLoad))
+	return l.(*routeLoad)
+}
+
+// lagging reports whether a read of the route l counts for should be
+// skipped as secondary_slow: the shadow work in flight has reached
 // shadow.lag_factor times the client's requests in flight, and at least
-// rules.LagFloor. Reads wait on the secondary after their client is
-// answered, so a secondary much slower than the primary holds many more
+// rules.LagFloor, and the route's own shadowed reads have reached that
+// factor times its clients. Reads wait on the secondary after their client
+// is answered, so a secondary much slower than the primary holds many more
 // of them than there are clients: each one a goroutine, a connection and
 // a kept answer, which the client's requests pay for in CPU and
-// collections on a busy machine. Past the bound reads are skipped as
-// secondary_slow, as a sample: the ones compared still count.
-func (p *Proxy) lagging() bool {
-	f := p.shadowCfg.LagFactor
+// collections on a busy machine. Only the routes whose reads lag are
+// sampled: one slow endpoint of new does not cost the others their
+// comparisons. The reads compared still count.
+func (p *Proxy) lagging(l *routeLoad) bool {
+	f := int64(p.shadowCfg.LagFactor)
 	if f == 0 {
 		return false
 	}
-	held := len(p.slots)
-	return held >= rules.LagFloor && int64(held) >= int64(f)*p.inFlight.Load()
+	held := int64(len(p.slots))
+	return held >= rules.LagFloor && held >= f*p.inFlight.Load() && l.shadows.Load() >= f*l.clients.Load()
 }
 
 // releaseSlot gives back a slot whose shadow work never began.

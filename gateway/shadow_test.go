@@ -247,6 +247,7 @@ func TestCloseEndsTheReadsWaitingOnTheSecondary(t *testing.T) {
 	if got := v.Reasons[string(stats.Skipped)+"/"+stats.ReasonShutdown]; got != reads || v.Total != reads {
 		t.Errorf("reads = %+v, want all %d skipped/%s", v, reads, stats.ReasonShutdown)
 	}
+	assertLoadsEnd(t, g, "users")
 }
 
 // startBeforeASilentSecondary runs a gateway that shadows /users/{id} (route
@@ -326,4 +327,5 @@ func TestCloseDoesNotWaitForAnAnswerStillStreaming(t *testing.T) {
 	if n := new.count(); n != 0 {
 		t.Errorf("the secondary got %d requests after Close, want none", n)
 	}
+	assertLoadsEnd(t, g, "users")
 }
