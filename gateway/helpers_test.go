@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -94,6 +95,38 @@ type gw struct {
 	set   *rules.Set
 	old   *backend
 	new   *backend
+	logs  *logLines
+}
+
+// logLines keeps the messages the gateway logs at Warn and above.
+type logLines struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logLines) Enabled(_ context.Context, level slog.Level) bool { return level >= slog.LevelWarn }
+
+func (l *logLines) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.msgs = append(l.msgs, r.Message)
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *logLines) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logLines) WithGroup(string) slog.Handler      { return l }
+
+// count returns how many times msg was logged.
+func (l *logLines) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.msgs {
+		if m == msg {
+			n++
+		}
+	}
+	return n
 }
 
 // startGateway runs a gateway whose configuration is cfg with {{old}} and
@@ -115,8 +148,9 @@ func startProxy(t testing.TB, src, dataDir string) *gw {
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, src)
 	}
-	g := &gw{t: t, stats: stats.New(), reg: prometheus.NewRegistry(), set: set}
-	g.proxy, err = gateway.New(gateway.Config{Rules: rules.NewStatic(set), Stats: g.stats, Registerer: g.reg, DataDir: dataDir})
+	g := &gw{t: t, stats: stats.New(), reg: prometheus.NewRegistry(), set: set, logs: &logLines{}}
+	g.proxy, err = gateway.New(gateway.Config{Rules: rules.NewStatic(set), Stats: g.stats, Registerer: g.reg, DataDir: dataDir,
+		Logger: slog.New(g.logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -276,6 +276,13 @@ func TestAWriteBlockedBehindAFailingOneCountsAsFailed(t *testing.T) {
 	if w.SecondaryAttempted != 3 || w.SecondaryFailed != 3 || w.SecondarySucceeded != 0 || w.RetriedOK != 3 || *w.FirstAttemptRate != 0 {
 		t.Errorf("after the outage: %+v, want 3 attempted, 3 failed, 3 retried_ok", w)
 	}
+	// The log says which failed and which waited: v2 is counted once it
+	// landed, and "queued for retry" would have said it had not.
+	refused := "secondary write failed; queued for retry"
+	waited := "secondary write waited behind a write of its resource that the secondary refused; counted as a failed first attempt"
+	if r, w := g.logs.count(refused), g.logs.count(waited); r != 1 || w != 2 {
+		t.Errorf("logged %q %d times and %q %d times, want once and twice", refused, r, waited, w)
+	}
 }
 
 // overrideWrites is the writes of one override of a route, as the

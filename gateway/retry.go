@@ -160,13 +160,28 @@ func (p *Proxy) attemptWrite(r *record, body []byte) answer {
 	return a
 }
 
+// failedWriteMessage is the log line of a failed first attempt, by the
+// reason it failed.
+func failedWriteMessage(reason string) string {
+	switch reason {
+	case stats.ReasonQueued:
+		// Counted when it is accepted behind a failing write, or only when
+		// it lands if it was queued before the failure was known.
+		return "secondary write waited behind a write of its resource that the secondary refused; counted as a failed first attempt"
+	case stats.ReasonTooLarge:
+		return "secondary write cannot be repeated: its body is larger than shadow.write_buffer"
+	default:
+		return "secondary write failed; queued for retry"
+	}
+}
+
 // emitWrite records one secondary write outcome.
 func (p *Proxy) emitWrite(r *record, outcome stats.WriteOutcome, reason string) {
 	p.metrics.secondaryWrites.WithLabelValues(r.Route, string(outcome)).Inc()
 	p.stats.Write(stats.WriteEvent{Route: r.Route, Override: r.Override, Outcome: outcome, Reason: reason, At: p.now(), Recorded: r.Recorded})
 	switch outcome {
 	case stats.WriteFailed:
-		p.log.Warn("secondary write failed; queued for retry", slog.String(keyRoute, r.Route), slog.String(keyBackend, r.Side.String()), slog.String("error", r.LastErr))
+		p.log.Warn(failedWriteMessage(reason), slog.String(keyRoute, r.Route), slog.String(keyBackend, r.Side.String()), slog.String("error", r.LastErr))
 	case stats.WriteGaveUp:
 		p.log.Error("secondary write given up", slog.String(keyRoute, r.Route), slog.String(keyBackend, r.Side.String()),
 			slog.String("method", r.Method), slog.String("target", p.rules.Current().RedactTarget(r.Target)), slog.Uint64("id", r.ID),
