@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cutover/cutover/rules"
+	"github.com/cutover/cutover/stats"
 )
 
 // lagConfig has a compared route, items, whose secondary is held by the
@@ -178,4 +179,179 @@ func TestLagFactorZeroLeavesOnlyTheWorkers(t *testing.T) {
 		t.Errorf("want 200 reads compared: %+v", v.Reads)
 	}
 	assertLoadsEnd(t, g, "items")
+}
+
+// overrideView returns the view of a route's override.
+func overrideView(g *gw, route, override string) stats.RouteView {
+	for _, o := range g.route(route).Overrides {
+		if o.Override == override {
+			return o
+		}
+	}
+	return stats.RouteView{}
+}
+
+// A tenant moved first (an override in cutover) has old as its secondary,
+// which answers at once: it is not sampled because the route's other
+// tenants' reads wait on a slow new. Its evidence is the one that matters
+// most then.
+func TestAnOverrideIsChargedOnlyForItsOwnLag(t *testing.T) {
+	secondary := newGate(t)
+	var waiting atomic.Int64
+	old := newBackend(t, "old", jsonAnswer("old", userJSON))
+	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Cutover-Shadow") != "" { // new as the secondary
+			waiting.Add(1)
+			secondary.wait()
+		}
+		jsonAnswer("new", userJSON)(w, r)
+	})
+	g := startProxy(t, fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 60s}
+  new: {url: %q, timeout: 60s}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: shadow-read
+    overrides:
+      - name: acme
+        when: {header: "X-Tenant", equals: "acme"}
+        phase: cutover
+`, old.srv.URL, new.srv.URL), t.TempDir())
+	t.Cleanup(secondary.release)
+	for i := range rules.LagFloor + 1 {
+		g.do("GET", fmt.Sprintf("/items/%d", i), "")
+	}
+	eventually(t, "the reads waiting on new", func() bool { return waiting.Load() == rules.LagFloor })
+	eventually(t, "the lagging read's outcome", func() bool { return total(g.route("items")) >= 1 })
+	if v := g.route("items"); v.Reads.Reasons["skipped/secondary_slow"] != 1 {
+		t.Fatalf("want the read past the floor skipped: %+v", v.Reads)
+	}
+	g.do("GET", "/items/a", "", "X-Tenant", "acme")
+	eventually(t, "acme's read's outcome", func() bool { return total(overrideView(g, "items", "acme")) == 1 })
+	if v := overrideView(g, "items", "acme"); v.Reads.Matched != 1 {
+		t.Errorf("want acme's read compared against old, which answers at once: %+v", v.Reads)
+	}
+	secondary.release()
+	eventually(t, "every read's outcome", func() bool { return total(g.route("items")) == rules.LagFloor+2 })
+	assertLoadsEnd(t, g, "items")
+}
+
+// Reads that wait on backends.noise (old's twin), not on the secondary,
+// are not the secondary's lag: new answering at once, none is skipped as
+// secondary_slow, which says new is slow.
+func TestASlowNoiseBackendIsNotTheSecondarysLag(t *testing.T) {
+	twin := newGate(t)
+	var waiting atomic.Int64
+	old := newBackend(t, "old", jsonAnswer("old", userJSON))
+	new := newBackend(t, "new", jsonAnswer("new", userJSON))
+	noise := newBackend(t, "noise", func(w http.ResponseWriter, r *http.Request) {
+		waiting.Add(1)
+		twin.wait()
+		jsonAnswer("old", userJSON)(w, r)
+	})
+	g := startProxy(t, fmt.Sprintf(`backends:
+  old: {url: %q, timeout: 60s}
+  new: {url: %q, timeout: 60s}
+  noise: {url: %q, timeout: 60s}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: shadow-read
+`, old.srv.URL, new.srv.URL, noise.srv.URL), t.TempDir())
+	t.Cleanup(twin.release)
+	for i := range rules.LagFloor {
+		g.do("GET", fmt.Sprintf("/items/%d", i), "")
+	}
+	eventually(t, "the reads waiting on noise", func() bool { return waiting.Load() == rules.LagFloor })
+	eventually(t, "new's answers", func() bool { return new.count() == rules.LagFloor })
+	g.do("GET", "/items/x", "")
+	eventually(t, "the last read waiting on noise", func() bool { return waiting.Load() == rules.LagFloor+1 })
+	if v := g.route("items"); v.Reads.Reasons["skipped/secondary_slow"] != 0 || v.Reads.Total != 0 {
+		t.Errorf("want every read still waiting on the noise backend, none skipped: %+v", v.Reads)
+	}
+	twin.release()
+	eventually(t, "every read's outcome", func() bool { return total(g.route("items")) == rules.LagFloor+1 })
+	assertLoadsEnd(t, g, "items")
+}
+
+// By Little's law a secondary f times slower than the primary holds f
+// times as many reads as there are clients in flight. With 24 clients at
+// the primary, 200 reads waiting on the secondary are 8 per client: up to
+// there every read is compared (the 24 hold slots too, past the floor),
+// and the next one is skipped.
+func TestASecondaryUpToLagFactorTimesSlowerIsComparedInFull(t *testing.T) {
+	secondary, primary := newGate(t), newGate(t)
+	var atPrimary atomic.Int64
+	old := newBackend(t, "old", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/items/p") {
+			atPrimary.Add(1)
+			primary.wait()
+		}
+		jsonAnswer("old", userJSON)(w, r)
+	})
+	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
+		secondary.wait()
+		jsonAnswer("new", userJSON)(w, r)
+	})
+	g := startProxy(t, lagConfig(old, new, ""), t.TempDir())
+	t.Cleanup(secondary.release)
+	t.Cleanup(primary.release)
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Go(func() { g.do("GET", fmt.Sprintf("/items/p%d", i), "") })
+	}
+	eventually(t, "24 reads at old", func() bool { return atPrimary.Load() == 24 })
+	for i := range 201 {
+		g.do("GET", fmt.Sprintf("/items/%d", i), "")
+	}
+	eventually(t, "the skipped read's outcome", func() bool { return total(g.route("items")) >= 1 })
+	if v := g.route("items"); v.Reads.Reasons["skipped/secondary_slow"] != 1 {
+		t.Errorf("want the 201st read waiting on the secondary, and that one only, skipped: %+v", v.Reads)
+	}
+	primary.release()
+	wg.Wait()
+	secondary.release()
+	eventually(t, "every read's outcome", func() bool { return total(g.route("items")) == 225 })
+	if v := g.route("items"); v.Reads.Matched != 224 {
+		t.Errorf("want 224 reads compared: %+v", v.Reads)
+	}
+	assertLoadsEnd(t, g, "items")
+}
+
+// A lag_factor meant as "never" is never: f × clients does not overflow
+// into a bound every read is past (2^62 × 2 reads of the route in flight did).
+func TestAHugeLagFactorDoesNotOverflow(t *testing.T) {
+	secondary, client := newGate(t), newGate(t)
+	var arrived atomic.Int64
+	old := newBackend(t, "old", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/items/p") {
+			arrived.Add(1)
+			client.wait()
+		}
+		jsonAnswer("old", userJSON)(w, r)
+	})
+	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
+		secondary.wait()
+		jsonAnswer("new", userJSON)(w, r)
+	})
+	g := startProxy(t, lagConfig(old, new, "shadow: {lag_factor: 4611686018427387904}\n"), t.TempDir())
+	t.Cleanup(secondary.release)
+	t.Cleanup(client.release)
+	var wg sync.WaitGroup
+	wg.Go(func() { g.do("GET", "/items/p", "") })
+	eventually(t, "a read at the primary", func() bool { return arrived.Load() == 1 })
+	for i := range rules.LagFloor + 2 {
+		g.do("GET", fmt.Sprintf("/items/%d", i), "")
+	}
+	if got := gathered(t, g, "cutover_shadow_in_flight"); got != rules.LagFloor+3 {
+		t.Errorf("cutover_shadow_in_flight = %v, want every read holding a slot (%d)", got, rules.LagFloor+3)
+	}
+	client.release()
+	wg.Wait()
+	secondary.release()
+	eventually(t, "every read's outcome", func() bool { return total(g.route("items")) == rules.LagFloor+3 })
+	if v := g.route("items"); v.Reads.Matched != rules.LagFloor+3 {
+		t.Errorf("lag_factor 2^62: %+v", v.Reads)
+	}
 }

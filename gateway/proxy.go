@@ -77,8 +77,9 @@ type Proxy struct {
 	breakers  [2]*breaker
 	rp        *httputil.ReverseProxy
 	slots     chan struct{} // shadow work in flight; a full channel means busy
-	// inFlight counts the requests in ServeHTTP, against which shadow work
-	// in flight is bounded (lagging), and loads the same per route.
+	// inFlight counts the requests in ServeHTTP (endClient), against which
+	// shadow work in flight is bounded (lagging), and loads the same per
+	// route and override.
 	inFlight atomic.Int64
 	loads    sync.Map // route name → *routeLoad
 	// recheckAfter re-reads a mismatch from both backends after a delay
@@ -151,11 +152,11 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.Registerer.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "cutover_shadow_in_flight",
-				Help: "Shadowed reads and comparisons in flight, bounded by shadow.workers and, past 128, by shadow.lag_factor times cutover_requests_in_flight.",
+				Help: "Shadowed reads and comparisons in flight (shadow.workers bounds them; past 128 and shadow.lag_factor times cutover_requests_in_flight, the reads of routes that lag are skipped).",
 			}, func() float64 { return float64(len(p.slots)) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "cutover_requests_in_flight",
-				Help: "Client requests being served.",
+				Help: "Client requests being served, streams and long polls included, upgraded connections (WebSocket) not.",
 			}, func() float64 { return float64(p.inFlight.Load()) }))
 	}
 	// As many idle connections to a secondary as shadow workers: a slow
@@ -354,6 +355,7 @@ type exchange struct {
 
 	shadow *shadowJob // a shadowed read
 	load   *routeLoad // the route's requests and shadowed reads in flight
+	ended  bool       // counted out of the requests in flight (endClient)
 	write  *writeJob  // a write that the secondary gets too
 }
 
@@ -381,7 +383,6 @@ func (ex *exchange) overrideName(o *rules.Override) {
 // ServeHTTP proxies one request. The client always gets the primary's answer.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.inFlight.Add(1)
-	defer p.inFlight.Add(-1)
 	set := p.rules.Current()
 	ex := &exchange{w: w, start: p.now(), now: p.now, method: r.Method, requestURI: r.RequestURI}
 	ex.route, ex.params = set.Match(r.Method, matchPath(r.URL), ex.paramBuf[:0])
@@ -391,9 +392,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.primary = ex.phase.Primary()
 	ex.target = p.targets[ex.primary]
 	ex.read = ex.route.IsRead(r.Method)
-	ex.load = p.loadOf(ex.route.Name)
+	ex.load = p.loadOf(loadKey(ex.route.Name, ex.override))
 	ex.load.clients.Add(1)
-	defer ex.load.clients.Add(-1)
+	defer p.endClient(ex)
 
 	if v, scanned := framingOf(r.Context()); scanned && v.ambiguous() {
 		p.reject(w, r, ex, http.StatusBadRequest, errAmbiguousFraming)
@@ -436,6 +437,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, in)
 }
 
+// endClient counts a request out of those in flight, once: when its
+// handler returns, or when the primary switched protocols, since an open
+// WebSocket is no request waiting for an answer.
+func (p *Proxy) endClient(ex *exchange) {
+	if ex.ended {
+		return
+	}
+	ex.ended = true
+	ex.load.clients.Add(-1)
+	p.inFlight.Add(-1)
+}
+
 // sampled decides whether one read is in the route's sample.
 func sampled(share float64) bool {
 	return share >= 1 || (share > 0 && rand.Float64() < share)
@@ -459,6 +472,17 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	}
 	if _, ok := res.Header["Date"]; !ok {
 		h["Date"] = nil
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// ReverseProxy hands the connection over, which needs the body to
+		// stay the backend's io.ReadWriteCloser: nothing of it is
+		// captured. A switch is no write the secondary can repeat: 101 is
+		// not a write's success, and its record is dropped.
+		p.endClient(ex)
+		if ex.write != nil {
+			p.primaryAccepted(ex, res)
+		}
+		return nil
 	}
 	ex.guard = flushOnError{rc: res.Body, w: ex.w}
 	res.Body = &ex.guard
@@ -545,7 +569,6 @@ func (p *Proxy) planRead(ex *exchange, r *http.Request) {
 	case !p.tryAcquire():
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonBusy
 	default:
-		ex.load.shadows.Add(1)
 		ex.shadow = &shadowJob{load: ex.load}
 	}
 }

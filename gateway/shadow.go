@@ -33,8 +33,8 @@ type shadowJob struct {
 	// send asks the secondary and settles the read against the primary's
 	// answer; set in rewrite.
 	send func(primary answer)
-	// load counts the read among its route's shadowed reads until its
-	// slot is given back (lagging).
+	// load counts the read among its route's reads waiting on the
+	// secondary while it does (lagging).
 	load *routeLoad
 }
 
@@ -79,7 +79,6 @@ func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 	if j.send == nil {
 		// Rewrite never ran, so the primary was never asked (ReverseProxy
 		// always runs it today): the read still ends, and frees its slot.
-		j.load.shadows.Add(-1)
 		p.releaseSlot()
 		p.recordRead(ex, stats.Error, stats.ReasonPrimaryFailed, nil)
 		return
@@ -89,13 +88,13 @@ func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 	case prim.reason == stats.ReasonClientGone:
 		// Nobody waits for this read's answer any more: its copy would be
 		// the secondary's work for nothing, and its outcome is known.
-		j.load.shadows.Add(-1)
 		p.releaseSlot()
 		p.recordRead(ex, stats.Skipped, stats.ReasonClientGone, nil)
 	case !p.beginShadow():
-		j.load.shadows.Add(-1)
 		p.recordRead(ex, stats.Skipped, stats.ReasonShutdown, nil)
 	default:
+		// Waiting on the secondary from now (lagging), until it answers.
+		j.load.shadows.Add(1)
 		go j.send(prim)
 	}
 }
@@ -114,13 +113,14 @@ func (p *Proxy) startShadow(ex *exchange) {
 	req := p.secondaryRequest(ex.method, p.targets[side], ex.outURL, ex.outHeader, ex.body)
 	ex.shadow.send = func(prim answer) {
 		defer p.release()
-		defer ex.shadow.load.shadows.Add(-1)
 		var noise chan answer
 		if p.noise != nil {
 			noise = make(chan answer, 1)
 			go func() { noise <- p.fetchNoise(ex) }()
 		}
 		sec := p.fetchSecondary(req, ex.route.Name, side)
+		// Waiting on the noise backend is not the secondary's lag.
+		ex.shadow.load.shadows.Add(-1)
 		if noise != nil {
 			ex.shadow.noise = <-noise
 			ex.shadow.hasNoise = true
@@ -286,39 +286,53 @@ func (p *Proxy) tryAcquire() bool {
 	}
 }
 
-// routeLoad counts a route's client requests in flight and its shadowed
-// reads holding a slot, kept by route name across reloads (Proxy.loads).
+// routeLoad counts the client requests in flight of a route (or of one
+// of its overrides, which has its own phase and so its own secondary) and
+// its shadowed reads waiting on the secondary, kept by loadKey across
+// reloads (Proxy.loads).
 type routeLoad struct {
 	clients, shadows atomic.Int64
 }
 
-// loadOf returns the counters of a route, created at its first request.
-func (p *Proxy) loadOf(route string) *routeLoad {
-	if l, ok := p.loads.Load(route); ok {
+// loadKey names the load of a route, or of one of its overrides.
+func loadKey(route, override string) string {
+	if override == "" {
+		return route
+	}
+	return route + "\x00" + override
+}
+
+// loadOf returns the counters of a load key, created at its first request.
+func (p *Proxy) loadOf(key string) *routeLoad {
+	if l, ok := p.loads.Load(key); ok {
 		return l.(*routeLoad)
 	}
-	l, _ := p.loads.LoadOrStore(route, new(routeLoad))
+	l, _ := p.loads.LoadOrStore(key, new(routeLoad))
 	return l.(*routeLoad)
 }
 
-// lagging reports whether a read of the route l counts for should be
-// skipped as secondary_slow: the shadow work in flight has reached
-// shadow.lag_factor times the client's requests in flight, and at least
-// rules.LagFloor, and the route's own shadowed reads have reached that
-// factor times its clients. Reads wait on the secondary after their client
-// is answered, so a secondary much slower than the primary holds many more
-// of them than there are clients: each one a goroutine, a connection and
-// a kept answer, which the client's requests pay for in CPU and
-// collections on a busy machine. Only the routes whose reads lag are
-// sampled: one slow endpoint of new does not cost the others their
-// comparisons. The reads compared still count.
+// lagging reports whether a read counted in l should be skipped as
+// secondary_slow: the shadow work in flight (slots held, from before the
+// primary is asked to the comparison's end, writes' comparisons included)
+// has reached shadow.lag_factor times the client requests in flight, and
+// at least rules.LagFloor, and the reads of its route (or override) waiting
+// on the secondary have reached that factor times its clients in flight.
+//
+// Reads wait on the secondary after their client is answered, so a
+// secondary much slower than the primary holds many more of them than
+// there are clients: by Little's law, as many times more as it is slower.
+// Each is a goroutine, a connection and a kept answer, which the clients
+// pay for in CPU and collections on a busy machine. Only the routes whose
+// reads lag are sampled: one slow endpoint of new does not cost the
+// others their comparisons. Compared by division, so that no factor
+// overflows.
 func (p *Proxy) lagging(l *routeLoad) bool {
 	f := int64(p.shadowCfg.LagFactor)
 	if f == 0 {
 		return false
 	}
 	held := int64(len(p.slots))
-	return held >= rules.LagFloor && held >= f*p.inFlight.Load() && l.shadows.Load() >= f*l.clients.Load()
+	return held >= rules.LagFloor && held/f >= p.inFlight.Load() && l.shadows.Load()/f >= l.clients.Load()
 }
 
 // releaseSlot gives back a slot whose shadow work never began.

@@ -165,3 +165,61 @@ func TestAWritesCopyKeepsItsQueryWhole(t *testing.T) {
 		t.Errorf("the primary got %q, the secondary %q; want both as the client sent it", o, n)
 	}
 }
+
+// A protocol switch (WebSocket) is handed over both ways: the primary's
+// 101 and every byte after it reach the client and back. The read is
+// skipped as upgrade, the secondary gets nothing, and the open connection
+// is no request in flight for shadow.lag_factor. Wrapping the 101's body
+// to flush it on a break (d658a66) made ReverseProxy answer 502 to every
+// switch: the body of a 101 must stay the backend's connection.
+func TestAProtocolSwitchIsHandedOverBothWays(t *testing.T) {
+	old := newBackend(t, "old", func(w http.ResponseWriter, r *http.Request) {
+		c, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer c.Close()
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		buf.Flush()
+		for {
+			line, err := buf.ReadString('\n')
+			if err != nil {
+				return
+			}
+			buf.WriteString("echo " + line)
+			buf.Flush()
+		}
+	})
+	new := newBackend(t, "new", jsonAnswer("new", userJSON))
+	g := startGateway(t, old, new, "routes:\n  - name: ws\n    match: {path: \"/ws\"}\n    phase: shadow-read\n")
+	c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	rd := bufio.NewReader(c)
+	res, err := http.ReadResponse(rd, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("the primary switched protocols; the client got %v, %v", res, err)
+	}
+	if got := gathered(t, g, "cutover_requests_in_flight"); got != 0 {
+		t.Errorf("cutover_requests_in_flight = %v with a WebSocket open, want 0", got)
+	}
+	for _, msg := range []string{"ping", "pong"} {
+		fmt.Fprintf(c, "%s\n", msg)
+		if line, err := rd.ReadString('\n'); err != nil || line != "echo "+msg+"\n" {
+			t.Fatalf("after the switch: %q, %v, want %q", line, err, "echo "+msg+"\n")
+		}
+	}
+	c.Close()
+	eventually(t, "the read's outcome", func() bool { return total(g.route("ws")) == 1 })
+	if v := g.route("ws"); v.Reads.Reasons["skipped/upgrade"] != 1 {
+		t.Errorf("want the read skipped as upgrade: %+v", v.Reads)
+	}
+	if n := new.count(); n != 0 {
+		t.Errorf("the secondary got %d requests, want none", n)
+	}
+	assertLoadsEnd(t, g, "ws")
+}

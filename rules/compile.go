@@ -25,10 +25,11 @@ const (
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultShadowMaxBody     = 1 << 20
 	DefaultShadowWorkers     = 1024
-	// DefaultShadowLagFactor lets the shadow work in flight reach eight
-	// times the client's requests in flight (past LagFloor): a secondary
-	// up to about eight times slower than the primary has every read
-	// compared.
+	// DefaultShadowLagFactor lets a route's reads waiting on the
+	// secondary reach eight times its requests in flight (once the shadow
+	// work in flight is past LagFloor and eight times all requests in
+	// flight): a secondary less than eight times slower than the primary
+	// has every read compared.
 	DefaultShadowLagFactor = 8
 	// LagFloor is the shadow work in flight that shadow.lag_factor never
 	// refuses, however few clients are waiting.

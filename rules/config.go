@@ -54,9 +54,11 @@ type ShadowConfig struct {
 	// Workers caps the shadow requests and comparisons in flight; a read that
 	// finds them all busy is skipped as busy.
 	Workers int `yaml:"workers"`
-	// LagFactor caps the shadow work in flight at this many times the
-	// client's requests in flight, once past LagFloor: a read beyond it is
-	// skipped as secondary_slow. Unset means the default; 0 turns it off.
+	// LagFactor bounds the reads waiting on a slow secondary: once the
+	// shadow work in flight is past LagFloor and this many times the
+	// requests in flight, a read whose route has this many times its
+	// requests in flight waiting on the secondary is skipped as
+	// secondary_slow. Unset means the default; 0 turns it off.
 	LagFactor *int `yaml:"lag_factor"`
 	// MarkerHeader is added to every request sent to the secondary.
 	MarkerHeader string `yaml:"marker_header"`

@@ -31,7 +31,7 @@ const (
 	ReasonSampledOut    = "sampled_out"    // skipped: not in the route's sample
 	ReasonTooLarge      = "too_large"      // skipped: an answer exceeded shadow.max_body
 	ReasonBusy          = "busy"           // skipped: every shadow worker was busy
-	ReasonSecondarySlow = "secondary_slow" // skipped: shadow work in flight had reached shadow.lag_factor times the client's requests
+	ReasonSecondarySlow = "secondary_slow" // skipped: the route's reads waiting on the secondary had reached shadow.lag_factor times its requests in flight, past the global bound
 	ReasonQueued        = "queued"         // skipped (a write's answers): its copy waits in the queue behind earlier writes of its resource
 	ReasonBreakerOpen   = "breaker_open"   // skipped: the secondary's breaker is open
 	ReasonClientGone    = "client_gone"    // skipped: the client went away before its answer was written
