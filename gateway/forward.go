@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -60,6 +61,39 @@ func stripH2CUpgrade(h http.Header) {
 		}
 	}
 }
+
+// isH2CUpgrade reports whether the request's Upgrade names h2c, which
+// stripH2CUpgrade removes: no switch can follow.
+func isH2CUpgrade(h http.Header) bool {
+	for _, v := range h.Values("Upgrade") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "h2c") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isEventStream reports whether an answer is a text/event-stream.
+func isEventStream(h http.Header) bool {
+	ct, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	return err == nil && ct == "text/event-stream"
+}
+
+// no1xx keeps the 1xx answers ReverseProxy passes on from an HTTP/1.0
+// client.
+type no1xx struct{ http.ResponseWriter }
+
+func (w no1xx) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w no1xx) Flush()                      { http.NewResponseController(w.ResponseWriter).Flush() }
+func (w no1xx) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // isUpgrade reports whether the request asks to switch protocols (e.g. a
 // WebSocket); such requests are proxied to the primary and never shadowed.

@@ -408,8 +408,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.reject(w, r, ex, http.StatusRequestURITooLong, errKeyTooLong)
 		return
 	}
-	if ex.upgrade = isUpgrade(r.Header); ex.upgrade {
-		stopFraming(r.Context())
+	// The scanner stops only once the primary switched (modifyResponse):
+	// a switch refused, or an h2c upgrade (whose headers are removed),
+	// leaves the connection carrying HTTP requests.
+	ex.upgrade = isUpgrade(r.Header) && !isH2CUpgrade(r.Header)
+	if !r.ProtoAtLeast(1, 1) {
+		// RFC 9110 section 15.2: no 1xx answer to an HTTP/1.0 client.
+		w = no1xx{w}
+		ex.w = w
 	}
 	in := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	if status, err := p.bufferBody(w, in, ex, set); err != nil {
@@ -479,10 +485,23 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		// captured. A switch is no write the secondary can repeat: 101 is
 		// not a write's success, and its record is dropped.
 		p.endClient(ex)
+		stopFraming(res.Request.Context())
 		if ex.write != nil {
 			p.primaryAccepted(ex, res)
+			// Dropped: nothing for Close to wait for while it is open.
+			if ex.write.begun {
+				ex.write.begun = false
+				p.endWrite()
+			}
 		}
 		return nil
+	}
+	if ex.shadow != nil && isEventStream(res.Header) {
+		// A stream's comparison could begin only at its end, and the
+		// secondary's copy of a subscription ends only at its timeout.
+		p.releaseSlot()
+		ex.shadow = nil
+		ex.skip, ex.reason = stats.Skipped, stats.ReasonStream
 	}
 	ex.guard = flushOnError{rc: res.Body, w: ex.w}
 	res.Body = &ex.guard

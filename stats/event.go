@@ -38,6 +38,7 @@ const (
 	ReasonRefused       = "refused"        // skipped: the gateway refused the request before any backend saw it
 	ReasonShutdown      = "shutdown"       // skipped: the gateway stopped before the comparison ran
 	ReasonUpgrade       = "upgrade"        // skipped: a protocol switch (WebSocket) cannot be shadowed
+	ReasonStream        = "stream"         // skipped: the primary answered a text/event-stream
 	ReasonNoise         = "noise"          // match: every difference also showed between old and backends.noise
 
 	ReasonPrimaryFailed   = "primary_failed"   // error: no answer from the primary

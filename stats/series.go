@@ -39,6 +39,7 @@ var knownReasons = [...]struct {
 	{Skipped, ReasonUpgrade},
 	{Match, ReasonNoise},
 	{Skipped, ReasonSecondarySlow},
+	{Skipped, ReasonStream},
 }
 
 // maxOtherReasons bounds the distinct unexpected reasons kept per series;
