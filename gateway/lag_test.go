@@ -29,24 +29,44 @@ func lagConfig(old, new *backend, shadow string) string {
 `, old.srv.URL, new.srv.URL, shadow)
 }
 
-func TestReadsWaitingOnASlowSecondaryAreBoundedByTheClientsInFlight(t *testing.T) {
-	secondary, clients := newGate(t), newGate(t)
-	var arrived atomic.Int64 // held requests at the primary
-	old := newBackend(t, "old", func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/held/") {
-			arrived.Add(1)
-			clients.wait()
+// heldBackends are an old backend that holds the requests whose path
+// starts with held until primary opens, counting them in atPrimary, and a
+// new backend that holds every request until secondary opens.
+type heldBackends struct {
+	old, new           *backend
+	primary, secondary *gate
+	atPrimary          atomic.Int64
+}
+
+func newHeldBackends(t *testing.T, held string) *heldBackends {
+	h := &heldBackends{primary: newGate(t), secondary: newGate(t)}
+	h.old = newBackend(t, "old", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, held) {
+			h.atPrimary.Add(1)
+			h.primary.wait()
 		}
 		jsonAnswer("old", userJSON)(w, r)
 	})
-	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
-		secondary.wait()
+	h.new = newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
+		h.secondary.wait()
 		jsonAnswer("new", userJSON)(w, r)
 	})
-	g := startProxy(t, lagConfig(old, new, ""), t.TempDir())
-	// Released before the gateway's Close waits for the shadow work.
-	t.Cleanup(secondary.release)
-	t.Cleanup(clients.release)
+	return h
+}
+
+// start runs a gateway with lagConfig before h; both gates open before
+// its Close waits for the shadow work.
+func (h *heldBackends) start(t *testing.T, shadow string) *gw {
+	g := startProxy(t, lagConfig(h.old, h.new, shadow), t.TempDir())
+	t.Cleanup(h.secondary.release)
+	t.Cleanup(h.primary.release)
+	return g
+}
+
+func TestReadsWaitingOnASlowSecondaryAreBoundedByTheClientsInFlight(t *testing.T) {
+	h := newHeldBackends(t, "/held/")
+	secondary, clients, new := h.secondary, h.primary, h.new
+	g := h.start(t, "")
 	sent := 0
 	read := func(n int) {
 		for range n {
@@ -68,7 +88,7 @@ func TestReadsWaitingOnASlowSecondaryAreBoundedByTheClientsInFlight(t *testing.T
 	for i := range 20 {
 		wg.Go(func() { g.do("GET", fmt.Sprintf("/held/%d", i), "") })
 	}
-	eventually(t, "20 clients at the primary", func() bool { return arrived.Load() == 20 })
+	eventually(t, "20 clients at the primary", func() bool { return h.atPrimary.Load() == 20 })
 	if got := gathered(t, g, "cutover_requests_in_flight"); got != 20 {
 		t.Errorf("cutover_requests_in_flight = %v, want 20", got)
 	}
@@ -281,27 +301,13 @@ routes:
 // there every read is compared (the 24 hold slots too, past the floor),
 // and the next one is skipped.
 func TestASecondaryUpToLagFactorTimesSlowerIsComparedInFull(t *testing.T) {
-	secondary, primary := newGate(t), newGate(t)
-	var atPrimary atomic.Int64
-	old := newBackend(t, "old", func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/items/p") {
-			atPrimary.Add(1)
-			primary.wait()
-		}
-		jsonAnswer("old", userJSON)(w, r)
-	})
-	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
-		secondary.wait()
-		jsonAnswer("new", userJSON)(w, r)
-	})
-	g := startProxy(t, lagConfig(old, new, ""), t.TempDir())
-	t.Cleanup(secondary.release)
-	t.Cleanup(primary.release)
+	h := newHeldBackends(t, "/items/p")
+	g := h.start(t, "")
 	var wg sync.WaitGroup
 	for i := range 24 {
 		wg.Go(func() { g.do("GET", fmt.Sprintf("/items/p%d", i), "") })
 	}
-	eventually(t, "24 reads at old", func() bool { return atPrimary.Load() == 24 })
+	eventually(t, "24 reads at old", func() bool { return h.atPrimary.Load() == 24 })
 	for i := range 201 {
 		g.do("GET", fmt.Sprintf("/items/%d", i), "")
 	}
@@ -309,9 +315,9 @@ func TestASecondaryUpToLagFactorTimesSlowerIsComparedInFull(t *testing.T) {
 	if v := g.route("items"); v.Reads.Reasons["skipped/secondary_slow"] != 1 {
 		t.Errorf("want the 201st read waiting on the secondary, and that one only, skipped: %+v", v.Reads)
 	}
-	primary.release()
+	h.primary.release()
 	wg.Wait()
-	secondary.release()
+	h.secondary.release()
 	eventually(t, "every read's outcome", func() bool { return total(g.route("items")) == 225 })
 	if v := g.route("items"); v.Reads.Matched != 224 {
 		t.Errorf("want 224 reads compared: %+v", v.Reads)
@@ -322,34 +328,20 @@ func TestASecondaryUpToLagFactorTimesSlowerIsComparedInFull(t *testing.T) {
 // A lag_factor meant as "never" is never: f × clients does not overflow
 // into a bound every read is past (2^62 × 2 reads of the route in flight did).
 func TestAHugeLagFactorDoesNotOverflow(t *testing.T) {
-	secondary, client := newGate(t), newGate(t)
-	var arrived atomic.Int64
-	old := newBackend(t, "old", func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/items/p") {
-			arrived.Add(1)
-			client.wait()
-		}
-		jsonAnswer("old", userJSON)(w, r)
-	})
-	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
-		secondary.wait()
-		jsonAnswer("new", userJSON)(w, r)
-	})
-	g := startProxy(t, lagConfig(old, new, "shadow: {lag_factor: 4611686018427387904}\n"), t.TempDir())
-	t.Cleanup(secondary.release)
-	t.Cleanup(client.release)
+	h := newHeldBackends(t, "/items/p")
+	g := h.start(t, "shadow: {lag_factor: 4611686018427387904}\n")
 	var wg sync.WaitGroup
 	wg.Go(func() { g.do("GET", "/items/p", "") })
-	eventually(t, "a read at the primary", func() bool { return arrived.Load() == 1 })
+	eventually(t, "a read at the primary", func() bool { return h.atPrimary.Load() == 1 })
 	for i := range rules.LagFloor + 2 {
 		g.do("GET", fmt.Sprintf("/items/%d", i), "")
 	}
 	if got := gathered(t, g, "cutover_shadow_in_flight"); got != rules.LagFloor+3 {
 		t.Errorf("cutover_shadow_in_flight = %v, want every read holding a slot (%d)", got, rules.LagFloor+3)
 	}
-	client.release()
+	h.primary.release()
 	wg.Wait()
-	secondary.release()
+	h.secondary.release()
 	eventually(t, "every read's outcome", func() bool { return total(g.route("items")) == rules.LagFloor+3 })
 	if v := g.route("items"); v.Reads.Matched != rules.LagFloor+3 {
 		t.Errorf("lag_factor 2^62: %+v", v.Reads)

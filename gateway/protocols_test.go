@@ -16,8 +16,6 @@ import (
 // upgrade, a switch on a write, event streams under shadowing, 1xx answers
 // to an HTTP/1.0 client.
 
-const itemsRoute = "routes:\n  - name: items\n    match: {path: \"/items/{id}\"}\n    phase: %s\n"
-
 // A request that asks to switch protocols and is not switched (the primary
 // refuses it with 426, or it is an h2c upgrade, whose headers the gateway
 // removes) leaves the client's connection as it found it: the next request
@@ -39,7 +37,7 @@ func TestARefusedUpgradeLeavesTheConnectionUsable(t *testing.T) {
 		for _, phase := range []string{"prepare", "shadow-read"} {
 			t.Run(name+"/"+phase, func(t *testing.T) {
 				old, new := newBackend(t, "old", answer), newBackend(t, "new", answer)
-				g := startGateway(t, old, new, fmt.Sprintf(itemsRoute, phase))
+				g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, phase))
 				c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
 				if err != nil {
 					t.Fatal(err)
@@ -76,7 +74,7 @@ func TestARefusedUpgradeLeavesTheConnectionUsable(t *testing.T) {
 // an ordinary read, and in shadow-read it is compared like any other.
 func TestAnH2CUpgradeReadIsCompared(t *testing.T) {
 	old, new := newBackend(t, "old", jsonAnswer("old", userJSON)), newBackend(t, "new", jsonAnswer("new", userJSON))
-	g := startGateway(t, old, new, fmt.Sprintf(itemsRoute, "shadow-read"))
+	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "shadow-read"))
 	got := rawExchange(t, g.srv.Listener.Addr().String(), "GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
 	if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") {
 		t.Fatalf("the client got %q", got)
@@ -104,7 +102,7 @@ func TestASwitchedWriteDoesNotHoldClose(t *testing.T) {
 		io.Copy(io.Discard, buf) // until the gateway hangs up
 	}
 	old, new := newBackend(t, "old", hijack), newBackend(t, "new", jsonAnswer("new", `{}`))
-	g := startGateway(t, old, new, fmt.Sprintf(itemsRoute, "dual-write"))
+	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "dual-write"))
 	c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +232,7 @@ func TestNo1xxAnswerReachesAnHTTP10Client(t *testing.T) {
 	old, new := newBackend(t, "old", hinted), newBackend(t, "new", hinted)
 	req := "GET /items/1 HTTP/1.0\r\nHost: x\r\n\r\n"
 	direct := rawExchange(t, old.srv.Listener.Addr().String(), req)
-	g := startGateway(t, old, new, fmt.Sprintf(itemsRoute, "prepare"))
+	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "prepare"))
 	proxied := rawExchange(t, g.srv.Listener.Addr().String(), req)
 	res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(proxied)), nil)
 	if err != nil || res.StatusCode != http.StatusOK {
