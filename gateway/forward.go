@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -86,7 +87,7 @@ func isEventStream(h http.Header) bool {
 type no1xx struct{ http.ResponseWriter }
 
 func (w no1xx) WriteHeader(code int) {
-	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+	if code >= 100 && code < 200 {
 		return
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -94,6 +95,48 @@ func (w no1xx) WriteHeader(code int) {
 
 func (w no1xx) Flush()                      { http.NewResponseController(w.ResponseWriter).Flush() }
 func (w no1xx) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// switcher is the ResponseWriter of an upgrade request: ReverseProxy
+// hijacks it only once it accepted the primary's 101 (a 101 it refuses is
+// answered 502 on a connection that stays HTTP). Then the connection is
+// no request in flight, its framing scanner stops, a write the secondary
+// does not get is no longer in flight to its primary, and the bytes the
+// client sent after its head, which net/http buffered, go to the backend
+// first (ReverseProxy reads the bare net.Conn, golang/go#80875).
+type switcher struct {
+	http.ResponseWriter
+	p   *Proxy
+	ex  *exchange
+	ctx context.Context
+}
+
+func (w switcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return c, brw, err
+	}
+	stopFraming(w.ctx)
+	w.p.endClient(w.ex)
+	if w.ex.direct {
+		w.ex.direct = false
+		w.p.queue.endDirect(w.ex.key, w.ex.primary, false)
+	}
+	if brw.Reader.Buffered() > 0 {
+		c = &bufferedConn{Conn: c, r: brw.Reader}
+	}
+	return c, brw, nil
+}
+
+func (w switcher) Flush()                      { http.NewResponseController(w.ResponseWriter).Flush() }
+func (w switcher) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// bufferedConn reads what a bufio.Reader holds of a connection first.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // isUpgrade reports whether the request asks to switch protocols (e.g. a
 // WebSocket); such requests are proxied to the primary and never shadowed.
@@ -159,6 +202,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest, ex *exchange) {
 		pr.SetXForwarded()
 	}
 	stripH2CUpgrade(pr.Out.Header)
+	if !pr.In.ProtoAtLeast(1, 1) {
+		// RFC 9110 section 7.8: ignored; ReverseProxy put it back.
+		pr.Out.Header.Del("Upgrade")
+		pr.Out.Header.Del("Connection")
+	}
 	if ex.idempotencyKey != "" {
 		pr.Out.Header.Set(p.shadowCfg.IdempotencyHeader, ex.idempotencyKey)
 	}

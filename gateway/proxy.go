@@ -411,10 +411,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The scanner stops only once the primary switched (modifyResponse):
 	// a switch refused, or an h2c upgrade (whose headers are removed),
 	// leaves the connection carrying HTTP requests.
-	ex.upgrade = isUpgrade(r.Header) && !isH2CUpgrade(r.Header)
-	if !r.ProtoAtLeast(1, 1) {
-		// RFC 9110 section 15.2: no 1xx answer to an HTTP/1.0 client.
+	// RFC 9110 section 7.8: an HTTP/1.0 request's Upgrade is ignored
+	// (rewrite removes it), and section 15.2: no 1xx answer to an HTTP/1.0
+	// client.
+	ex.upgrade = r.ProtoAtLeast(1, 1) && isUpgrade(r.Header) && !isH2CUpgrade(r.Header)
+	switch {
+	case !r.ProtoAtLeast(1, 1):
 		w = no1xx{w}
+		ex.w = w
+	case ex.upgrade:
+		// The switch is done when ReverseProxy takes the connection.
+		w = switcher{ResponseWriter: w, p: p, ex: ex, ctx: r.Context()}
 		ex.w = w
 	}
 	in := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
@@ -484,13 +491,14 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		// stay the backend's io.ReadWriteCloser: nothing of it is
 		// captured. A switch is no write the secondary can repeat: 101 is
 		// not a write's success, and its record is dropped.
-		p.endClient(ex)
-		stopFraming(res.Request.Context())
-		if ex.write != nil {
-			p.primaryAccepted(ex, res)
+		// The connection is counted out and its scanner stopped once
+		// ReverseProxy accepted the switch (switcher.Hijack).
+		if job := ex.write; job != nil {
+			job.decided = true
+			p.queue.drop(job.rec)
 			// Dropped: nothing for Close to wait for while it is open.
-			if ex.write.begun {
-				ex.write.begun = false
+			if job.begun {
+				job.begun = false
 				p.endWrite()
 			}
 		}

@@ -1,0 +1,239 @@
+package gateway_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/gateway"
+)
+
+// switchTo answers an upgrade request by switching to proto (hijacked, as a
+// WebSocket server does), then closes; anything else gets userJSON.
+func switchTo(proto string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			jsonAnswer("old", userJSON)(w, r)
+			return
+		}
+		c, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + proto + "\r\n\r\n")
+		buf.Flush()
+	}
+}
+
+// A 101 that ReverseProxy refuses (here: the client offered two protocols,
+// RFC 9110 section 7.8, and the primary picked one; ReverseProxy wants the
+// whole offer echoed) is answered 502 and the connection stays HTTP. The
+// framing scanner was stopped in modifyResponse before ReverseProxy
+// looked at the switch, so the next request on the connection is refused
+// by the gateway itself (400, skipped/refused).
+func TestASwitchReverseProxyRefusesLeavesTheConnectionUsable(t *testing.T) {
+	old, new := newBackend(t, "old", switchTo("bar")), newBackend(t, "new", jsonAnswer("new", userJSON))
+	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "shadow-read"))
+	c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	var got []string
+	for _, req := range []string{
+		"GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo, bar\r\n\r\n",
+		"GET /items/2 HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		io.WriteString(c, req)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		got = append(got, fmt.Sprintf("%d %s", res.StatusCode, strings.TrimSpace(string(body))))
+	}
+	t.Logf("answers: %q", got)
+	if want := "200 " + userJSON; got[1] != want {
+		t.Errorf("the request after a refused switch got %q, want the primary's %q", got[1], want)
+	}
+	eventually(t, "both reads' outcomes", func() bool { return total(g.route("items")) == 2 })
+	if n := g.route("items").Reads.Reasons["skipped/refused"]; n != 0 {
+		t.Errorf("%d reads refused by the gateway: %v", n, g.route("items").Reads.Reasons)
+	}
+}
+
+// RFC 9110 section 7.8: a server must ignore Upgrade in an HTTP/1.0
+// request, and section 15.2: no 1xx (101 included) to an HTTP/1.0 client.
+// The primary, asked itself, does not switch; through the gateway it is
+// asked over HTTP/1.1 with the Upgrade ReverseProxy keeps, and the
+// HTTP/1.0 client gets a 101 that no1xx lets through.
+func TestAnHTTP10ClientIsNeverSwitched(t *testing.T) {
+	conforming := func(w http.ResponseWriter, r *http.Request) {
+		if !r.ProtoAtLeast(1, 1) {
+			r.Header.Del("Upgrade") // as RFC 9110 section 7.8 asks
+		}
+		switchTo("websocket")(w, r)
+	}
+	old, new := newBackend(t, "old", conforming), newBackend(t, "new", conforming)
+	req := "GET /items/1 HTTP/1.0\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+	direct := rawExchange(t, old.srv.Listener.Addr().String(), req)
+	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "prepare"))
+	proxied := rawExchange(t, g.srv.Listener.Addr().String(), req)
+	first := func(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
+	t.Logf("direct: %q; proxied: %q", first(direct), first(proxied))
+	if first(proxied) != first(direct) {
+		t.Errorf("an HTTP/1.0 client asking to upgrade: the primary itself answers %q, through the gateway %q", first(direct), first(proxied))
+	}
+}
+
+// A route may count 1xx as a write's success (write_success: [100-299]).
+// modifyResponse's comment says a switched write's record is dropped, but
+// it is decided by WriteSucceeded: the switch is queued, and the secondary
+// is sent a copy of the upgrade request.
+func TestASwitchedWriteIsNeverCopied(t *testing.T) {
+	old, new := newBackend(t, "old", switchTo("foo")), newBackend(t, "new", jsonAnswer("new", `{}`))
+	g := startGateway(t, old, new, "defaults: {write_success: [100-299]}\n"+fmt.Sprintf(primaryRoute, "dual-write"))
+	c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "POST /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\nContent-Length: 2\r\n\r\n{}")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("the client got %v, %v; want the primary's 101", res, err)
+	}
+	c.Close()
+	eventually(t, "the handler to end", func() bool { cl, _ := g.proxy.RouteLoad("items"); return cl == 0 })
+	// Wait for anything queued to be delivered.
+	eventually(t, "the queue idle", g.proxyIdle)
+	if n := new.count(); n != 0 {
+		s := new.seen()[0]
+		t.Errorf("the secondary got %d copies of a switched write (%s %s, Upgrade %q); writes: %+v", n, s.Method, s.Target, s.Header.Get("Upgrade"), g.route("items").Writes)
+	}
+}
+
+// A write the secondary does not get, sent while held writes of its
+// resource exist for its primary, is counted in flight to that backend
+// (beginDirect) until its handler returns: a replay of the held write is
+// refused as ErrResourceQueued meanwhile. Switched, the write's handler
+// returns only when the connection closes, so the held write cannot be
+// replayed for as long as the switched connection stays open, though
+// nothing is in flight to the backend any more.
+func TestASwitchedDirectWriteDoesNotBlockReplays(t *testing.T) {
+	old := newBackend(t, "old", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Header.Get("X-Cutover-Shadow") != "":
+			http.Error(w, "schema mismatch", http.StatusUnprocessableEntity)
+		case r.Header.Get("Upgrade") != "":
+			c, buf, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n")
+			buf.Flush()
+			io.Copy(io.Discard, buf) // until the gateway hangs up
+		default:
+			jsonAnswer("old", `{}`)(w, r)
+		}
+	})
+	new := newBackend(t, "new", jsonAnswer("new", `{}`))
+	g := startGateway(t, old, new, `queue: {max_attempts: 1, base_backoff: 5ms, max_backoff: 10ms}
+routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    phase: cutover
+    overrides:
+      - name: direct
+        when: {header: X-Direct, equals: "1"}
+        phase: prepare
+`)
+	if res, _ := g.do("PUT", "/items/a", `{"v": 1}`); res.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: %d", res.StatusCode)
+	}
+	eventually(t, "old's copy given up", func() bool { return g.route("items").Writes.GaveUp == 1 })
+	var held []gateway.HeldWrite
+	eventually(t, "the held write on disk", func() bool {
+		held, _ = g.proxy.HeldWrites("gave_up", "items", 0, 10)
+		return len(held) == 1
+	})
+
+	c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "PUT /items/a HTTP/1.1\r\nHost: x\r\nX-Direct: 1\r\nConnection: Upgrade\r\nUpgrade: foo\r\nContent-Length: 2\r\n\r\n{}")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("the client got %v, %v; want the primary's 101", res, err)
+	}
+	err = g.proxy.Redrive(held[0].ID, false)
+	t.Logf("replay with the switched connection open: %v", err)
+	if err != nil {
+		t.Errorf("a replay while a switched write's connection stays open: %v, want it sent", err)
+	}
+	c.Close()
+	eventually(t, "the replay accepted once the connection closed", func() bool { return g.proxy.Redrive(held[0].ID, false) == nil })
+}
+
+// Bytes the client sends right after its upgrade request (before the 101)
+// reach the primary, as they do talking to it directly. ReverseProxy
+// copies from the hijacked net.Conn and ignores the bytes net/http has
+// already buffered (golang/go#80875): they are lost.
+func TestBytesSentBeforeTheSwitchReachThePrimary(t *testing.T) {
+	echo := func(w http.ResponseWriter, r *http.Request) {
+		c, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		buf.Flush()
+		for {
+			line, err := buf.ReadString('\n')
+			if err != nil {
+				return
+			}
+			buf.WriteString("echo " + line)
+			buf.Flush()
+		}
+	}
+	old, new := newBackend(t, "old", echo), newBackend(t, "new", jsonAnswer("new", userJSON))
+	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "shadow-read"))
+	for _, via := range []string{"direct", "gateway"} {
+		addr := g.srv.Listener.Addr().String()
+		if via == "direct" {
+			addr = old.srv.Listener.Addr().String()
+		}
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nearly\n")
+		rd := bufio.NewReader(c)
+		if res, err := http.ReadResponse(rd, nil); err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("%s: %v, %v", via, res, err)
+		}
+		io.WriteString(c, "late\n")
+		line, err := rd.ReadString('\n')
+		c.Close()
+		t.Logf("%s: first echo %q", via, line)
+		if line != "echo early\n" {
+			t.Errorf("%s: the first line echoed is %q (%v), want %q", via, line, err, "echo early\n")
+		}
+	}
+}
