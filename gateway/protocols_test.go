@@ -2,129 +2,16 @@ package gateway_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Protocol paths beside the WebSocket switch: a refused or stripped
 // upgrade, a switch on a write, event streams under shadowing, 1xx answers
 // to an HTTP/1.0 client.
-
-// A request that asks to switch protocols and is not switched (the primary
-// refuses it with 426, or it is an h2c upgrade, whose headers the gateway
-// removes) leaves the client's connection as it found it: the next request
-// on it reaches the primary, as it would talking to the primary itself
-// (curl --http2 http://... sends every request with Upgrade: h2c).
-func TestARefusedUpgradeLeavesTheConnectionUsable(t *testing.T) {
-	answer := func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") == "websocket" {
-			w.WriteHeader(http.StatusUpgradeRequired)
-			return
-		}
-		jsonAnswer("old", userJSON)(w, r)
-	}
-	firsts := map[string]string{
-		"websocket refused": "GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-		"h2c":               "GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
-	}
-	for name, first := range firsts {
-		for _, phase := range []string{"prepare", "shadow-read"} {
-			t.Run(name+"/"+phase, func(t *testing.T) {
-				old, new := newBackend(t, "old", answer), newBackend(t, "new", answer)
-				g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, phase))
-				c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				br := bufio.NewReader(c)
-				var got []string
-				// The second request is sent once the first answer is read
-				// whole: no pipelining, a client reusing its connection.
-				for _, req := range []string{first, "GET /items/2 HTTP/1.1\r\nHost: x\r\n\r\n"} {
-					io.WriteString(c, req)
-					res, err := http.ReadResponse(br, nil)
-					if err != nil {
-						t.Fatalf("after %q: %v", got, err)
-					}
-					body, _ := io.ReadAll(res.Body)
-					res.Body.Close()
-					got = append(got, fmt.Sprintf("%d %s", res.StatusCode, body))
-				}
-				if want := "200 " + userJSON; got[1] != want {
-					t.Errorf("answers %q; the second request on the connection got %q, want the primary's %q (old got %d requests)", got, got[1], want, old.count())
-				}
-				eventually(t, "both reads' outcomes", func() bool { return total(g.route("items")) == 2 })
-				if n := g.route("items").Reads.Reasons["skipped/refused"]; n != 0 {
-					t.Errorf("%d reads refused by the gateway: %v", n, g.route("items").Reads.Reasons)
-				}
-			})
-		}
-	}
-}
-
-// An h2c upgrade is removed (README, "The proxy listener"): the request is
-// an ordinary read, and in shadow-read it is compared like any other.
-func TestAnH2CUpgradeReadIsCompared(t *testing.T) {
-	old, new := newBackend(t, "old", jsonAnswer("old", userJSON)), newBackend(t, "new", jsonAnswer("new", userJSON))
-	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "shadow-read"))
-	got := rawExchange(t, g.srv.Listener.Addr().String(), "GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
-	if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") {
-		t.Fatalf("the client got %q", got)
-	}
-	eventually(t, "the read's outcome", func() bool { return total(g.route("items")) == 1 })
-	if v := g.route("items").Reads; v.Window.Matched != 1 {
-		t.Errorf("an h2c read was not compared: %v (the secondary got %d requests)", v.Reasons, new.count())
-	}
-}
-
-// A write the primary answers with 101 is dropped from the queue at once
-// (a switch is no write to repeat): the open connection is no write for
-// Close to wait for. It waited until its deadline, so a shutdown with one
-// such connection open took the whole shutdown_timeout and left Close no
-// time to flush the queue.
-func TestASwitchedWriteDoesNotHoldClose(t *testing.T) {
-	hijack := func(w http.ResponseWriter, r *http.Request) {
-		c, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n")
-		buf.Flush()
-		io.Copy(io.Discard, buf) // until the gateway hangs up
-	}
-	old, new := newBackend(t, "old", hijack), newBackend(t, "new", jsonAnswer("new", `{}`))
-	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "dual-write"))
-	c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "POST /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\nContent-Length: 2\r\n\r\n{}")
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("the client got %v, %v; want the primary's 101", res, err)
-	}
-	if d := g.proxy.QueueDepth(); d != 0 {
-		t.Fatalf("queue depth %d after a switch, want 0", d)
-	}
-	g.srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	start := time.Now()
-	if err := g.proxy.Close(ctx); err != nil {
-		t.Errorf("Close with a switched write's connection open: %v after %v, want it done at once (nothing is queued)", err, time.Since(start).Round(time.Millisecond))
-	}
-}
 
 // eventStream answers GET /events with a text/event-stream that sends one
 // event, then stays open until release is closed (or, live, until its
@@ -238,4 +125,101 @@ func TestNo1xxAnswerReachesAnHTTP10Client(t *testing.T) {
 	if err != nil || res.StatusCode != http.StatusOK {
 		t.Errorf("an HTTP/1.0 client reads %v (%v)\ndirect : %q\nproxied: %q", res.Status, err, direct, proxied)
 	}
+}
+
+// A shadowed read answered text/event-stream whose primary breaks mid-
+// stream (ReverseProxy panics with ErrAbortHandler): one outcome, slot and
+// loads back.
+func TestAnEventStreamBrokenMidwayEndsInOneOutcome(t *testing.T) {
+	for _, phase := range []string{"shadow-read", "cutover", "dual-write", "prepare"} {
+		t.Run(phase, func(t *testing.T) {
+			broken := func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("X-Cutover-Shadow") != "" {
+					jsonAnswer("x", userJSON)(w, r)
+					return
+				}
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.Write([]byte("data: 1\n\n"))
+				w.(http.Flusher).Flush()
+				c, _, _ := http.NewResponseController(w).Hijack()
+				c.Close()
+			}
+			old, new := newBackend(t, "old", broken), newBackend(t, "new", broken)
+			g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, phase))
+			getBroken(t, g, 3)
+			assertLoadsEnd(t, g, "items")
+			if n := new.count() + old.count(); phase != "prepare" && phase != "dual-write" && n != 3 {
+				t.Errorf("backends got %d requests, want 3 (no secondary copy of a stream)", n)
+			}
+		})
+	}
+}
+
+// A shadowed JSON read whose primary breaks mid-body (ErrAbortHandler):
+// one outcome, loads back.
+func TestAShadowedReadBrokenMidwayGivesItsCountsBack(t *testing.T) {
+	broken := func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Cutover-Shadow") != "" {
+			jsonAnswer("x", userJSON)(w, r)
+			return
+		}
+		w.Header().Set("Content-Length", "100")
+		w.Write([]byte(`{"id":`))
+		w.(http.Flusher).Flush()
+		c, _, _ := http.NewResponseController(w).Hijack()
+		c.Close()
+	}
+	old, new := newBackend(t, "old", broken), newBackend(t, "new", broken)
+	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "shadow-read"))
+	getBroken(t, g, 3)
+	assertLoadsEnd(t, g, "items")
+}
+
+// HTTP/1.0 client, primary breaks mid-body: what it sent still reaches the
+// client through no1xx (flushOnError's Flusher).
+func TestAnHTTP10ClientGetsWhatABrokenPrimarySent(t *testing.T) {
+	broken := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.Write([]byte(`{"id": 1,`))
+		w.(http.Flusher).Flush()
+		c, _, _ := http.NewResponseController(w).Hijack()
+		c.Close()
+	}
+	old, new := newBackend(t, "old", broken), newBackend(t, "new", broken)
+	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "prepare"))
+	got := rawExchange(t, g.srv.Listener.Addr().String(), "GET /items/1 HTTP/1.0\r\nHost: x\r\n\r\n")
+	if !strings.HasSuffix(got, `{"id": 1,`) {
+		t.Errorf("got %q, want what the primary sent before it broke off", got)
+	}
+}
+
+// An event stream to an HTTP/1.0 client is flushed as it comes (no1xx
+// passes Flush on).
+func TestAnEventStreamReachesAnHTTP10ClientAsItComes(t *testing.T) {
+	primary := newEventStream(false)
+	t.Cleanup(func() { close(primary.release) })
+	old, new := newBackend(t, "old", primary.serve), newBackend(t, "new", jsonAnswer("new", userJSON))
+	g := startGateway(t, old, new, eventsAndUsers)
+	_, rd := dial(t, g.srv.Listener.Addr().String(), "GET /events HTTP/1.0\r\nHost: x\r\n\r\n")
+	res, err := http.ReadResponse(rd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(res.Body).ReadString('\n')
+	if err != nil || line != "data: 1\n" {
+		t.Errorf("first event: %q %v", line, err)
+	}
+}
+
+// getBroken sends n reads of /items/1 whose primary breaks off, and waits
+// for their outcomes.
+func getBroken(t *testing.T, g *gw, n int) {
+	t.Helper()
+	for range n {
+		if res, err := http.Get(g.srv.URL + "/items/1"); err == nil {
+			io.ReadAll(res.Body)
+			res.Body.Close()
+		}
+	}
+	eventually(t, "the reads' outcomes", func() bool { return total(g.route("items")) == int64(n) })
 }

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -14,8 +15,10 @@ import (
 )
 
 // switchTo answers an upgrade request by switching to proto (hijacked, as a
-// WebSocket server does), then closes; anything else gets userJSON.
-func switchTo(proto string) http.HandlerFunc {
+// WebSocket server does); with echo it then answers each line the client
+// sends with "echo " and the line until the connection closes, without it
+// it closes at once. Anything else gets userJSON.
+func switchTo(proto string, echo bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") == "" {
 			jsonAnswer("old", userJSON)(w, r)
@@ -28,6 +31,133 @@ func switchTo(proto string) http.HandlerFunc {
 		defer c.Close()
 		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + proto + "\r\n\r\n")
 		buf.Flush()
+		for echo {
+			line, err := buf.ReadString('\n')
+			if err != nil {
+				return
+			}
+			buf.WriteString("echo " + line)
+			buf.Flush()
+		}
+	}
+}
+
+// dial opens a connection to addr, closed when the test ends, sends
+// request on it and returns its reader; every read and write on it has 5 s.
+func dial(t *testing.T, addr, request string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, request)
+	return c, bufio.NewReader(c)
+}
+
+// switched sends request on a new connection to the gateway and expects the
+// primary's 101.
+func switched(t *testing.T, g *gw, request string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, rd := dial(t, g.srv.Listener.Addr().String(), request)
+	if res, err := http.ReadResponse(rd, nil); err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("the client got %v, %v; want the primary's 101", res, err)
+	}
+	return c, rd
+}
+
+// answers sends each request on one connection to the gateway once the
+// answer to the one before is read whole, as a client reusing its
+// connection does (no pipelining), and returns "status body" of each.
+func answers(t *testing.T, g *gw, requests ...string) []string {
+	t.Helper()
+	c, br := dial(t, g.srv.Listener.Addr().String(), "")
+	var got []string
+	for _, req := range requests {
+		io.WriteString(c, req)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		got = append(got, fmt.Sprintf("%d %s", res.StatusCode, strings.TrimSpace(string(body))))
+	}
+	return got
+}
+
+// switchedPost is a write that asks to switch protocols.
+const switchedPost = "POST /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\nContent-Length: 2\r\n\r\n{}"
+
+// A request that asks to switch protocols and is not switched (the primary
+// refuses it with 426, or it is an h2c upgrade, whose headers the gateway
+// removes) leaves the client's connection as it found it: the next request
+// on it reaches the primary, as it would talking to the primary itself
+// (curl --http2 http://... sends every request with Upgrade: h2c).
+func TestARefusedUpgradeLeavesTheConnectionUsable(t *testing.T) {
+	answer := func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "websocket" {
+			w.WriteHeader(http.StatusUpgradeRequired)
+			return
+		}
+		jsonAnswer("old", userJSON)(w, r)
+	}
+	firsts := map[string]string{
+		"websocket refused": "GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+		"h2c":               "GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+	}
+	for name, first := range firsts {
+		for _, phase := range []string{"prepare", "shadow-read"} {
+			t.Run(name+"/"+phase, func(t *testing.T) {
+				old, new := newBackend(t, "old", answer), newBackend(t, "new", answer)
+				g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, phase))
+				got := answers(t, g, first, "GET /items/2 HTTP/1.1\r\nHost: x\r\n\r\n")
+				if want := "200 " + userJSON; got[1] != want {
+					t.Errorf("answers %q; the second request on the connection got %q, want the primary's %q (old got %d requests)", got, got[1], want, old.count())
+				}
+				eventually(t, "both reads' outcomes", func() bool { return total(g.route("items")) == 2 })
+				if n := g.route("items").Reads.Reasons["skipped/refused"]; n != 0 {
+					t.Errorf("%d reads refused by the gateway: %v", n, g.route("items").Reads.Reasons)
+				}
+			})
+		}
+	}
+}
+
+// An h2c upgrade is removed (README, "The proxy listener"): the request is
+// an ordinary read, and in shadow-read it is compared like any other.
+func TestAnH2CUpgradeReadIsCompared(t *testing.T) {
+	old, new := newBackend(t, "old", jsonAnswer("old", userJSON)), newBackend(t, "new", jsonAnswer("new", userJSON))
+	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "shadow-read"))
+	got := rawExchange(t, g.srv.Listener.Addr().String(), "GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+	if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") {
+		t.Fatalf("the client got %q", got)
+	}
+	eventually(t, "the read's outcome", func() bool { return total(g.route("items")) == 1 })
+	if v := g.route("items").Reads; v.Window.Matched != 1 {
+		t.Errorf("an h2c read was not compared: %v (the secondary got %d requests)", v.Reasons, new.count())
+	}
+}
+
+// A write the primary answers with 101 is dropped from the queue at once
+// (a switch is no write to repeat): the open connection is no write for
+// Close to wait for. It waited until its deadline, so a shutdown with one
+// such connection open took the whole shutdown_timeout and left Close no
+// time to flush the queue.
+func TestASwitchedWriteDoesNotHoldClose(t *testing.T) {
+	old, new := newBackend(t, "old", switchTo("foo", true)), newBackend(t, "new", jsonAnswer("new", `{}`))
+	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "dual-write"))
+	switched(t, g, switchedPost)
+	if d := g.proxy.QueueDepth(); d != 0 {
+		t.Fatalf("queue depth %d after a switch, want 0", d)
+	}
+	g.srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := g.proxy.Close(ctx); err != nil {
+		t.Errorf("Close with a switched write's connection open: %v after %v, want it done at once (nothing is queued)", err, time.Since(start).Round(time.Millisecond))
 	}
 }
 
@@ -38,32 +168,13 @@ func switchTo(proto string) http.HandlerFunc {
 // looked at the switch, so the next request on the connection is refused
 // by the gateway itself (400, skipped/refused).
 func TestASwitchReverseProxyRefusesLeavesTheConnectionUsable(t *testing.T) {
-	old, new := newBackend(t, "old", switchTo("bar")), newBackend(t, "new", jsonAnswer("new", userJSON))
+	old, new := newBackend(t, "old", switchTo("bar", false)), newBackend(t, "new", jsonAnswer("new", userJSON))
 	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "shadow-read"))
-	c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
-	var got []string
-	for _, req := range []string{
+	got := answers(t, g,
 		"GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo, bar\r\n\r\n",
-		"GET /items/2 HTTP/1.1\r\nHost: x\r\n\r\n",
-	} {
-		io.WriteString(c, req)
-		res, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("after %q: %v", got, err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		got = append(got, fmt.Sprintf("%d %s", res.StatusCode, strings.TrimSpace(string(body))))
-	}
-	t.Logf("answers: %q", got)
+		"GET /items/2 HTTP/1.1\r\nHost: x\r\n\r\n")
 	if want := "200 " + userJSON; got[1] != want {
-		t.Errorf("the request after a refused switch got %q, want the primary's %q", got[1], want)
+		t.Errorf("answers %q: the request after a refused switch got %q, want the primary's %q", got, got[1], want)
 	}
 	eventually(t, "both reads' outcomes", func() bool { return total(g.route("items")) == 2 })
 	if n := g.route("items").Reads.Reasons["skipped/refused"]; n != 0 {
@@ -81,7 +192,7 @@ func TestAnHTTP10ClientIsNeverSwitched(t *testing.T) {
 		if !r.ProtoAtLeast(1, 1) {
 			r.Header.Del("Upgrade") // as RFC 9110 section 7.8 asks
 		}
-		switchTo("websocket")(w, r)
+		switchTo("websocket", false)(w, r)
 	}
 	old, new := newBackend(t, "old", conforming), newBackend(t, "new", conforming)
 	req := "GET /items/1 HTTP/1.0\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
@@ -89,7 +200,6 @@ func TestAnHTTP10ClientIsNeverSwitched(t *testing.T) {
 	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "prepare"))
 	proxied := rawExchange(t, g.srv.Listener.Addr().String(), req)
 	first := func(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
-	t.Logf("direct: %q; proxied: %q", first(direct), first(proxied))
 	if first(proxied) != first(direct) {
 		t.Errorf("an HTTP/1.0 client asking to upgrade: the primary itself answers %q, through the gateway %q", first(direct), first(proxied))
 	}
@@ -100,19 +210,9 @@ func TestAnHTTP10ClientIsNeverSwitched(t *testing.T) {
 // it is decided by WriteSucceeded: the switch is queued, and the secondary
 // is sent a copy of the upgrade request.
 func TestASwitchedWriteIsNeverCopied(t *testing.T) {
-	old, new := newBackend(t, "old", switchTo("foo")), newBackend(t, "new", jsonAnswer("new", `{}`))
+	old, new := newBackend(t, "old", switchTo("foo", false)), newBackend(t, "new", jsonAnswer("new", `{}`))
 	g := startGateway(t, old, new, "defaults: {write_success: [100-299]}\n"+fmt.Sprintf(primaryRoute, "dual-write"))
-	c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "POST /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\nContent-Length: 2\r\n\r\n{}")
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("the client got %v, %v; want the primary's 101", res, err)
-	}
+	c, _ := switched(t, g, switchedPost)
 	c.Close()
 	eventually(t, "the handler to end", func() bool { cl, _ := g.proxy.RouteLoad("items"); return cl == 0 })
 	// Wait for anything queued to be delivered.
@@ -136,14 +236,7 @@ func TestASwitchedDirectWriteDoesNotBlockReplays(t *testing.T) {
 		case r.Header.Get("X-Cutover-Shadow") != "":
 			http.Error(w, "schema mismatch", http.StatusUnprocessableEntity)
 		case r.Header.Get("Upgrade") != "":
-			c, buf, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n")
-			buf.Flush()
-			io.Copy(io.Discard, buf) // until the gateway hangs up
+			switchTo("foo", true)(w, r)
 		default:
 			jsonAnswer("old", `{}`)(w, r)
 		}
@@ -169,20 +262,8 @@ routes:
 		return len(held) == 1
 	})
 
-	c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "PUT /items/a HTTP/1.1\r\nHost: x\r\nX-Direct: 1\r\nConnection: Upgrade\r\nUpgrade: foo\r\nContent-Length: 2\r\n\r\n{}")
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("the client got %v, %v; want the primary's 101", res, err)
-	}
-	err = g.proxy.Redrive(held[0].ID, false)
-	t.Logf("replay with the switched connection open: %v", err)
-	if err != nil {
+	c, _ := switched(t, g, "PUT /items/a HTTP/1.1\r\nHost: x\r\nX-Direct: 1\r\nConnection: Upgrade\r\nUpgrade: foo\r\nContent-Length: 2\r\n\r\n{}")
+	if err := g.proxy.Redrive(held[0].ID, false); err != nil {
 		t.Errorf("a replay while a switched write's connection stays open: %v, want it sent", err)
 	}
 	c.Close()
@@ -194,46 +275,21 @@ routes:
 // copies from the hijacked net.Conn and ignores the bytes net/http has
 // already buffered (golang/go#80875): they are lost.
 func TestBytesSentBeforeTheSwitchReachThePrimary(t *testing.T) {
-	echo := func(w http.ResponseWriter, r *http.Request) {
-		c, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-		buf.Flush()
-		for {
-			line, err := buf.ReadString('\n')
-			if err != nil {
-				return
-			}
-			buf.WriteString("echo " + line)
-			buf.Flush()
-		}
-	}
-	old, new := newBackend(t, "old", echo), newBackend(t, "new", jsonAnswer("new", userJSON))
+	old, new := newBackend(t, "old", switchTo("websocket", true)), newBackend(t, "new", jsonAnswer("new", userJSON))
 	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "shadow-read"))
 	for _, via := range []string{"direct", "gateway"} {
 		addr := g.srv.Listener.Addr().String()
 		if via == "direct" {
 			addr = old.srv.Listener.Addr().String()
 		}
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(c, "GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nearly\n")
-		rd := bufio.NewReader(c)
+		c, rd := dial(t, addr, "GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nearly\n")
 		if res, err := http.ReadResponse(rd, nil); err != nil || res.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("%s: %v, %v", via, res, err)
 		}
 		io.WriteString(c, "late\n")
-		line, err := rd.ReadString('\n')
-		c.Close()
-		t.Logf("%s: first echo %q", via, line)
-		if line != "echo early\n" {
+		if line, err := rd.ReadString('\n'); line != "echo early\n" {
 			t.Errorf("%s: the first line echoed is %q (%v), want %q", via, line, err, "echo early\n")
 		}
+		c.Close()
 	}
 }

@@ -173,37 +173,10 @@ func TestAWritesCopyKeepsItsQueryWhole(t *testing.T) {
 // to flush it on a break (d658a66) made ReverseProxy answer 502 to every
 // switch: the body of a 101 must stay the backend's connection.
 func TestAProtocolSwitchIsHandedOverBothWays(t *testing.T) {
-	old := newBackend(t, "old", func(w http.ResponseWriter, r *http.Request) {
-		c, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Errorf("hijack: %v", err)
-			return
-		}
-		defer c.Close()
-		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-		buf.Flush()
-		for {
-			line, err := buf.ReadString('\n')
-			if err != nil {
-				return
-			}
-			buf.WriteString("echo " + line)
-			buf.Flush()
-		}
-	})
+	old := newBackend(t, "old", switchTo("websocket", true))
 	new := newBackend(t, "new", jsonAnswer("new", userJSON))
 	g := startGateway(t, old, new, "routes:\n  - name: ws\n    match: {path: \"/ws\"}\n    phase: shadow-read\n")
-	c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-	rd := bufio.NewReader(c)
-	res, err := http.ReadResponse(rd, nil)
-	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("the primary switched protocols; the client got %v, %v", res, err)
-	}
+	c, rd := switched(t, g, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	if got := gathered(t, g, "cutover_requests_in_flight"); got != 0 {
 		t.Errorf("cutover_requests_in_flight = %v with a WebSocket open, want 0", got)
 	}
