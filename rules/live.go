@@ -28,7 +28,10 @@ type Live struct {
 
 	cur    atomic.Pointer[Set]
 	status atomic.Pointer[Status]
-	mu     sync.Mutex // one reload at a time
+	// started is the set the process started with: what the settings
+	// read only at start (restartOnly) still are.
+	started *Set
+	mu      sync.Mutex // one reload at a time
 	// read is the SHA-256 of the bytes the last attempt read, under mu.
 	read [sha256.Size]byte
 }
@@ -59,7 +62,7 @@ func NewLive(path string, log *slog.Logger, onReload func(*Set, error)) (*Live, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &Live{path: path, log: log, onReload: onReload, read: sha256.Sum256(src)}
+	l := &Live{path: path, log: log, onReload: onReload, read: sha256.Sum256(src), started: set}
 	l.cur.Store(set)
 	l.status.Store(&Status{Version: set.Version, Source: path, Loaded: set.Loaded, LastAttempt: set.Loaded})
 	return l, nil
@@ -67,7 +70,7 @@ func NewLive(path string, log *slog.Logger, onReload func(*Set, error)) (*Live, 
 
 // NewStatic wraps a set that never reloads (demo, tests, `cutover diff`).
 func NewStatic(set *Set) *Live {
-	l := &Live{log: slog.New(slog.DiscardHandler)}
+	l := &Live{log: slog.New(slog.DiscardHandler), started: set}
 	l.cur.Store(set)
 	l.status.Store(&Status{Version: set.Version, Source: set.Source, Loaded: set.Loaded, LastAttempt: set.Loaded})
 	return l
@@ -165,8 +168,11 @@ func (l *Live) reload(fromWatcher bool) error {
 		l.status.Store(&st)
 		return nil
 	}
-	for _, what := range restartOnly(old, set) {
-		l.log.Warn("this setting changes only on restart; the running value stays", slog.String("setting", what))
+	// Against the start, not the last file: a file put back to the
+	// running value is no warning, and a difference is said at every
+	// reload until a restart.
+	for _, what := range restartOnly(l.started, set) {
+		l.log.Warn("this setting differs from the value the process started with, and changes only on restart; the running value stays", slog.String("setting", what))
 	}
 	l.cur.Store(set)
 	l.log.Info("rules reloaded", slog.String("version", set.Version), slog.Int("routes", len(set.Routes)))

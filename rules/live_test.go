@@ -222,6 +222,37 @@ func TestAReloadNamesWhatWaitsForARestart(t *testing.T) {
 	}
 }
 
+// The warning compares a file with what the process started with, not with
+// the last file: a file put back to the running value is no warning, and a
+// file that still differs from it is warned about at every reload.
+func TestARestartWarningIsAgainstTheRunningValue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cutover.yaml")
+	file := func(lag, phase string) string { return "shadow: {lag_factor: " + lag + "}\n" + liveBase + phase + "\n" }
+	write(t, path, file("8", "shadow-read"))
+	var logs bytes.Buffer
+	live, err := rules.NewLive(path, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		lag, phase string
+		warned     bool
+	}{
+		{"4", "shadow-read", true},
+		{"4", "dual-write", true},  // another edit: the file still differs from the process
+		{"8", "dual-write", false}, // back to the running value
+	} {
+		logs.Reset()
+		write(t, path, file(step.lag, step.phase))
+		if err := live.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), "only on restart"); got != step.warned {
+			t.Errorf("lag_factor %s (the process started with 8), phase %s: warned %v, want %v:\n%s", step.lag, step.phase, got, step.warned, logs.String())
+		}
+	}
+}
+
 // syncBuffer is a log sink the watcher's goroutine and the test share.
 type syncBuffer struct {
 	mu sync.Mutex

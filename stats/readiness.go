@@ -187,12 +187,12 @@ func judge(ev evidence, th rules.Readiness) Ready {
 		c := Check{Name: "p99_latency_increase", Threshold: th.P99LatencyIncrease, Value: f(inc), Pass: pass}
 		limit := "+" + pct(th.P99LatencyIncrease)
 		if slack > 0 {
-			limit += fmt.Sprintf(" and %.3g ms", slack)
+			limit += " and " + millis(slack)
 		}
 		if c.Pass {
-			c.Detail = fmt.Sprintf("p99 of new %.3g ms vs old %.3g ms (%+.1f%%, limit %s)", ev.p99New, ev.p99Old, inc*100, limit)
+			c.Detail = fmt.Sprintf("p99 of new %s vs old %s (%+.1f%%, limit %s)", millis(ev.p99New), millis(ev.p99Old), inc*100, limit)
 		} else {
-			c.Detail = fmt.Sprintf("p99 latency of new %.3g ms is %+.1f%% over old %.3g ms (limit %s)", ev.p99New, inc*100, ev.p99Old, limit)
+			c.Detail = fmt.Sprintf("p99 latency of new %s is %+.1f%% over old %s (limit %s)", millis(ev.p99New), inc*100, millis(ev.p99Old), limit)
 		}
 		fail(c)
 	}
@@ -216,4 +216,16 @@ func judge(ev evidence, th rules.Readiness) Ready {
 		r.Status, r.Verdict = StatusReady, true
 	}
 	return r
+}
+
+// millis writes a latency given in milliseconds as a reader expects it:
+// "0.059 ms", "250 ms", "1.47 s" (%.3g wrote 1.47e+03 ms from 1 s on).
+func millis(ms float64) string {
+	switch {
+	case ms >= 1e6:
+		return fmt.Sprintf("%.0f s", ms/1000)
+	case ms >= 1000:
+		return fmt.Sprintf("%.3g s", ms/1000)
+	}
+	return fmt.Sprintf("%.3g ms", ms)
 }

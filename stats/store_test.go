@@ -272,12 +272,22 @@ func TestVerdictFlips(t *testing.T) {
 	s.SetQueue("user", stats.QueueState{Pending: 1})
 	for range 100 {
 		ev := match("user")
-		ev.NewLatency = time.Second
+		ev.NewLatency = 2 * time.Second
 		s.Read(ev)
 	}
 	r = one(t, s, ri).Ready
 	if r.Status != stats.StatusNotReady || len(r.Reasons) != 3 {
 		t.Fatalf("with failures = %+v", r.Reasons)
+	}
+	// A latency of seconds reads as seconds, not as 2e+03 ms.
+	latency := ""
+	for _, reason := range r.Reasons {
+		if strings.HasPrefix(reason, "p99 latency of new") {
+			latency = reason
+		}
+	}
+	if !strings.Contains(latency, " s is +") || !strings.Contains(latency, " ms (limit") || strings.Contains(latency, "e+") {
+		t.Errorf("latency reason = %q, want new's p99 in seconds and old's in milliseconds", latency)
 	}
 }
 
