@@ -199,6 +199,10 @@ defaults: {phase: shadow-read}
 	case <-time.After(15 * time.Second):
 		t.Fatal("cutover did not exit after SIGTERM")
 	}
+	// Durations in the JSON log read as durations, not nanoseconds.
+	if want := `"drain_delay":"1s","timeout":"10s"`; !strings.Contains(p.stderr.String(), want) {
+		t.Errorf("the shutdown line does not say %s:\n%s", want, p.stderr)
+	}
 }
 
 // TestBenchRuns runs a short `cutover bench` so the command anyone reruns

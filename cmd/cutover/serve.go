@@ -272,7 +272,7 @@ const adminDrain = 5 * time.Second
 func (in *instance) shutdown() error {
 	set := in.live.Current()
 	in.ready.Store(false)
-	in.log.Info("shutting down", slog.Duration("drain_delay", set.Server.DrainDelay), slog.Duration("timeout", set.Server.ShutdownTimeout))
+	in.log.Info("shutting down", slog.String("drain_delay", set.Server.DrainDelay.String()), slog.String("timeout", set.Server.ShutdownTimeout.String()))
 	if set.Server.DrainDelay > 0 {
 		time.Sleep(set.Server.DrainDelay)
 	}
