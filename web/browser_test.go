@@ -65,6 +65,15 @@ func TestDashboardInABrowser(t *testing.T) {
 	// not ready.
 	f.store.SetQueue("user", stats.QueueState{GivenUp: 1})
 	f.store.SetOverrideQueue("user", "acme", stats.QueueState{GivenUp: 1})
+	// Reads not compared are listed by reason, most first, with what the
+	// reason says to do.
+	for i := range 5 {
+		reason := stats.ReasonSecondarySlow
+		if i == 0 {
+			reason = stats.ReasonBusy
+		}
+		f.store.Read(stats.ReadEvent{Route: "user", Phase: "shadow-read", Primary: "old", Outcome: stats.Skipped, Reason: reason})
+	}
 	browsertest.Navigate(t, ctx, f.srv.URL+"/#/route/user")
 	browsertest.WaitFor(t, ctx, "the fields table", `!!document.querySelector('#fields .field-path')`)
 	browsertest.WaitFor(t, ctx, "the chart", `!!document.querySelector('#chart canvas')`)
@@ -107,6 +116,12 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Errorf("suggested rule = %q", rule)
 	}
 	browsertest.Screenshot(t, ctx, "route")
+	if first := browsertest.Eval[string](t, ctx, `document.querySelector('#not-compared li')?.textContent ?? ''`); first != "4 skipped/secondary_slow: new is far slower than old: see shadow.lag_factor and the latency check" {
+		t.Errorf("first reason not compared = %q, want the 4 reads skipped as secondary_slow, with what to look at", first)
+	}
+	if busy := browsertest.Eval[string](t, ctx, `document.querySelector('#not-compared li[data-reason="skipped/busy"]')?.textContent ?? ''`); !strings.HasPrefix(busy, "1 skipped/busy: ") {
+		t.Errorf("busy reads = %q", busy)
+	}
 	if row := browsertest.Eval[string](t, ctx, `document.querySelector('tr[data-override="acme"]')?.innerText ?? ''`); !strings.Contains(row, "acme") ||
 		!strings.Contains(row, "given up or to verify") || browsertest.Eval[string](t, ctx, `document.querySelector('tr[data-override="acme"] a[href="#/held"]')?.textContent ?? ''`) != "1" {
 		t.Errorf("the override's row = %q, want its one unresolved write, linked, and why it is not ready", row)

@@ -227,6 +227,9 @@
       tile('queued / given up', num(r.writes.pending_retries) + ' / ' + num(r.writes.given_up)),
       tile('p99 old → new', ms(r.latency.old.p99_ms) + ' → ' + ms(r.latency.new.p99_ms))));
 
+    const notCompared = notComparedList(r.reads.reasons);
+    if (notCompared) parts.push(notCompared);
+
     parts.push(el('h2', {}, 'Readiness'), checksTable(r.ready.checks));
 
     // Match rate over time against the threshold.
@@ -254,6 +257,29 @@
     for (const g of diffs.groups) parts.push(groupCard(g));
     if (diffs.overflow_groups) parts.push(el('p', { class: 'muted small' }, num(diffs.overflow_groups) + ' further mismatches had shapes beyond the group cap (counted, not sampled).'));
     return { node: el('div', {}, parts), charts: drawers };
+  }
+
+  // What a reason not compared says to do, for the reasons an operator
+  // acts on; the others are shown by name.
+  const REASON_HINTS = {
+    'skipped/sampled_out': "the route's sample: setting",
+    'skipped/busy': 'every shadow worker was taken: raise shadow.workers',
+    'skipped/secondary_slow': 'new is far slower than old: see shadow.lag_factor and the latency check',
+    'skipped/breaker_open': 'the secondary is failing; its breaker is open',
+    'skipped/phase': 'the phase compares no reads',
+    'skipped/stream': 'event streams are not compared',
+    'skipped/upgrade': 'protocol switches (WebSocket) are not compared',
+    'error/secondary_failed': 'the secondary did not answer',
+    'error/primary_failed': 'the primary did not answer',
+  };
+
+  // notComparedList lists the reads not compared by reason, most first;
+  // null when every read was compared.
+  function notComparedList(reasons) {
+    const rows = Object.entries(reasons || {}).filter(([k]) => k.startsWith('skipped/') || k.startsWith('error/')).sort((a, b) => b[1] - a[1]);
+    if (!rows.length) return null;
+    return el('div', { id: 'not-compared' }, el('h2', {}, 'Not compared'), el('ul', { class: 'reasons small' },
+      rows.map(([k, n]) => el('li', { 'data-reason': k }, num(n) + ' ' + k + (REASON_HINTS[k] ? ': ' + REASON_HINTS[k] : '')))));
   }
 
   function checksTable(checks) {
