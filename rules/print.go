@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -61,7 +62,7 @@ func (s *Set) Print(w io.Writer) error {
 			"read_header_timeout": s.Server.ReadHeaderTimeout.String(), "idle_timeout": s.Server.IdleTimeout.String(),
 			"max_header_bytes": s.Server.MaxHeaderBytes, "max_request_body": s.Server.MaxRequestBody,
 			"shutdown_timeout": s.Server.ShutdownTimeout.String(), "drain_delay": s.Server.DrainDelay.String(),
-			"trusted_proxies": fmt.Sprint(s.Server.TrustedProxies),
+			"trusted_proxies": prefixes(s.Server.TrustedProxies),
 		},
 		"shadow": map[string]any{"max_body": s.Shadow.MaxBody, "workers": s.Shadow.Workers, "lag_factor": s.Shadow.LagFactor, "marker_header": s.Shadow.MarkerHeader,
 			"idempotency_header": s.Shadow.IdempotencyHeader, "write_buffer": s.Shadow.WriteBuffer, "breaker_open_for": s.Shadow.BreakerOpenFor.String()},
@@ -107,4 +108,14 @@ func (s *Set) routeSummary() []map[string]any {
 func asSlice(v any) []any {
 	s, _ := v.([]any)
 	return s
+}
+
+// prefixes writes trusted proxies as the list they are in a file, not as
+// one string ("[10.0.0.0/8 192.168.0.0/16]").
+func prefixes(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }

@@ -29,6 +29,7 @@ func printed(t *testing.T, set *rules.Set) (asRead, inForce string) {
 // slack, the breaker and the recheck included.
 func TestThePrintedFileReadsBack(t *testing.T) {
 	src := `listen: "127.0.0.1:8080"
+server: {trusted_proxies: [10.0.0.0/8, 192.168.0.0/16]}
 backends:
   old: {url: "http://127.0.0.1:9001"}
   new: {url: "http://127.0.0.1:9002", timeout: 2s}
@@ -53,7 +54,8 @@ routes:
 	if _, inForceAgain := printed(t, again); inForceAgain != inForce {
 		t.Errorf("read back, in force:\n%s\nwant:\n%s", inForceAgain, inForce)
 	}
-	for _, want := range []string{"p99_latency_slack: 5ms", "breaker_open_for: 10s", "recheck_after: 0s", "max_body: 2097152"} {
+	for _, want := range []string{"p99_latency_slack: 5ms", "breaker_open_for: 10s", "recheck_after: 0s", "max_body: 2097152", "lag_factor: 8",
+		"- 10.0.0.0/8\n", "- 192.168.0.0/16\n"} {
 		if !strings.Contains(inForce, want) {
 			t.Errorf("in force lacks %q:\n%s", want, inForce)
 		}
