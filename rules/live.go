@@ -183,6 +183,13 @@ func (l *Live) reload(fromWatcher bool) error {
 	return nil
 }
 
+// RestartPending names the settings read only at start whose value in the
+// rules in force differs from the one the process runs with: they take
+// effect at the next restart. Empty when there are none.
+func (l *Live) RestartPending() []string {
+	return restartOnly(l.started, l.cur.Load())
+}
+
 // restartOnly names the settings that differ between two sets but are only
 // read at start (listeners, backends, bounds of background work). Some of
 // their sections are read anew: server.max_request_body and

@@ -250,6 +250,9 @@ func TestARestartWarningIsAgainstTheRunningValue(t *testing.T) {
 		if got := strings.Contains(logs.String(), "only on restart"); got != step.warned {
 			t.Errorf("lag_factor %s (the process started with 8), phase %s: warned %v, want %v:\n%s", step.lag, step.phase, got, step.warned, logs.String())
 		}
+		if pending := live.RestartPending(); (len(pending) == 1 && strings.HasPrefix(pending[0], "shadow")) != step.warned || len(pending) > 1 {
+			t.Errorf("lag_factor %s (the process started with 8): restart pending %q", step.lag, pending)
+		}
 	}
 }
 

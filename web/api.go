@@ -101,11 +101,14 @@ func parseSpan(s string) (time.Duration, error) {
 }
 
 func (h *handler) rules(w http.ResponseWriter, r *http.Request) {
-	st := RulesStatus{Reloads: map[string]int64{}, Routes: []RuleRoute{}, Rules: []RuleHits{}}
+	st := RulesStatus{Reloads: map[string]int64{}, RestartPending: []string{}, Routes: []RuleRoute{}, Rules: []RuleHits{}}
 	if h.o.Rules != nil {
 		st = h.o.Rules.RulesStatus()
 		if st.Reloads == nil {
 			st.Reloads = map[string]int64{}
+		}
+		if st.RestartPending == nil {
+			st.RestartPending = []string{}
 		}
 		if st.Routes == nil {
 			st.Routes = []RuleRoute{}

@@ -45,7 +45,10 @@ type RulesStatus struct {
 	// Reloads counts reloads by outcome, as cutover_rules_reload_total
 	// names them ("ok", "error"; "failed" is error's earlier name).
 	Reloads map[string]int64 `json:"reloads"`
-	Routes  []RuleRoute      `json:"routes"`
+	// RestartPending names the settings read only at start whose value in
+	// the file differs from the one running: they apply at the next restart.
+	RestartPending []string    `json:"restart_pending"`
+	Routes         []RuleRoute `json:"routes"`
 	// Rules are the compare rules with the number of times each forgave a
 	// difference.
 	Rules []RuleHits `json:"rules"`

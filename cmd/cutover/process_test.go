@@ -284,12 +284,16 @@ func TestSIGHUPReloadsAndABadFileKeepsTheRules(t *testing.T) {
 		res.Body.Close()
 		return res.Header.Get("X-Served-By")
 	}
-	var reloads map[string]int64
+	var (
+		reloads map[string]int64
+		pending []string
+	)
 	rulesStatus := func() (version, lastError string) {
 		var st struct {
-			Version   string           `json:"version"`
-			LastError string           `json:"last_error"`
-			Reloads   map[string]int64 `json:"reloads"`
+			Version        string           `json:"version"`
+			LastError      string           `json:"last_error"`
+			Reloads        map[string]int64 `json:"reloads"`
+			RestartPending []string         `json:"restart_pending"`
 		}
 		res, err := http.Get("http://" + p.admin + "/api/v1/rules")
 		if err != nil {
@@ -297,7 +301,7 @@ func TestSIGHUPReloadsAndABadFileKeepsTheRules(t *testing.T) {
 		}
 		defer res.Body.Close()
 		json.NewDecoder(res.Body).Decode(&st)
-		reloads = st.Reloads
+		reloads, pending = st.Reloads, st.RestartPending
 		return st.Version, st.LastError
 	}
 	v0, _ := rulesStatus()
@@ -324,6 +328,18 @@ func TestSIGHUPReloadsAndABadFileKeepsTheRules(t *testing.T) {
 	waitFor(t, "the reload", func() bool { v, e := rulesStatus(); return v != v0 && e == "" })
 	if by := servedBy(); by != "new" {
 		t.Errorf("after the reload to cutover, reads are served by %q", by)
+	}
+	if pending == nil || len(pending) != 0 {
+		t.Errorf("restart_pending = %#v after a reload of routes only, want []", pending)
+	}
+
+	// A setting read only at start is named until a restart.
+	v1, _ := rulesStatus()
+	os.WriteFile(path, []byte(cfg("cutover")+"shadow: {lag_factor: 4}\n"), 0o600)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the reload of shadow", func() bool { v, _ := rulesStatus(); return v != v1 })
+	if len(pending) != 1 || !strings.HasPrefix(pending[0], "shadow") {
+		t.Errorf("restart_pending = %q after shadow.lag_factor changed, want shadow named", pending)
 	}
 }
 
