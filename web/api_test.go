@@ -66,7 +66,7 @@ func newFixture(t *testing.T) *fixture {
 	h := web.New(web.Options{
 		Held:    held,
 		Stats:   view,
-		Rules:   rulesStub{web.RulesStatus{Version: "abc123", Source: "cutover.yaml", Reloads: map[string]int64{"ok": 1}}},
+		Rules:   rulesStub{web.RulesStatus{Version: "abc123", Source: "cutover.yaml", Reloads: map[string]int64{"ok": 1}, RestartPending: []string{"queue"}}},
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})
 	srv := httptest.NewServer(h)

@@ -130,6 +130,9 @@ func TestDashboardInABrowser(t *testing.T) {
 	// Rules page.
 	browsertest.Navigate(t, ctx, f.srv.URL+"/#/rules")
 	browsertest.WaitFor(t, ctx, "the rules version", `document.querySelector('#rules-version .v')?.textContent === 'abc123'`)
+	if p := browsertest.Eval[string](t, ctx, `document.querySelector('#restart-pending')?.textContent ?? ''`); !strings.Contains(p, "Waiting for a restart") || !strings.Contains(p, "old values of queue.") {
+		t.Errorf("the rules page's restart notice = %q, want queue named", p)
+	}
 	browsertest.Screenshot(t, ctx, "rules")
 
 	// Held writes: listed as text, replayed with a click.

@@ -552,6 +552,8 @@
       tile('version', st.version || '–', { id: 'rules-version' }), tile('file', st.source || '–'), tile('loaded', when(st.loaded_at)),
       tile('reloads ok / refused', num(st.reloads.ok || 0) + ' / ' + num(st.reloads.error || 0)))];
     if (st.last_error) parts.push(el('div', { class: 'card' }, el('strong', { class: 'error' }, 'Last reload failed ' + when(st.last_error_at) + '; the rules above stay in force.'), el('pre', { class: 'rule', id: 'rules-last-error' }, st.last_error)));
+    if (st.restart_pending && st.restart_pending.length) parts.push(el('div', { class: 'card', id: 'restart-pending' },
+      el('strong', {}, 'Waiting for a restart: '), 'the file changes settings read only at start; the process still runs with the old values of ' + st.restart_pending.join('; ') + '.'));
     parts.push(el('h2', {}, 'Routes'), st.routes.length ? el('table', {},
       el('thead', {}, el('tr', {}, ['Route', 'Match', 'Phase', 'Sample', 'Overrides'].map(h => el('th', {}, h)))),
       el('tbody', {}, st.routes.map(r => el('tr', {}, el('td', {}, el('a', { href: '#/route/' + encodeURIComponent(r.name) }, r.name)),
