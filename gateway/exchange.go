@@ -115,7 +115,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.primary = ex.phase.Primary()
 	ex.target = p.targets[ex.primary]
 	ex.read = ex.route.IsRead(r.Method)
-	ex.load = p.loadOf(loadKey(ex.route.Name, ex.override))
+	ex.load = p.loadOf(ex.route.Name, ex.override)
 	ex.load.clients.Add(1)
 	defer p.endClient(ex)
 

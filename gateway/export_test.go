@@ -47,6 +47,6 @@ func SweepIdleAfter(c SecondaryClient, d time.Duration) {
 // RouteLoad returns a route's client requests and shadowed reads in flight,
 // as shadow.lag_factor counts them.
 func (p *Proxy) RouteLoad(route string) (clients, shadows int64) {
-	l := p.loadOf(route)
+	l := p.loadOf(route, "")
 	return l.clients.Load(), l.shadows.Load()
 }

@@ -79,7 +79,7 @@ type Proxy struct {
 	// shadow work in flight is bounded (lagging), and loads the same per
 	// route and override.
 	inFlight atomic.Int64
-	loads    sync.Map // route name → *routeLoad
+	loads    sync.Map // route name → *routeLoads
 	// recheckAfter re-reads a mismatch from both backends after a delay
 	// (queue.recheck_after; 0: never); rechecks bounds those waiting.
 	recheckAfter time.Duration

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -288,27 +289,35 @@ func (p *Proxy) tryAcquire() bool {
 
 // routeLoad counts the client requests in flight of a route (or of one
 // of its overrides, which has its own phase and so its own secondary) and
-// its shadowed reads waiting on the secondary, kept by loadKey across
-// reloads (Proxy.loads).
+// its shadowed reads waiting on the secondary.
 type routeLoad struct {
 	clients, shadows atomic.Int64
 }
 
-// loadKey names the load of a route, or of one of its overrides.
-func loadKey(route, override string) string {
-	if override == "" {
-		return route
-	}
-	return route + "\x00" + override
+// routeLoads are a route's counters and its overrides', kept by name
+// across reloads (Proxy.loads).
+type routeLoads struct {
+	own       routeLoad
+	overrides sync.Map // override name → *routeLoad
 }
 
-// loadOf returns the counters of a load key, created at its first request.
-func (p *Proxy) loadOf(key string) *routeLoad {
-	if l, ok := p.loads.Load(key); ok {
-		return l.(*routeLoad)
+// loadOf returns the counters of a route, or of one of its overrides,
+// created at its first request; looking them up allocates nothing.
+func (p *Proxy) loadOf(route, override string) *routeLoad {
+	rl := loadOrNew[routeLoads](&p.loads, route)
+	if override == "" {
+		return &rl.own
 	}
-	l, _ := p.loads.LoadOrStore(key, new(routeLoad))
-	return l.(*routeLoad)
+	return loadOrNew[routeLoad](&rl.overrides, override)
+}
+
+// loadOrNew returns m's *T under key, storing a new one the first time.
+func loadOrNew[T any](m *sync.Map, key string) *T {
+	if v, ok := m.Load(key); ok {
+		return v.(*T)
+	}
+	v, _ := m.LoadOrStore(key, new(T))
+	return v.(*T)
 }
 
 // lagging reports whether a read counted in l should be skipped as
