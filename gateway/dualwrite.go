@@ -129,6 +129,20 @@ func (p *Proxy) primaryAccepted(ex *exchange, res *http.Response) {
 	}
 }
 
+// primarySwitched drops the record of a write the primary answered by
+// switching protocols, whatever write_success says: a switch is no write
+// the secondary can repeat. Close need not wait for it while the switched
+// connection stays open.
+func (p *Proxy) primarySwitched(ex *exchange) {
+	job := ex.write
+	job.decided = true
+	p.queue.drop(job.rec)
+	if job.begun {
+		job.begun = false
+		p.endWrite()
+	}
+}
+
 // newRecord describes the write of ex as the secondary must get it: the
 // primary's outbound request, aimed at the other side.
 func newRecord(ex *exchange) *record {

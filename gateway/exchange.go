@@ -131,19 +131,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.reject(w, r, ex, http.StatusRequestURITooLong, errKeyTooLong)
 		return
 	}
-	// The scanner stops only once the primary switched (modifyResponse):
-	// a switch refused, or an h2c upgrade (whose headers are removed),
-	// leaves the connection carrying HTTP requests.
-	// RFC 9110 section 7.8: an HTTP/1.0 request's Upgrade is ignored
-	// (rewrite removes it), and section 15.2: no 1xx answer to an HTTP/1.0
-	// client.
-	ex.upgrade = r.ProtoAtLeast(1, 1) && isUpgrade(r.Header) && !isH2CUpgrade(r.Header)
+	// An h2c upgrade is an ordinary request (rewrite removes its headers),
+	// and so is an HTTP/1.0 request's Upgrade, which RFC 9110 section 7.8
+	// says to ignore; section 15.2: no 1xx answer to an HTTP/1.0 client.
+	// A switch is done only when ReverseProxy takes the connection
+	// (switcher): one refused leaves it carrying HTTP requests.
+	http11 := r.ProtoAtLeast(1, 1)
+	ex.upgrade = http11 && isUpgrade(r.Header) && !isH2CUpgrade(r.Header)
 	switch {
-	case !r.ProtoAtLeast(1, 1):
+	case !http11:
 		w = no1xx{w}
 		ex.w = w
 	case ex.upgrade:
-		// The switch is done when ReverseProxy takes the connection.
 		w = switcher{ResponseWriter: w, p: p, ex: ex, ctx: r.Context()}
 		ex.w = w
 	}
@@ -212,18 +211,10 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		// ReverseProxy hands the connection over, which needs the body to
 		// stay the backend's io.ReadWriteCloser: nothing of it is
-		// captured. A switch is no write the secondary can repeat: 101 is
-		// not a write's success, and its record is dropped.
-		// The connection is counted out and its scanner stopped once
-		// ReverseProxy accepted the switch (switcher.Hijack).
-		if job := ex.write; job != nil {
-			job.decided = true
-			p.queue.drop(job.rec)
-			// Dropped: nothing for Close to wait for while it is open.
-			if job.begun {
-				job.begun = false
-				p.endWrite()
-			}
+		// captured. The connection is counted out and its scanner stopped
+		// once ReverseProxy accepted the switch (switcher.Hijack).
+		if ex.write != nil {
+			p.primarySwitched(ex)
 		}
 		return nil
 	}

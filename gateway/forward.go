@@ -52,14 +52,9 @@ func newTransport(headerTimeout time.Duration, idlePerHost int) *http.Transport 
 // forward it, and a backend that accepts it would switch protocols under the
 // proxy (REFERENCE.md).
 func stripH2CUpgrade(h http.Header) {
-	for _, v := range h.Values("Upgrade") {
-		for _, tok := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "h2c") {
-				h.Del("Upgrade")
-				h.Del("Http2-Settings")
-				return
-			}
-		}
+	if isH2CUpgrade(h) {
+		h.Del("Upgrade")
+		h.Del("Http2-Settings")
 	}
 }
 
