@@ -18,7 +18,8 @@ import (
 
 // CompareConfig is a compare: section, in defaults or in a route. A route's
 // rules add to the defaults' (and come before them, so that a route's rule
-// wins where both reach a place) unless it says inherit: false. README.md ("Comparison rules") describes every key with an example.
+// wins where both reach a place) unless it says inherit: false. README.md
+// ("Comparison rules") describes every key with an example.
 type CompareConfig struct {
 	// Inherit, in a route, set to false drops the defaults' rules.
 	Inherit *bool `yaml:"inherit"`

@@ -118,7 +118,7 @@ func (r rulesStatus) RulesStatus() web.RulesStatus {
 		// By the outcomes of cutover_rules_reload_total; "failed" is
 		// error's earlier name here, kept for the scripts that read it.
 		Reloads:        map[string]int64{"ok": r.in.reloads.ok.Load(), "error": r.in.reloads.failed.Load(), "failed": r.in.reloads.failed.Load()},
-		RestartPending: append([]string{}, r.in.live.RestartPending()...),
+		RestartPending: r.in.live.RestartPending(), // web writes none as []
 	}
 	if st.LastError != "" {
 		out.LastErrorAt = r.in.reloads.lastError.Load()
