@@ -221,3 +221,43 @@ func BenchmarkValidateEscapedNames(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkValidate: checking one 16 KB answer, which is all two identical
+// answers need, with the fast check (valid) and with the scan it answers
+// for (scan, which still finds the reason when valid says no). "records"
+// is what `cutover bench` serves: small records, a space after each colon
+// and comma.
+func BenchmarkValidate(b *testing.B) {
+	var records strings.Builder
+	records.WriteString(`{"meta": {"page": 1, "total": 9007199254740993}, "items": [`)
+	for i := 0; records.Len() < 16<<10-120; i++ {
+		if i > 0 {
+			records.WriteString(", ")
+		}
+		fmt.Fprintf(&records, `{"id": %d, "name": "item-%05d", "price": %d.%02d, "tags": ["a", "b"], "active": %t}`, i, i, i*7%1000, i%100, i%2 == 0)
+	}
+	records.WriteString(`], "next": null}`)
+	for _, doc := range []struct {
+		name string
+		src  []byte
+	}{{"records", []byte(records.String())}, {"list", listDoc(16<<10, false, false)}} {
+		for _, check := range []struct {
+			name string
+			ok   func(*document, []byte) bool
+		}{
+			{"valid", func(d *document, src []byte) bool { return d.valid(src, DefaultMaxDepth) }},
+			{"scan", func(d *document, src []byte) bool { return d.scan(src, DefaultMaxDepth, false) == nil }},
+		} {
+			b.Run(doc.name+"/"+check.name, func(b *testing.B) {
+				var d document
+				b.ReportAllocs()
+				b.SetBytes(int64(len(doc.src)))
+				for b.Loop() {
+					if !check.ok(&d, doc.src) {
+						b.Fatal("invalid")
+					}
+				}
+			})
+		}
+	}
+}

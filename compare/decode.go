@@ -53,6 +53,7 @@ type document struct {
 	// still open, innermost last, and indices into them.
 	names []memberName
 	keys  []int32
+	open  []int32 // valid's stack of open containers
 	// The unescaped names of an object with an escaped one, and where
 	// each lies in it.
 	unescaped []byte
@@ -75,6 +76,9 @@ func (d *document) parse(src []byte, maxDepth int) *failure {
 // bytes, without building the nodes: two identical answers need only be
 // valid, and the nodes were most of parse's work.
 func (d *document) validate(src []byte, maxDepth int) *failure {
+	if d.valid(src, maxDepth) {
+		return nil
+	}
 	return d.scan(src, maxDepth, false)
 }
 

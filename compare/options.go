@@ -386,7 +386,7 @@ func (o *Options) release(s *session) {
 	docs := [...]*document{&s.a, &s.b, &s.renamed}
 	held, heldBytes := 0, 0
 	for _, d := range docs {
-		held += cap(d.nodes) + cap(d.names) + cap(d.keys) + cap(d.spans)
+		held += cap(d.nodes) + cap(d.names) + cap(d.keys) + cap(d.spans) + cap(d.open)
 		heldBytes += cap(d.unescaped)
 	}
 	if held > 1<<18 || heldBytes > 1<<20 {

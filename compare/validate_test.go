@@ -47,10 +47,65 @@ func TestValidateFailsExactlyAsParseDoes(t *testing.T) {
 		strings.Repeat("[", DefaultMaxDepth+1) + strings.Repeat("]", DefaultMaxDepth+1),
 		`{"a": [1, 2, {"b": "\q"}]}`,
 	} {
-		var d, v document
-		parsed, checked := d.parse([]byte(src), DefaultMaxDepth), v.validate([]byte(src), DefaultMaxDepth)
-		if !reflect.DeepEqual(parsed, checked) {
-			t.Errorf("%.60q: parse says %v, validate says %v", src, parsed, checked)
+		if err := validateAgrees([]byte(src), DefaultMaxDepth); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// validateAgrees checks validate and its fast check, valid, against parse
+// on src: validate fails exactly as parse does, and valid accepts exactly
+// what parse accepts (validate would hide a refusal too many, asking scan
+// for the reason, and only be slower).
+func validateAgrees(src []byte, maxDepth int) error {
+	var d, v, f document
+	parsed, checked := d.parse(src, maxDepth), v.validate(src, maxDepth)
+	if !reflect.DeepEqual(parsed, checked) {
+		return fmt.Errorf("%.80q: parse says %v, validate says %v", src, parsed, checked)
+	}
+	if ok := f.valid(src, maxDepth); ok != (parsed == nil) {
+		return fmt.Errorf("%.80q: parse says %v, valid says %v", src, parsed, ok)
+	}
+	return nil
+}
+
+// The fast check walks the document with a stack where parse recurses, so
+// every way a container can open, close, nest and fail is tried here, with
+// the whitespace JSON allows at every place it may stand, and the depth
+// limit reached exactly and passed, by empty containers too.
+func TestValidAcceptsExactlyWhatParseAccepts(t *testing.T) {
+	sources := []string{
+		`[]`, `{}`, `[[]]`, `[{}]`, `{"a":[]}`, `{"a":{}}`, `[[],{},[{}]]`,
+		` [ 1 , { "a" : [ true , false , null ] , "b" : "x" } ] `,
+		"\t{\n\"a\"\r:\t1\n}\r\n",
+		`[1,]`, `{"a":1,}`, `[,1]`, `{,}`, `{"a"}`, `{"a":}`, `{"a" 1}`, `{1:2}`, `{"a":1 "b":2}`,
+		`[}`, `{]`, `[1}`, `{"a":1]`, `]`, `}`, `[`, `{`, `{"a":`, `{"a"`, `[1`, `[1,`,
+		`"x"`, `"x`, `x`, `1`, `-0`, `-`, `01`, `1.`, `.1`, `1e`, `1e+`, `1.5e-3`, `-12.5E+07`,
+		"1e" + strings.Repeat("0", maxExponentDigits+5) + "1",
+		"1e" + strings.Repeat("1", maxExponentDigits+1),
+		`true`, `tru`, `truex`, `[true false]`, `nul`, `[null]`, `falsey`, `[falsx]`, `[trux]`, `[nulx]`, `f`, `t`, `n`,
+		"[1]\x00", "\x00[1]", "[\x0b1]", `[1] [2]`, `[1] ,`, ` `, ``,
+		`{"a":1,"a":2}`, `{"a":{"a":1},"b":{"a":1}}`, `{"a":1,"b":{"c":1,"c":2}}`, `{"\u0061":1,"a":2}`,
+		`{"abcdefghijklmnopqrstuvwxyz0123456789":1,"abcdefghijklmnopqrstuvwxyz0123456789":2}`,
+		`["` + strings.Repeat("long ", 20) + `", "é\n\u00e9"]`,
+		`["\ud83d\ude00", "\ud800"]`, "[\"\xff\"]", "[\"\x01\"]", `["a\qb"]`,
+	}
+	for _, src := range sources {
+		if err := validateAgrees([]byte(src), DefaultMaxDepth); err != nil {
+			t.Error(err)
+		}
+	}
+	for depth := 1; depth <= 4; depth++ {
+		for _, open := range []string{"[", `{"a":`} {
+			for extra := range 2 {
+				nest := strings.Repeat(open, depth-1+extra)
+				closing := strings.Repeat(map[string]string{"[": "]", `{"a":`: "}"}[open], depth-1+extra)
+				for _, inner := range []string{"[]", "{}", "1"} {
+					if err := validateAgrees([]byte(nest+inner+closing), depth); err != nil {
+						t.Error(err)
+					}
+				}
+			}
 		}
 	}
 }
@@ -102,11 +157,11 @@ func TestTheStringScanStopsAtEveryPosition(t *testing.T) {
 		} {
 			for _, tail := range []string{"", "        "} {
 				src := []byte(`"` + tt.body + `"` + tail)
-				var d, v document
-				err := d.parse(src, DefaultMaxDepth)
-				if verr := v.validate(src, DefaultMaxDepth); !reflect.DeepEqual(err, verr) {
-					t.Fatalf("%q: parse says %v, validate says %v", src, err, verr)
+				if err := validateAgrees(src, DefaultMaxDepth); err != nil {
+					t.Fatal(err)
 				}
+				var d document
+				err := d.parse(src, DefaultMaxDepth)
 				switch {
 				case tt.reason == "" && err != nil:
 					t.Errorf("%q: %v, want valid", src, err)
