@@ -60,6 +60,14 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if _, err := redactOptions(set.Redact); err != nil {
 		fmt.Fprintf(stderr, "warning: %v; serve refuses to start where this is so\n", positioned(set, err))
 	}
+	// A bound that can never act is said, not refused: the file does what
+	// it says, only not what its author may think. Workers set this low
+	// are in the file (the default is 1024), lag_factor may not be.
+	if sh := set.Shadow; sh.LagFactor > 0 && sh.Workers < rules.LagFloor {
+		fmt.Fprintf(stderr, "warning: %v\n", set.Problem("$.shadow.workers",
+			fmt.Sprintf("raise workers to %d or more for it to act, or set shadow.lag_factor: 0 to say it is off", rules.LagFloor),
+			"shadow.workers (%d) allows fewer shadow requests in flight than the %d shadow.lag_factor waits for: it never acts", sh.Workers, rules.LagFloor))
+	}
 	fmt.Fprintf(stdout, "%s: ok (%d routes, version %s)\n", file, len(set.Routes), set.Version)
 	return 0
 }

@@ -65,6 +65,37 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// shadow.lag_factor waits for 128 shadow requests in flight: with fewer
+// workers it never acts, and check says so, at the setting (or at shadow:
+// when the default is meant), without failing; with lag_factor: 0 or
+// enough workers it says nothing.
+func TestCheckSaysWhenLagFactorCannotAct(t *testing.T) {
+	dir := t.TempDir()
+	backends := "backends:\n  old: {url: \"http://127.0.0.1:1\"}\n  new: {url: \"http://127.0.0.1:2\"}\n"
+	for _, tt := range []struct {
+		shadow, warning string
+	}{
+		{"shadow:\n  workers: 64\n  lag_factor: 4\n", ":2:12: shadow.workers (64) allows fewer shadow requests in flight than the 128 shadow.lag_factor waits for: it never acts"},
+		{"shadow:\n  workers: 127\n", ":2:12: shadow.workers (127) allows fewer"},
+		{"shadow:\n  workers: 64\n  lag_factor: 0\n", ""},
+		{"shadow:\n  workers: 128\n", ""},
+		{"", ""},
+	} {
+		path := filepath.Join(dir, "cfg.yaml")
+		os.WriteFile(path, []byte(tt.shadow+backends), 0o600)
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"check", path}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), path+": ok") {
+			t.Fatalf("%q: check exit %d, %q %q; want ok", tt.shadow, code, stdout.String(), stderr.String())
+		}
+		switch {
+		case tt.warning == "" && stderr.Len() > 0:
+			t.Errorf("%q: check warned %q", tt.shadow, stderr.String())
+		case tt.warning != "" && !strings.Contains(stderr.String(), "warning: "+path+tt.warning):
+			t.Errorf("%q: check said %q, want %q", tt.shadow, stderr.String(), "warning: "+path+tt.warning)
+		}
+	}
+}
+
 // check reads the files and variables the configuration names as serve
 // does, and says what serve would refuse, where in the file, without
 // failing (it may run where the secrets are not); serve refuses, at the
