@@ -209,6 +209,12 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		h["Date"] = nil
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
+		if err := switchRefused(res); err != nil {
+			// ReverseProxy would refuse it too, and leave the backend's
+			// switched connection open; refused here, the body (that
+			// connection) is closed by ReverseProxy with the error.
+			return err
+		}
 		// ReverseProxy hands the connection over, which needs the body to
 		// stay the backend's io.ReadWriteCloser: nothing of it is
 		// captured. The connection is counted out and its scanner stopped

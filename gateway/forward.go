@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net"
@@ -135,6 +136,25 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // isUpgrade reports whether the request asks to switch protocols (e.g. a
 // WebSocket); such requests are proxied to the primary and never shadowed.
+// switchRefused says why ReverseProxy will refuse the primary's 101, with
+// its check: the protocol switched to must be the one the request asked
+// for (ReverseProxy forwards the client's Upgrade as it came, which the
+// server made sure is printable, as ReverseProxy wants the answer's too).
+func switchRefused(res *http.Response) error {
+	got := ""
+	if isUpgrade(res.Header) {
+		got = res.Header.Get("Upgrade")
+	}
+	asked := ""
+	if isUpgrade(res.Request.Header) {
+		asked = res.Request.Header.Get("Upgrade")
+	}
+	if !strings.EqualFold(got, asked) {
+		return fmt.Errorf("the primary switched to protocol %q when %q was asked for", got, asked)
+	}
+	return nil
+}
+
 func isUpgrade(h http.Header) bool {
 	if h.Get("Upgrade") == "" {
 		return false

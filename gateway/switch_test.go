@@ -182,6 +182,38 @@ func TestASwitchReverseProxyRefusesLeavesTheConnectionUsable(t *testing.T) {
 	}
 }
 
+// A 101 to another protocol than the one asked for is refused (502), and
+// the primary's connection, switched on its side, is closed: ReverseProxy
+// refuses such a switch without closing what the backend handed over, so
+// every such answer left a connection and its file descriptor open on
+// both ends.
+func TestARefusedSwitchClosesThePrimarysConnection(t *testing.T) {
+	for _, proto := range []string{"bar", "foo, bar"} {
+		closed := make(chan error, 1)
+		wrong := func(w http.ResponseWriter, r *http.Request) {
+			c, buf, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				closed <- err
+				return
+			}
+			defer c.Close()
+			buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + proto + "\r\n\r\n")
+			buf.Flush()
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = buf.ReadByte() // until the gateway closes its end
+			closed <- err
+		}
+		old, new := newBackend(t, "old", wrong), newBackend(t, "new", jsonAnswer("new", userJSON))
+		g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "prepare"))
+		if got := answers(t, g, "GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n"); !strings.HasPrefix(got[0], "502 ") {
+			t.Fatalf("the client got %q for a switch to %q, want 502", got, proto)
+		}
+		if err := <-closed; err != io.EOF {
+			t.Errorf("the primary's connection switched to %q: %v, want it closed by the gateway (EOF)", proto, err)
+		}
+	}
+}
+
 // RFC 9110 section 7.8: a server must ignore Upgrade in an HTTP/1.0
 // request, and section 15.2: no 1xx (101 included) to an HTTP/1.0 client.
 // The primary, asked itself, does not switch; through the gateway it is
