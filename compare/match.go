@@ -197,6 +197,12 @@ func (d *document) value(n int32) any {
 		v = m
 	default:
 		v = d.pure(n)
+		if _, ok := v.(bigNumber); ok {
+			// Compared with another of the answer's, by value:
+			// 9007199254740993 and 9007199254740993.0 are one number.
+			dec := parseDecimal(d.raw(n))
+			v = bigNumber(dec.appendCanonical(nil))
+		}
 	}
 	d.vals[n] = decoded{v, true}
 	return v

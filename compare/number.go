@@ -43,9 +43,10 @@ func FloatExact(num []byte) bool {
 }
 
 // bigNumber is a number a filter could not compare exactly (FloatExact):
-// filters get it as this type, which JSONPath compares with no number, so
-// no filter selects it by comparing it (!= does). Another bigNumber of the
-// same text is equal to it.
+// filters get it as this type, in its canonical form, which JSONPath
+// compares with no number, so no filter selects it by comparing it with a
+// number (!= does); another bigNumber of the same value is equal to it.
+// Rename's rewriting gets it as written.
 type bigNumber string
 
 func (d *decimal) digits() int { return len(d.a) + len(d.b) }
