@@ -30,9 +30,13 @@ func (o *Options) scalar(s *scalarInfo, d *document, n int32, e *effects, t *tra
 			s.text = unescape(nil, s.text)
 		}
 		if e.norm >= 0 {
+			// The normalize rules of the first section that reaches the
+			// place apply, in order: a route's replace its defaults'
+			// there, as every kind that applies once.
+			origin := o.rules[e.norm].Origin
 			for _, r := range t.matched[f.m0:f.m1] {
 				rule := &o.rules[r]
-				if rule.Kind != RuleNormalize {
+				if rule.Kind != RuleNormalize || rule.Origin != origin {
 					continue
 				}
 				out := normalize(rule, s.text)

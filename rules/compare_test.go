@@ -322,3 +322,30 @@ func TestARouteRuleWinsOverTheDefaults(t *testing.T) {
 		t.Errorf("%s %+v: want the price within the route's tolerance, and the items matched by id: one difference, at $['items'][0]['q']", res.Outcome, res.Diffs)
 	}
 }
+
+// normalize is one of those kinds: where a route's normalize rules reach a
+// place, the defaults' do not apply there, so a route can make a default
+// normalization narrower, not only looser; several rules of one section on
+// one place still apply in order. The defaults' rule used to be applied
+// after the route's, and "AB-1" and "ab-9" matched on a route that folds
+// case only.
+func TestARoutesNormalizeReplacesTheDefaults(t *testing.T) {
+	set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+
+		"defaults:\n  compare:\n    normalize: [{path: \"$..code\", pattern: \"[0-9]\", replace: \"\"}]\n"+
+		"routes:\n  - name: r\n    match: {path: \"/r\"}\n    compare:\n      normalize: [{path: \"$.code\", fold_case: true}, {path: \"$.code\", pattern: \"^x-\", replace: \"\"}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		old, new string
+		want     compare.Outcome
+	}{
+		{`{"code":"AB-1"}`, `{"code":"ab-9"}`, compare.Mismatch},          // the route's rules only: digits count
+		{`{"code":"X-AB-1"}`, `{"code":"ab-1"}`, compare.Match},           // both of the route's, in order
+		{`{"n":{"code":"AB-1"}}`, `{"n":{"code":"AB-9"}}`, compare.Match}, // elsewhere the defaults' applies
+	} {
+		if res := set.Route("r").Compare.Compare(compare.Response{Status: 200, Body: []byte(tc.old)}, compare.Response{Status: 200, Body: []byte(tc.new)}); res.Outcome != tc.want {
+			t.Errorf("%s → %s: %s %+v, want %s", tc.old, tc.new, res.Outcome, res.Diffs, tc.want)
+		}
+	}
+}
