@@ -124,7 +124,10 @@ func (d Decimal) IsZero() bool { return !d.set }
 
 // Scope is true (everywhere), false (nowhere) or a list of JSONPaths.
 type Scope struct {
-	All   bool
+	All bool
+	// Off is false written out: in a route, the defaults' rules of the
+	// kind do not apply.
+	Off   bool
 	Paths []string
 }
 
@@ -132,7 +135,7 @@ type Scope struct {
 func (s *Scope) UnmarshalYAML(unmarshal func(any) error) error {
 	var b bool
 	if err := unmarshal(&b); err == nil {
-		*s = Scope{All: b}
+		*s = Scope{All: b, Off: !b}
 		return nil
 	}
 	var ps []string
@@ -174,7 +177,11 @@ func (c *compiler) compare(path string, def, own *CompareConfig) *compare.Option
 		// place does, and a route's rule refines its defaults'.
 		rules = c.compareRules(path, "route", own, true)
 		if own.Inherit == nil || *own.Inherit {
-			rules = append(rules, c.compareRules("$.defaults.compare", "defaults", def, false)...)
+			for _, r := range c.compareRules("$.defaults.compare", "defaults", def, false) {
+				if !own.turnsOff(r.Kind) {
+					rules = append(rules, r)
+				}
+			}
 			noise = c.noise("$.defaults.compare.noise", def.Noise, false)
 		}
 		if own.Noise != nil {
@@ -198,6 +205,24 @@ func (c *compiler) compare(path string, def, own *CompareConfig) *compare.Option
 		return nil
 	}
 	return o
+}
+
+// turnsOff reports whether the section writes false for a kind that
+// takes true or paths (subset, absent_equals_*): in a route, the
+// defaults' rules of that kind then do not apply. Of the others, a route
+// says what it adds; inherit: false drops them all.
+func (cc *CompareConfig) turnsOff(k compare.RuleKind) bool {
+	switch k {
+	case compare.RuleAbsentEqualsNull:
+		return cc.AbsentEqualsNull.Off
+	case compare.RuleAbsentEqualsEmptyArray:
+		return cc.AbsentEqualsEmptyArray.Off
+	case compare.RuleAbsentEqualsEmptyObject:
+		return cc.AbsentEqualsEmptyObject.Off
+	case compare.RuleSubset:
+		return cc.Subset.Off
+	}
+	return false
 }
 
 // compareRules turns one compare section into rules; report says whether

@@ -349,3 +349,34 @@ func TestARoutesNormalizeReplacesTheDefaults(t *testing.T) {
 		}
 	}
 }
+
+// subset and absent_equals_* take true or paths; false, written in a
+// route, turns the defaults' rules of that kind off for the route (the
+// other kinds are lists: a route adds to them). It used to do nothing,
+// and a route that said subset: false still let new add members.
+func TestFalseInARouteTurnsTheDefaultsOff(t *testing.T) {
+	set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+
+		"defaults:\n  compare:\n    subset: true\n    absent_equals_null: true\n    absent_equals_empty_array: [\"$.tags\"]\n    absent_equals_empty_object: true\n"+
+		"routes:\n  - name: strict\n    match: {path: \"/strict\"}\n    compare:\n      subset: false\n      absent_equals_null: false\n      absent_equals_empty_array: false\n      absent_equals_empty_object: false\n"+
+		"  - name: loose\n    match: {path: \"/loose\"}\n    compare:\n      subset: false\n"+
+		"  - name: inheriting\n    match: {path: \"/inheriting\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		route, old, new string
+		want            compare.Outcome
+	}{
+		{"strict", `{}`, `{"debug":"leak"}`, compare.Mismatch},
+		{"strict", `{"a":null}`, `{}`, compare.Mismatch},
+		{"strict", `{"tags":[]}`, `{}`, compare.Mismatch},
+		{"strict", `{"o":{}}`, `{}`, compare.Mismatch},
+		{"loose", `{}`, `{"debug":"leak"}`, compare.Mismatch},
+		{"loose", `{"a":null,"tags":[],"o":{}}`, `{}`, compare.Match}, // only subset is off
+		{"inheriting", `{"a":null,"tags":[],"o":{}}`, `{"debug":"leak"}`, compare.Match},
+	} {
+		if res := set.Route(tc.route).Compare.Compare(compare.Response{Status: 200, Body: []byte(tc.old)}, compare.Response{Status: 200, Body: []byte(tc.new)}); res.Outcome != tc.want {
+			t.Errorf("%s: %s → %s: %s %+v, want %s", tc.route, tc.old, tc.new, res.Outcome, res.Diffs, tc.want)
+		}
+	}
+}
