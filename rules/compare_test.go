@@ -125,6 +125,10 @@ func TestCompareProblems(t *testing.T) {
 		{"not a JSONPath", "      ignore: [a.b]\n", `cfg.yaml:8:16: bad JSONPath "a.b"`},
 		{"ignore everything", "      ignore: [\"$\"]\n", `cfg.yaml:8:16: ignoring $ ignores the whole document: every answer would match`},
 		{"ignore every member", "      ignore: [\"$..*\"]\n", `cfg.yaml:8:16: ignoring $..* ignores the whole document`},
+		{"ignore every child by a filter", "      ignore: [\"$[?@]\"]\n", `cfg.yaml:8:16: ignoring $[?@] ignores the whole document`},
+		{"ignore every descendant by a filter", "      ignore: [\"$..[?(@)]\"]\n", `cfg.yaml:8:16: ignoring $..[?(@)] ignores the whole document`},
+		{"ignore every element", "      ignore: [\"$[:]\"]\n", `cfg.yaml:8:16: ignoring $[:] ignores the whole document`},
+		{"ignore every element backwards", "      ignore: [\"$[::-1]\"]\n", `cfg.yaml:8:16: ignoring $[::-1] ignores the whole document`},
 		{"empty path", "      coerce: [\"\"]\n", `cfg.yaml:8:16: empty JSONPath`},
 		{"bad regexp", "      normalize:\n        - {path: $.a, pattern: 'a(b', replace: x}\n", "cfg.yaml:9:32: bad pattern \"a(b\": missing closing ): \"a(b\""},
 		{"long regexp", "      normalize:\n        - {path: $.a, pattern: '" + long + "'}\n", "pattern \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…\"… is longer than 1000 bytes"},
@@ -157,6 +161,16 @@ func TestCompareProblems(t *testing.T) {
 				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
 			}
 		})
+	}
+}
+
+// Ignoring every child of the root, however written ($.*, $[?@], $[:]), is
+// refused: every answer would match. What selects some children is not.
+func TestIgnoringSomeChildrenOfTheRootIsAccepted(t *testing.T) {
+	for _, p := range []string{"$[1:]", "$[:-1]", "$[::2]", "$[0]", "$[?@.internal]", "$[?@ == 1]", "$.a[:]", "$.a[?@]"} {
+		if _, err := rules.Parse("cfg.yaml", strings.NewReader(compareBase+"      ignore: [\""+p+"\"]\n")); err != nil {
+			t.Errorf("ignore %s: %v", p, err)
+		}
 	}
 }
 

@@ -35,6 +35,11 @@ func CompilePath(text string) (*compare.Path, error) {
 			case spec.SliceSelector:
 				sels = append(sels, compare.Slice(s.Start(), s.End(), s.Step()))
 			case *spec.FilterSelector:
+				if f := s.String(); f == "?@" || f == "?(@)" {
+					// The child's own existence: every child, as *.
+					sels = append(sels, compare.Wildcard())
+					continue
+				}
 				sels = append(sels, compare.Filter(s.Eval, usesRoot(s.String())))
 			default:
 				return nil, fmt.Errorf("JSONPath %q: unsupported selector %s", shortText(text, 80), sel)
@@ -112,11 +117,38 @@ func wholeDocument(p *compare.Path) bool {
 		return false
 	}
 	for _, s := range p.Segments[0].Selectors {
-		if s.Kind == compare.SelectWildcard {
+		if s.Kind == compare.SelectWildcard || s.Kind == compare.SelectSlice && everyElement(s) {
 			return true
 		}
 	}
 	return false
+}
+
+// everyElement reports whether a slice selects every element of an array
+// of any length ($[:], $[0:], $[::-1]), by RFC 9535's bounds, tried on
+// short and long arrays.
+func everyElement(s compare.Selector) bool {
+	if s.Step != 1 && s.Step != -1 {
+		return false
+	}
+	for _, n := range []int{1, 2, 3, 10, 1 << 20} {
+		norm := func(i int) int {
+			if i < 0 {
+				return n + i
+			}
+			return i
+		}
+		var count int
+		if s.Step > 0 {
+			count = max(min(norm(s.End), n), 0) - max(min(norm(s.Start), n), 0)
+		} else {
+			count = max(min(norm(s.Start), n-1), -1) - max(min(norm(s.End), n-1), -1)
+		}
+		if count != n {
+			return false
+		}
+	}
+	return true
 }
 
 func shortText(s string, n int) string {
