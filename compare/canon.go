@@ -140,8 +140,9 @@ func (o *Options) canonChild(dst []byte, d *document, t *tracker, n int32, f fra
 
 // slotKey appends the key that pairs element n (at frame f) of an
 // unordered array: with by, the canonical value of that member when the
-// element is an object that has it (and does not ignore it); otherwise the
-// canonical element itself.
+// element is an object that has it (and neither ignores it nor lets it be
+// absent: a null id under absent_equals_null pairs as no id); otherwise
+// the canonical element itself.
 func (o *Options) slotKey(dst []byte, d *document, t *tracker, n int32, f frame, by string) []byte {
 	nd := &d.nodes[n]
 	if by != "" && nd.kind == kObject {
@@ -155,7 +156,7 @@ func (o *Options) slotKey(dst []byte, d *document, t *tracker, n int32, f frame,
 			// string for every element (81 % of an equal comparison's
 			// allocations with unordered-by rules).
 			cf := t.child(f, &loc{name: name, d: d, node: c, has: true})
-			if o.effects(t, cf).ignore < 0 {
+			if e := o.effects(t, cf); e.ignore < 0 && o.absorbs(&e, d, c, false) < 0 {
 				dst = append(dst, 'k')
 				dst = o.canon(dst, d, t, c, cf)
 				t.rewind(k)

@@ -394,3 +394,26 @@ func TestFalseInARouteTurnsTheDefaultsOff(t *testing.T) {
 		}
 	}
 }
+
+// An unordered array keyed by a member pairs an element whose key the
+// rules let be absent (null under absent_equals_null) with one that has no
+// key, as the two elements are equal; it paired them by the null.
+func TestAKeyTheRulesLetBeAbsentPairsWithNoKey(t *testing.T) {
+	set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+
+		"defaults:\n  compare:\n    absent_equals_null: true\n    unordered: [{path: \"$.items\", by: id}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		old, new string
+		want     compare.Outcome
+	}{
+		{`{"items":[{"id":null,"q":1}]}`, `{"items":[{"q":1}]}`, compare.Match},
+		{`{"items":[{"id":2,"q":2},{"id":null,"q":1}]}`, `{"items":[{"q":1},{"id":2,"q":2}]}`, compare.Match},
+		{`{"items":[{"id":null,"q":1}]}`, `{"items":[{"q":2}]}`, compare.Mismatch},
+	} {
+		if res := set.Default.Compare.Compare(compare.Response{Status: 200, Body: []byte(tc.old)}, compare.Response{Status: 200, Body: []byte(tc.new)}); res.Outcome != tc.want {
+			t.Errorf("%s → %s: %s %+v, want %s", tc.old, tc.new, res.Outcome, res.Diffs, tc.want)
+		}
+	}
+}
