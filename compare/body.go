@@ -120,6 +120,10 @@ func (c *comparison) describe(k class, body []byte) string {
 	case classJSON:
 		return truncate(compact(nil, body), c.lim.MaxValueBytes)
 	case classText:
+		if !utf8.Valid(body) {
+			// As text, each side's bad bytes would read U+FFFD alike.
+			break
+		}
 		s := body
 		if len(s) > c.lim.MaxValueBytes {
 			// At a character boundary, as truncate cuts.

@@ -65,6 +65,8 @@ func TestBodies(t *testing.T) {
 		{"+json", resp("application/problem+json", "", []byte(`{"a":1}`)), resp("application/vnd.api+json", "", []byte(`{"a":1.0}`)), Match, "", ""},
 		{"no content type, JSON-looking", resp("", "", []byte(` {"a":1}`)), resp("", "", []byte(`{"a":1.0}`)), Match, "", ""},
 		{"text is text", resp("text/plain", "", []byte("a b")), resp("text/plain; charset=utf-8", "", []byte("a  b")), Mismatch, "", `changed $ "a b" → "a  b"`},
+		{"text that is not UTF-8 is told by its digest", resp("text/plain", "", []byte("a\xff")), resp("text/plain", "", []byte("a\xfe")), Mismatch, "",
+			`changed $ "2 bytes, sha256 8dd06b5ab6b59425" → "2 bytes, sha256 f6fabf9c378f8de9"`},
 		{"text that looks like JSON", resp("text/plain", "", []byte("1")), resp("text/plain", "", []byte("1.0")), Mismatch, "", `changed $ "1" → "1.0"`},
 		{"bytes", resp("image/png", "", []byte{1, 2}), resp("image/png", "", []byte{1, 3}), Mismatch, "",
 			`changed $ "2 bytes, sha256 a12871fee210fb86" → "2 bytes, sha256 c79b932e1e1da3c0"`},
