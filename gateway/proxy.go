@@ -75,6 +75,7 @@ type Proxy struct {
 	breakers  [2]*breaker
 	rp        *httputil.ReverseProxy
 	slots     chan struct{} // shadow work in flight; a full channel means busy
+	shadows   *runner       // the goroutines shadowed reads' secondary work runs on
 	// inFlight counts the requests in ServeHTTP (endClient), against which
 	// shadow work in flight is bounded (lagging), and loads the same per
 	// route and override.
@@ -131,6 +132,7 @@ func New(cfg Config) (*Proxy, error) {
 		shadowCfg:    set.Shadow,
 		marker:       textproto.CanonicalMIMEHeaderKey(set.Shadow.MarkerHeader),
 		slots:        make(chan struct{}, set.Shadow.Workers),
+		shadows:      newRunner(shadowIdle),
 		recheckAfter: set.Queue.RecheckAfter,
 		rechecks:     make(chan struct{}, maxRechecks),
 		closing:      make(chan struct{}),
@@ -338,6 +340,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 			}
 		}
 		p.cancel()
+		p.shadows.close()
 		p.sweepWG.Wait()
 		for _, c := range p.clients() {
 			c.close()

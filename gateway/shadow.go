@@ -96,7 +96,7 @@ func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 	default:
 		// Waiting on the secondary from now (lagging), until it answers.
 		j.load.shadows.Add(1)
-		go j.send(prim)
+		p.shadows.run(func() { j.send(prim) })
 	}
 }
 

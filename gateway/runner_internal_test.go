@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"runtime"
+	"testing"
+	"time"
+)
+
+// goroutinesSettle waits until the process runs want goroutines, for at
+// most 5 s, and returns how many it runs then.
+func goroutinesSettle(want int) int {
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() != want && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	return runtime.NumGoroutine()
+}
+
+// The runner keeps a goroutine after its function returns and gives it
+// a later function, so shadowed reads run on grown stacks: a hundred
+// functions one after the other run on a few goroutines, not a hundred
+// (a function that comes before the last goroutine is back waiting gets a
+// new one). Functions that overlap never wait for each other. close waits
+// for running functions and ends the kept goroutines.
+func TestTheRunnerKeepsItsGoroutinesBetweenFunctions(t *testing.T) {
+	base := runtime.NumGoroutine()
+	r := newRunner(time.Hour)
+	for range 100 {
+		done := make(chan struct{})
+		r.run(func() { close(done) })
+		<-done
+	}
+	if n := runtime.NumGoroutine(); n > base+3 {
+		t.Errorf("%d goroutines kept after 100 functions one after the other, want at most 3", n-base)
+	}
+	r.close()
+	if n := goroutinesSettle(base); n != base {
+		t.Errorf("%d goroutines after close, want %d", n, base)
+	}
+
+	// Two at once: the second does not wait for the first.
+	r = newRunner(time.Hour)
+	hold, started := make(chan struct{}), make(chan struct{}, 2)
+	for range 2 {
+		r.run(func() { started <- struct{}{}; <-hold })
+	}
+	for range 2 {
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a function waited for another to end")
+		}
+	}
+	close(hold)
+
+	// close waits for a function still running, then ends every kept one.
+	finished := make(chan struct{})
+	release := make(chan struct{})
+	r.run(func() { <-release; close(finished) })
+	closed := make(chan struct{})
+	go func() { r.close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("close returned while a function ran")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-closed
+	select {
+	case <-finished:
+	default:
+		t.Fatal("close returned before the running function did")
+	}
+	if n := goroutinesSettle(base); n != base {
+		t.Errorf("%d goroutines after close, want %d", n, base)
+	}
+}
+
+// A goroutine idle for the runner's idle time ends by itself.
+func TestAnIdleRunnerGoroutineEnds(t *testing.T) {
+	base := runtime.NumGoroutine()
+	r := newRunner(10 * time.Millisecond)
+	defer r.close()
+	done := make(chan struct{})
+	r.run(func() { close(done) })
+	<-done
+	if n := goroutinesSettle(base); n != base {
+		t.Errorf("%d goroutines 5 s after the function, want %d: the idle goroutine stayed", n, base)
+	}
+}
