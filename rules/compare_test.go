@@ -350,18 +350,11 @@ func TestARoutesNormalizeReplacesTheDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		old, new string
-		want     compare.Outcome
-	}{
-		{`{"code":"AB-1"}`, `{"code":"ab-9"}`, compare.Mismatch},          // the route's rules only: digits count
-		{`{"code":"X-AB-1"}`, `{"code":"ab-1"}`, compare.Match},           // both of the route's, in order
-		{`{"n":{"code":"AB-1"}}`, `{"n":{"code":"AB-9"}}`, compare.Match}, // elsewhere the defaults' applies
-	} {
-		if res := set.Route("r").Compare.Compare(compare.Response{Status: 200, Body: []byte(tc.old)}, compare.Response{Status: 200, Body: []byte(tc.new)}); res.Outcome != tc.want {
-			t.Errorf("%s → %s: %s %+v, want %s", tc.old, tc.new, res.Outcome, res.Diffs, tc.want)
-		}
-	}
+	checkVerdicts(t, set, []verdictCase{
+		{"r", `{"code":"AB-1"}`, `{"code":"ab-9"}`, compare.Mismatch},          // the route's rules only: digits count
+		{"r", `{"code":"X-AB-1"}`, `{"code":"ab-1"}`, compare.Match},           // both of the route's, in order
+		{"r", `{"n":{"code":"AB-1"}}`, `{"n":{"code":"AB-9"}}`, compare.Match}, // elsewhere the defaults' applies
+	})
 }
 
 // subset and absent_equals_* take true or paths; false, written in a
@@ -377,10 +370,7 @@ func TestFalseInARouteTurnsTheDefaultsOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		route, old, new string
-		want            compare.Outcome
-	}{
+	checkVerdicts(t, set, []verdictCase{
 		{"strict", `{}`, `{"debug":"leak"}`, compare.Mismatch},
 		{"strict", `{"a":null}`, `{}`, compare.Mismatch},
 		{"strict", `{"tags":[]}`, `{}`, compare.Mismatch},
@@ -388,11 +378,7 @@ func TestFalseInARouteTurnsTheDefaultsOff(t *testing.T) {
 		{"loose", `{}`, `{"debug":"leak"}`, compare.Mismatch},
 		{"loose", `{"a":null,"tags":[],"o":{}}`, `{}`, compare.Match}, // only subset is off
 		{"inheriting", `{"a":null,"tags":[],"o":{}}`, `{"debug":"leak"}`, compare.Match},
-	} {
-		if res := set.Route(tc.route).Compare.Compare(compare.Response{Status: 200, Body: []byte(tc.old)}, compare.Response{Status: 200, Body: []byte(tc.new)}); res.Outcome != tc.want {
-			t.Errorf("%s: %s → %s: %s %+v, want %s", tc.route, tc.old, tc.new, res.Outcome, res.Diffs, tc.want)
-		}
-	}
+	})
 }
 
 // An unordered array keyed by a member pairs an element whose key the
@@ -404,16 +390,30 @@ func TestAKeyTheRulesLetBeAbsentPairsWithNoKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		old, new string
-		want     compare.Outcome
-	}{
-		{`{"items":[{"id":null,"q":1}]}`, `{"items":[{"q":1}]}`, compare.Match},
-		{`{"items":[{"id":2,"q":2},{"id":null,"q":1}]}`, `{"items":[{"q":1},{"id":2,"q":2}]}`, compare.Match},
-		{`{"items":[{"id":null,"q":1}]}`, `{"items":[{"q":2}]}`, compare.Mismatch},
-	} {
-		if res := set.Default.Compare.Compare(compare.Response{Status: 200, Body: []byte(tc.old)}, compare.Response{Status: 200, Body: []byte(tc.new)}); res.Outcome != tc.want {
-			t.Errorf("%s → %s: %s %+v, want %s", tc.old, tc.new, res.Outcome, res.Diffs, tc.want)
+	checkVerdicts(t, set, []verdictCase{
+		{"", `{"items":[{"id":null,"q":1}]}`, `{"items":[{"q":1}]}`, compare.Match},
+		{"", `{"items":[{"id":2,"q":2},{"id":null,"q":1}]}`, `{"items":[{"q":1},{"id":2,"q":2}]}`, compare.Match},
+		{"", `{"items":[{"id":null,"q":1}]}`, `{"items":[{"q":2}]}`, compare.Mismatch},
+	})
+}
+
+// verdictCase is two JSON bodies (status 200) and the outcome wanted
+// under a route's rules ("": the defaults).
+type verdictCase struct {
+	route, old, new string
+	want            compare.Outcome
+}
+
+func checkVerdicts(t *testing.T, set *rules.Set, cases []verdictCase) {
+	t.Helper()
+	for _, tc := range cases {
+		r := set.Default
+		if tc.route != "" {
+			r = set.Route(tc.route)
+		}
+		res := r.Compare.Compare(compare.Response{Status: 200, Body: []byte(tc.old)}, compare.Response{Status: 200, Body: []byte(tc.new)})
+		if res.Outcome != tc.want {
+			t.Errorf("route %q: %s → %s: %s %+v, want %s", tc.route, tc.old, tc.new, res.Outcome, res.Diffs, tc.want)
 		}
 	}
 }
