@@ -209,6 +209,10 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		h["Date"] = nil
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
+		// A write the primary switched is never repeated, refused or not.
+		if ex.write != nil {
+			p.primarySwitched(ex)
+		}
 		if err := switchRefused(res); err != nil {
 			// ReverseProxy would refuse it too, and leave the backend's
 			// switched connection open; refused here, the body (that
@@ -219,9 +223,6 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		// stay the backend's io.ReadWriteCloser: nothing of it is
 		// captured. The connection is counted out and its scanner stopped
 		// once ReverseProxy accepted the switch (switcher.Hijack).
-		if ex.write != nil {
-			p.primarySwitched(ex)
-		}
 		return nil
 	}
 	if ex.shadow != nil && isEventStream(res.Header) {

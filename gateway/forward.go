@@ -134,39 +134,69 @@ type bufferedConn struct {
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// isUpgrade reports whether the request asks to switch protocols (e.g. a
-// WebSocket); such requests are proxied to the primary and never shadowed.
 // switchRefused says why ReverseProxy will refuse the primary's 101, with
-// its check: the protocol switched to must be the one the request asked
-// for (ReverseProxy forwards the client's Upgrade as it came, which the
-// server made sure is printable, as ReverseProxy wants the answer's too).
+// its checks, byte for byte (handleUpgradeResponse): the protocol switched
+// to must be printable ASCII and, folding ASCII case only, the one the
+// request asked for.
 func switchRefused(res *http.Response) error {
-	got := ""
-	if isUpgrade(res.Header) {
-		got = res.Header.Get("Upgrade")
+	got, asked := upgradeType(res.Header), upgradeType(res.Request.Header)
+	for i := 0; i < len(got); i++ {
+		if got[i] < ' ' || got[i] > '~' {
+			return fmt.Errorf("the primary switched to the invalid protocol %q", got)
+		}
 	}
-	asked := ""
-	if isUpgrade(res.Request.Header) {
-		asked = res.Request.Header.Get("Upgrade")
-	}
-	if !strings.EqualFold(got, asked) {
+	if !asciiEqualFold(got, asked) {
 		return fmt.Errorf("the primary switched to protocol %q when %q was asked for", got, asked)
 	}
 	return nil
 }
 
+// upgradeType is the protocol a message's Upgrade names when its
+// Connection has the upgrade token, else "", as ReverseProxy reads it.
+func upgradeType(h http.Header) string {
+	if !isUpgrade(h) {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+// isUpgrade reports whether the message asks to switch protocols (e.g. a
+// WebSocket): an Upgrade, and the upgrade token in Connection, read as
+// net/http reads tokens (comma separated, optional spaces and tabs, ASCII
+// case). Such requests are proxied to the primary and never shadowed.
 func isUpgrade(h http.Header) bool {
 	if h.Get("Upgrade") == "" {
 		return false
 	}
 	for _, v := range h.Values("Connection") {
-		for _, tok := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if asciiEqualFold(strings.Trim(tok, " \t"), "upgrade") {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII letters only: the Kelvin
+// sign is not a K in a protocol name.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // trustedPrefixes says whose X-Forwarded-* headers are kept; everyone
