@@ -6,6 +6,7 @@ package compare
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 )
 
 // rename rewrites old (d) into out under the rename rules, so that every
@@ -24,36 +25,46 @@ func (o *Options) rename(d, out *document, lim Limits) (hits, *failure) {
 		rule   int32
 	}
 	var found []target
-	var walk func(v any, f frame)
-	walk = func(v any, f frame) {
+	// The walk follows the tree it will edit (v) and, beside it, d's node
+	// of the same value (n): filters read the node's value, as they do
+	// everywhere else (numbers float64 cannot hold compared by value), and
+	// what is moved is the tree's value, as written.
+	type member struct {
+		key  string
+		node int32
+	}
+	var walk func(v any, n int32, f frame)
+	walk = func(v any, n int32, f frame) {
 		switch x := v.(type) {
 		case map[string]any:
-			keys := make([]string, 0, len(x))
-			for k := range x {
-				keys = append(keys, k)
+			members := make([]member, 0, len(x))
+			for c := n + 1; c < d.nodes[n].end; c = d.nodes[c].end {
+				members = append(members, member{d.name(c), c})
 			}
-			slices.Sort(keys)
-			for _, k := range keys {
+			slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
+			for _, mb := range members {
 				m := t.mark()
-				cf := t.child(f, &loc{name: []byte(k), pure: x[k], root: root, has: true})
+				cf := t.child(f, &loc{name: []byte(mb.key), d: d, node: mb.node, has: true})
 				for _, r := range t.matched[cf.m0:cf.m1] {
 					if o.rules[r].Kind == RuleRename {
-						found = append(found, target{x, k, r})
+						found = append(found, target{x, mb.key, r})
 						break
 					}
 				}
-				walk(x[k], cf)
+				walk(x[mb.key], mb.node, cf)
 				t.rewind(m)
 			}
 		case []any:
+			c := n + 1
 			for i, e := range x {
 				m := t.mark()
-				walk(e, t.child(f, &loc{index: i, length: len(x), isIndex: true, pure: e, root: root, has: true}))
+				walk(e, c, t.child(f, &loc{index: i, length: len(x), isIndex: true, d: d, node: c, has: true}))
 				t.rewind(m)
+				c = d.nodes[c].end
 			}
 		}
 	}
-	walk(root, t.root())
+	walk(root, 0, t.root())
 	var h hits
 	for i := len(found) - 1; i >= 0; i-- {
 		tg := found[i]

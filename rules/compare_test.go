@@ -318,6 +318,23 @@ func TestFiltersNeverTakeOneBigNumberForAnother(t *testing.T) {
 	}
 }
 
+// A rename's filter compares such numbers by value too: with a equal to b
+// written two ways, x is not renamed, and new's y is a difference. The
+// rename walk fed filters the numbers as written.
+func TestARenamesFilterComparesBigNumbersByValue(t *testing.T) {
+	set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+
+		"defaults:\n  compare:\n    rename: [{from: \"$.items[?@.a != @.b].x\", to: y}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkVerdicts(t, set, []verdictCase{
+		{"", `{"items":[{"a":1e400,"b":10e399,"x":5}]}`, `{"items":[{"a":1e400,"b":10e399,"y":5}]}`, compare.Mismatch},
+		{"", `{"items":[{"a":9007199254740993,"b":9007199254740993.0,"x":5}]}`, `{"items":[{"a":9007199254740993,"b":9007199254740993.0,"y":5}]}`, compare.Mismatch},
+		{"", `{"items":[{"a":1e400,"b":2e400,"x":5}]}`, `{"items":[{"a":1e400,"b":2e400,"y":5}]}`, compare.Match},
+		{"", `{"items":[{"a":1,"b":2,"x":5}]}`, `{"items":[{"a":1,"b":2,"y":5}]}`, compare.Match},
+	})
+}
+
 // Where a route's rule and a default's of the same kind reach one place,
 // the route's applies (it refines the defaults); within one section, the
 // first in the file. Defaults came first, so a route could not loosen a
