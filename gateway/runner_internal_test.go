@@ -7,11 +7,12 @@ import (
 	"weak"
 )
 
-// goroutinesSettle waits until the process runs want goroutines, for at
-// most 5 s, and returns how many it runs then.
+// goroutinesSettle waits until the process runs at most want goroutines,
+// for at most 5 s, and returns how many it runs then (fewer when one that
+// ran before the test has ended since).
 func goroutinesSettle(want int) int {
 	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() != want && time.Now().Before(deadline) {
+	for runtime.NumGoroutine() > want && time.Now().Before(deadline) {
 		runtime.Gosched()
 	}
 	return runtime.NumGoroutine()
@@ -35,8 +36,8 @@ func TestTheRunnerKeepsItsGoroutinesBetweenFunctions(t *testing.T) {
 		t.Errorf("%d goroutines kept after 100 functions one after the other, want at most 3", n-base)
 	}
 	r.close()
-	if n := goroutinesSettle(base); n != base {
-		t.Errorf("%d goroutines after close, want %d", n, base)
+	if n := goroutinesSettle(base); n > base {
+		t.Errorf("%d goroutines after close, want at most %d", n, base)
 	}
 
 	// Two at once: the second does not wait for the first.
@@ -72,8 +73,8 @@ func TestTheRunnerKeepsItsGoroutinesBetweenFunctions(t *testing.T) {
 	default:
 		t.Fatal("close returned before the running function did")
 	}
-	if n := goroutinesSettle(base); n != base {
-		t.Errorf("%d goroutines after close, want %d", n, base)
+	if n := goroutinesSettle(base); n > base {
+		t.Errorf("%d goroutines after close, want at most %d", n, base)
 	}
 }
 
@@ -85,8 +86,8 @@ func TestAnIdleRunnerGoroutineEnds(t *testing.T) {
 	done := make(chan struct{})
 	r.run(func() { close(done) })
 	<-done
-	if n := goroutinesSettle(base); n != base {
-		t.Errorf("%d goroutines 5 s after the function, want %d: the idle goroutine stayed", n, base)
+	if n := goroutinesSettle(base); n > base {
+		t.Errorf("%d goroutines 5 s after the function, want at most %d: the idle goroutine stayed", n, base)
 	}
 }
 

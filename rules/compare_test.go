@@ -129,6 +129,8 @@ func TestCompareProblems(t *testing.T) {
 		{"ignore every descendant by a filter", "      ignore: [\"$..[?(@)]\"]\n", `cfg.yaml:8:16: ignoring $..[?(@)] ignores the whole document`},
 		{"ignore every element", "      ignore: [\"$[:]\"]\n", `cfg.yaml:8:16: ignoring $[:] ignores the whole document`},
 		{"ignore every element backwards", "      ignore: [\"$[::-1]\"]\n", `cfg.yaml:8:16: ignoring $[::-1] ignores the whole document`},
+		{"ignore every element backwards from the last", "      ignore: [\"$[-1::-1]\"]\n", `cfg.yaml:8:16: ignoring $[-1::-1] ignores the whole document`},
+		{"ignore every element from the first", "      ignore: [\"$[0:]\"]\n", `cfg.yaml:8:16: ignoring $[0:] ignores the whole document`},
 		{"empty path", "      coerce: [\"\"]\n", `cfg.yaml:8:16: empty JSONPath`},
 		{"bad regexp", "      normalize:\n        - {path: $.a, pattern: 'a(b', replace: x}\n", "cfg.yaml:9:32: bad pattern \"a(b\": missing closing ): \"a(b\""},
 		{"long regexp", "      normalize:\n        - {path: $.a, pattern: '" + long + "'}\n", "pattern \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…\"… is longer than 1000 bytes"},
@@ -167,7 +169,8 @@ func TestCompareProblems(t *testing.T) {
 // Ignoring every child of the root, however written ($.*, $[?@], $[:]), is
 // refused: every answer would match. What selects some children is not.
 func TestIgnoringSomeChildrenOfTheRootIsAccepted(t *testing.T) {
-	for _, p := range []string{"$[1:]", "$[:-1]", "$[::2]", "$[0]", "$[?@.internal]", "$[?@ == 1]", "$.a[:]", "$.a[?@]"} {
+	for _, p := range []string{"$[1:]", "$[:-1]", "$[::2]", "$[0]", "$[?@.internal]", "$[?@ == 1]", "$.a[:]", "$.a[?@]",
+		"$[:1048576]", "$[-1048577:]", "$[-2::-1]", "$[::-1][0]", "$[5:]", "$[:0]", "$[::-2]"} {
 		if _, err := rules.Parse("cfg.yaml", strings.NewReader(compareBase+"      ignore: [\""+p+"\"]\n")); err != nil {
 			t.Errorf("ignore %s: %v", p, err)
 		}
