@@ -84,7 +84,9 @@ func (k RuleKind) everywhere() bool {
 type Rule struct {
 	Kind RuleKind
 	// Origin says where the rule was written ("defaults", "route user");
-	// it starts the rule's description.
+	// it starts the rule's description, and rules of one origin are one
+	// section: where normalize rules of several reach a place, only the
+	// first section's apply there (in order).
 	Origin string
 	// Path selects where the rule applies. Kinds that allow it treat nil
 	// as every location.
