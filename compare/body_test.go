@@ -113,3 +113,28 @@ func TestLimits(t *testing.T) {
 		t.Errorf("got %s %s, want too_large", r.Outcome, r.Reason)
 	}
 }
+
+// Two values that differ only past the cut at MaxValueBytes are shown
+// around their first difference, not as two identical cut texts: a long
+// string, a number of 301 digits, a text body.
+func TestValuesThatDifferPastTheCutAreShownWhereTheyDiffer(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	for _, tc := range []struct {
+		name     string
+		old, new Response
+		want     [2]string // in Old and New
+	}{
+		{"string", jsonResponse(`{"s":"` + long + `a"}`), jsonResponse(`{"s":"` + long + `b"}`), [2]string{`xa"`, `xb"`}},
+		{"number", jsonResponse(`{"n":` + strings.Repeat("1", 300) + `2}`), jsonResponse(`{"n":` + strings.Repeat("1", 300) + `3}`), [2]string{`12`, `13`}},
+		{"text", resp("text/plain", "", []byte(long+"a")), resp("text/plain", "", []byte(long+"b")), [2]string{`xa"`, `xb"`}},
+	} {
+		r := (*Options)(nil).Compare(tc.old, tc.new)
+		if r.Outcome != Mismatch || len(r.Diffs) != 1 {
+			t.Fatalf("%s: %s %+v, want one difference", tc.name, r.Outcome, r.Diffs)
+		}
+		d := r.Diffs[0]
+		if d.Old == d.New || !strings.Contains(d.Old, tc.want[0]) || !strings.Contains(d.New, tc.want[1]) || len(d.Old) > DefaultMaxValueBytes+8 {
+			t.Errorf("%s: old %q, new %q; want them apart, with %q and %q, and cut", tc.name, d.Old, d.New, tc.want[0], tc.want[1])
+		}
+	}
+}

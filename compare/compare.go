@@ -63,8 +63,10 @@ type Difference struct {
 	Kind Kind   `json:"kind"`
 	// Old and New hold the compact JSON text of each side's value, empty
 	// when that side has none, cut at Limits.MaxValueBytes (a cut value
-	// ends with "…"). A text body or header value is a JSON string; a
-	// binary body is a string describing its size and hash.
+	// ends with "…"), or, where both cut texts would read the same, cut to
+	// that many bytes around their first difference ("…" at each cut). A
+	// text body or header value is a JSON string; a binary body is a
+	// string describing its size and hash.
 	Old string `json:"old,omitempty"`
 	New string `json:"new,omitempty"`
 }
@@ -194,7 +196,12 @@ func (o *Options) compareBodies(c *comparison, old, new Response) {
 	case ca == classJSON:
 		o.compareJSON(c, a, b)
 	case !bytes.Equal(a, b):
-		c.add(Difference{Path: "$", Kind: Changed, Old: c.describe(ca, a), New: c.describe(cb, b)})
+		d := Difference{Path: "$", Kind: Changed, Old: c.describe(ca, a), New: c.describe(cb, b)}
+		if ca == classText && d.Old == d.New {
+			// Cut where they differ, not where they are the same.
+			d.Old, d.New = truncateApart(appendJSONString(nil, string(a)), appendJSONString(nil, string(b)), c.lim.MaxValueBytes)
+		}
+		c.add(d)
 	}
 }
 

@@ -221,6 +221,12 @@ func (r *reporter) record() {
 		d.Kind, d.Old = Missing, r.render(vx)
 	default:
 		d.Kind, d.Old, d.New = Changed, r.render(vx), r.render(vy)
+		if d.Old == d.New {
+			// Both cut before they differ: cut them where they do, from
+			// renders long enough to reach it (bounded: 1 MiB).
+			const far = 1 << 20
+			d.Old, d.New = truncateApart(renderValue(nil, vx.Interface(), far), renderValue(nil, vy.Interface(), far), r.lim.MaxValueBytes)
+		}
 		if jsonType(vx) != jsonType(vy) {
 			d.Kind = Type
 		}

@@ -76,3 +76,23 @@ func truncate(s []byte, n int) string {
 	}
 	return string(s[:cut]) + "…"
 }
+
+// truncateApart is truncate for the texts of two different values, so
+// that they never read the same: where each cut at n would, both are cut
+// to n bytes around their first difference instead, "…" marking each cut.
+// A long string whose 300th character changed shows that character.
+func truncateApart(a, b []byte, n int) (string, string) {
+	ta, tb := truncate(a, n), truncate(b, n)
+	if ta != tb {
+		return ta, tb
+	}
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	start := max(0, i-n/2)
+	for start > 0 && !utf8.RuneStart(a[start]) {
+		start-- // a and b are the same up to i
+	}
+	return "…" + truncate(a[start:], n), "…" + truncate(b[start:], n)
+}
