@@ -61,16 +61,7 @@ func stripH2CUpgrade(h http.Header) {
 
 // isH2CUpgrade reports whether the request's Upgrade names h2c, which
 // stripH2CUpgrade removes: no switch can follow.
-func isH2CUpgrade(h http.Header) bool {
-	for _, v := range h.Values("Upgrade") {
-		for _, tok := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "h2c") {
-				return true
-			}
-		}
-	}
-	return false
-}
+func isH2CUpgrade(h http.Header) bool { return hasToken(h.Values("Upgrade"), "h2c") }
 
 // isEventStream reports whether an answer is a text/event-stream.
 func isEventStream(h http.Header) bool {
@@ -165,12 +156,15 @@ func upgradeType(h http.Header) string {
 // net/http reads tokens (comma separated, optional spaces and tabs, ASCII
 // case). Such requests are proxied to the primary and never shadowed.
 func isUpgrade(h http.Header) bool {
-	if h.Get("Upgrade") == "" {
-		return false
-	}
-	for _, v := range h.Values("Connection") {
+	return h.Get("Upgrade") != "" && hasToken(h.Values("Connection"), "upgrade")
+}
+
+// hasToken reports whether a comma-separated header's values hold token,
+// read as net/http reads tokens (optional spaces and tabs, ASCII case).
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
 		for tok := range strings.SplitSeq(v, ",") {
-			if asciiEqualFold(strings.Trim(tok, " \t"), "upgrade") {
+			if asciiEqualFold(strings.Trim(tok, " \t"), token) {
 				return true
 			}
 		}
