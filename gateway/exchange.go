@@ -317,7 +317,7 @@ func (p *Proxy) planRead(ex *exchange, r *http.Request) {
 	case !p.tryAcquire():
 		ex.skip, ex.reason = stats.Skipped, stats.ReasonBusy
 	default:
-		ex.shadow = &shadowJob{load: ex.load}
+		ex.shadow = &shadowJob{}
 	}
 }
 

@@ -34,9 +34,6 @@ type shadowJob struct {
 	// send asks the secondary and settles the read against the primary's
 	// answer; set in rewrite.
 	send func(primary answer)
-	// load counts the read among its route's reads waiting on the
-	// secondary while it does (lagging).
-	load *routeLoad
 }
 
 // primaryAnswer turns what the client was sent into an answer to compare.
@@ -94,8 +91,9 @@ func (j *shadowJob) primaryDone(p *Proxy, ex *exchange) {
 	case !p.beginShadow():
 		p.recordRead(ex, stats.Skipped, stats.ReasonShutdown, nil)
 	default:
-		// Waiting on the secondary from now (lagging), until it answers.
-		j.load.shadows.Add(1)
+		// Waiting on the secondary from now (lagging), until it answers:
+		// counted among its route's (ex.load).
+		ex.load.shadows.Add(1)
 		p.shadows.run(func() { j.send(prim) })
 	}
 }
@@ -121,7 +119,7 @@ func (p *Proxy) startShadow(ex *exchange) {
 		}
 		sec := p.fetchSecondary(req, ex.route.Name, side)
 		// Waiting on the noise backend is not the secondary's lag.
-		ex.shadow.load.shadows.Add(-1)
+		ex.load.shadows.Add(-1)
 		if noise != nil {
 			ex.shadow.noise = <-noise
 			ex.shadow.hasNoise = true
