@@ -148,6 +148,7 @@ func TestAnEventStreamBrokenMidwayEndsInOneOutcome(t *testing.T) {
 			g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, phase))
 			getBroken(t, g, 3)
 			assertLoadsEnd(t, g, "items")
+			assertOutcomes(t, g, 3)
 			if n := new.count() + old.count(); phase != "prepare" && phase != "dual-write" && n != 3 {
 				t.Errorf("backends got %d requests, want 3 (no secondary copy of a stream)", n)
 			}
@@ -173,6 +174,7 @@ func TestAShadowedReadBrokenMidwayGivesItsCountsBack(t *testing.T) {
 	g := startGateway(t, old, new, fmt.Sprintf(primaryRoute, "shadow-read"))
 	getBroken(t, g, 3)
 	assertLoadsEnd(t, g, "items")
+	assertOutcomes(t, g, 3)
 }
 
 // HTTP/1.0 client, primary breaks mid-body: what it sent still reaches the
@@ -213,6 +215,16 @@ func TestAnEventStreamReachesAnHTTP10ClientAsItComes(t *testing.T) {
 
 // getBroken sends n reads of /items/1 whose primary breaks off, and waits
 // for their outcomes.
+// assertOutcomes checks, once the reads have ended, that the route still
+// counts n outcomes: getBroken saw the count reach n, and a read counted
+// twice would pass it on the way up.
+func assertOutcomes(t *testing.T, g *gw, n int) {
+	t.Helper()
+	if got := total(g.route("items")); got != int64(n) {
+		t.Errorf("%d outcomes once every read ended, want %d: one each", got, n)
+	}
+}
+
 func getBroken(t *testing.T, g *gw, n int) {
 	t.Helper()
 	for range n {

@@ -264,7 +264,7 @@ func TestASwitchedWriteIsNeverCopied(t *testing.T) {
 	g := startGateway(t, old, new, "defaults: {write_success: [100-299]}\n"+fmt.Sprintf(primaryRoute, "dual-write"))
 	c, _ := switched(t, g, switchedPost)
 	c.Close()
-	eventually(t, "the handler to end", func() bool { cl, _ := g.proxy.RouteLoad("items"); return cl == 0 })
+	eventually(t, "the connection counted out at the switch", func() bool { cl, _ := g.proxy.RouteLoad("items"); return cl == 0 })
 	// Wait for anything queued to be delivered.
 	eventually(t, "the queue idle", g.proxyIdle)
 	if n := new.count(); n != 0 {
@@ -308,7 +308,10 @@ routes:
 	eventually(t, "old's copy given up", func() bool { return g.route("items").Writes.GaveUp == 1 })
 	var held []gateway.HeldWrite
 	eventually(t, "the held write on disk", func() bool {
-		held, _ = g.proxy.HeldWrites("gave_up", "items", 0, 10)
+		var err error
+		if held, err = g.proxy.HeldWrites("gave_up", "items", 0, 10); err != nil {
+			t.Fatal(err)
+		}
 		return len(held) == 1
 	})
 

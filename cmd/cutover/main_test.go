@@ -82,7 +82,9 @@ func TestCheckSaysWhenLagFactorCannotAct(t *testing.T) {
 		{"", ""},
 	} {
 		path := filepath.Join(dir, "cfg.yaml")
-		os.WriteFile(path, []byte(tt.shadow+backends), 0o600)
+		if err := os.WriteFile(path, []byte(tt.shadow+backends), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		var stdout, stderr bytes.Buffer
 		if code := run([]string{"check", path}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), path+": ok") {
 			t.Fatalf("%q: check exit %d, %q %q; want ok", tt.shadow, code, stdout.String(), stderr.String())

@@ -300,7 +300,9 @@ func TestSIGHUPReloadsAndABadFileKeepsTheRules(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer res.Body.Close()
-		json.NewDecoder(res.Body).Decode(&st)
+		if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+			t.Errorf("/api/v1/rules: %v", err)
+		}
 		reloads, pending = st.Reloads, st.RestartPending
 		return st.Version, st.LastError
 	}
@@ -309,7 +311,9 @@ func TestSIGHUPReloadsAndABadFileKeepsTheRules(t *testing.T) {
 		t.Fatalf("shadow-read is served by %q", by)
 	}
 
-	os.WriteFile(path, []byte(cfg("cut-over")), 0o600)
+	if err := os.WriteFile(path, []byte(cfg("cut-over")), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the refused reload", func() bool { _, e := rulesStatus(); return strings.Contains(e, `unknown phase "cut-over"`) })
 	if v, _ := rulesStatus(); v != v0 || servedBy() != "old" {
@@ -323,7 +327,9 @@ func TestSIGHUPReloadsAndABadFileKeepsTheRules(t *testing.T) {
 		t.Errorf("the API's reloads = %v, want the refused one as error (and failed)", reloads)
 	}
 
-	os.WriteFile(path, []byte(cfg("cutover")), 0o600)
+	if err := os.WriteFile(path, []byte(cfg("cutover")), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the reload", func() bool { v, e := rulesStatus(); return v != v0 && e == "" })
 	if by := servedBy(); by != "new" {
@@ -335,7 +341,9 @@ func TestSIGHUPReloadsAndABadFileKeepsTheRules(t *testing.T) {
 
 	// A setting read only at start is named until a restart.
 	v1, _ := rulesStatus()
-	os.WriteFile(path, []byte(cfg("cutover")+"shadow: {lag_factor: 4}\n"), 0o600)
+	if err := os.WriteFile(path, []byte(cfg("cutover")+"shadow: {lag_factor: 4}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, "the reload of shadow", func() bool { v, _ := rulesStatus(); return v != v1 })
 	if len(pending) != 1 || !strings.HasPrefix(pending[0], "shadow") {
