@@ -12,21 +12,40 @@ import (
 	"github.com/cutover/cutover/stats"
 )
 
-// lagConfig has a compared route, items, whose secondary is held by the
-// test, and a route that compares nothing, held, whose requests keep
-// clients in flight. The secondary's timeout outlasts any test run.
-func lagConfig(old, new *backend, shadow string) string {
-	return fmt.Sprintf(`backends:
-  old: {url: %q, timeout: 60s}
-  new: {url: %q, timeout: 60s}
-%sroutes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: shadow-read
-  - name: held
-    match: {path: "/held/{id}"}
-    phase: prepare
-`, old.srv.URL, new.srv.URL, shadow)
+// lagConfig has the backends, each under its name, with a timeout that
+// outlasts any test run, the shadow section, a compared route, items,
+// whose secondary the test holds, and more: items' overrides, or further
+// routes.
+func lagConfig(shadow, more string, backends ...*backend) string {
+	var b strings.Builder
+	b.WriteString("backends:\n")
+	for _, be := range backends {
+		fmt.Fprintf(&b, "  %s: {url: %q, timeout: 60s}\n", be.name, be.srv.URL)
+	}
+	b.WriteString(shadow + "routes:\n  - name: items\n    match: {path: \"/items/{id}\"}\n    phase: shadow-read\n" + more)
+	return b.String()
+}
+
+// heldRoute compares nothing: its requests keep clients in flight.
+const heldRoute = "  - name: held\n    match: {path: \"/held/{id}\"}\n    phase: prepare\n"
+
+// heldUntil answers as name with userJSON, holding first the requests
+// hold picks (nil: every one) until g opens, counted in n (nil: not).
+func heldUntil(name string, g *gate, n *atomic.Int64, hold func(*http.Request) bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if hold == nil || hold(r) {
+			if n != nil {
+				n.Add(1)
+			}
+			g.wait()
+		}
+		jsonAnswer(name, userJSON)(w, r)
+	}
+}
+
+// pathUnder picks the requests whose path starts with prefix.
+func pathUnder(prefix string) func(*http.Request) bool {
+	return func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, prefix) }
 }
 
 // heldBackends are an old backend that holds the requests whose path
@@ -40,24 +59,15 @@ type heldBackends struct {
 
 func newHeldBackends(t *testing.T, held string) *heldBackends {
 	h := &heldBackends{primary: newGate(t), secondary: newGate(t)}
-	h.old = newBackend(t, "old", func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, held) {
-			h.atPrimary.Add(1)
-			h.primary.wait()
-		}
-		jsonAnswer("old", userJSON)(w, r)
-	})
-	h.new = newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
-		h.secondary.wait()
-		jsonAnswer("new", userJSON)(w, r)
-	})
+	h.old = newBackend(t, "old", heldUntil("old", h.primary, &h.atPrimary, pathUnder(held)))
+	h.new = newBackend(t, "new", heldUntil("new", h.secondary, nil, nil))
 	return h
 }
 
 // start runs a gateway with lagConfig before h; both gates open before
 // its Close waits for the shadow work.
 func (h *heldBackends) start(t *testing.T, shadow string) *gw {
-	g := startProxy(t, lagConfig(h.old, h.new, shadow), t.TempDir())
+	g := startProxy(t, lagConfig(shadow, heldRoute, h.old, h.new), t.TempDir())
 	t.Cleanup(h.secondary.release)
 	t.Cleanup(h.primary.release)
 	return g
@@ -133,23 +143,8 @@ func assertLoadsEnd(t *testing.T, g *gw, routes ...string) {
 func TestOnlyTheRoutesWhoseReadsLagAreSampled(t *testing.T) {
 	secondary := newGate(t)
 	old := newBackend(t, "old", jsonAnswer("old", userJSON))
-	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/items/") {
-			secondary.wait()
-		}
-		jsonAnswer("new", userJSON)(w, r)
-	})
-	g := startProxy(t, fmt.Sprintf(`backends:
-  old: {url: %q, timeout: 60s}
-  new: {url: %q, timeout: 60s}
-routes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: shadow-read
-  - name: users
-    match: {path: "/users/{id}"}
-    phase: shadow-read
-`, old.srv.URL, new.srv.URL), t.TempDir())
+	new := newBackend(t, "new", heldUntil("new", secondary, nil, pathUnder("/items/")))
+	g := startProxy(t, lagConfig("", "  - name: users\n    match: {path: \"/users/{id}\"}\n    phase: shadow-read\n", old, new), t.TempDir())
 	t.Cleanup(secondary.release)
 	for i := range rules.LagFloor + 1 {
 		g.do("GET", fmt.Sprintf("/items/%d", i), "")
@@ -180,11 +175,8 @@ routes:
 func TestLagFactorZeroLeavesOnlyTheWorkers(t *testing.T) {
 	secondary := newGate(t)
 	old := newBackend(t, "old", jsonAnswer("old", userJSON))
-	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
-		secondary.wait()
-		jsonAnswer("new", userJSON)(w, r)
-	})
-	g := startProxy(t, lagConfig(old, new, "shadow: {workers: 200, lag_factor: 0}\n"), t.TempDir())
+	new := newBackend(t, "new", heldUntil("new", secondary, nil, nil))
+	g := startProxy(t, lagConfig("shadow: {workers: 200, lag_factor: 0}\n", heldRoute, old, new), t.TempDir())
 	t.Cleanup(secondary.release)
 	for i := range 201 {
 		g.do("GET", fmt.Sprintf("/items/%d", i), "")
@@ -219,25 +211,9 @@ func TestAnOverrideIsChargedOnlyForItsOwnLag(t *testing.T) {
 	secondary := newGate(t)
 	var waiting atomic.Int64
 	old := newBackend(t, "old", jsonAnswer("old", userJSON))
-	new := newBackend(t, "new", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Cutover-Shadow") != "" { // new as the secondary
-			waiting.Add(1)
-			secondary.wait()
-		}
-		jsonAnswer("new", userJSON)(w, r)
-	})
-	g := startProxy(t, fmt.Sprintf(`backends:
-  old: {url: %q, timeout: 60s}
-  new: {url: %q, timeout: 60s}
-routes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: shadow-read
-    overrides:
-      - name: acme
-        when: {header: "X-Tenant", equals: "acme"}
-        phase: cutover
-`, old.srv.URL, new.srv.URL), t.TempDir())
+	asSecondary := func(r *http.Request) bool { return r.Header.Get("X-Cutover-Shadow") != "" }
+	new := newBackend(t, "new", heldUntil("new", secondary, &waiting, asSecondary))
+	g := startProxy(t, lagConfig("", "    overrides:\n      - name: acme\n        when: {header: \"X-Tenant\", equals: \"acme\"}\n        phase: cutover\n", old, new), t.TempDir())
 	t.Cleanup(secondary.release)
 	for i := range rules.LagFloor + 1 {
 		g.do("GET", fmt.Sprintf("/items/%d", i), "")
@@ -265,20 +241,8 @@ func TestASlowNoiseBackendIsNotTheSecondarysLag(t *testing.T) {
 	var waiting atomic.Int64
 	old := newBackend(t, "old", jsonAnswer("old", userJSON))
 	new := newBackend(t, "new", jsonAnswer("new", userJSON))
-	noise := newBackend(t, "noise", func(w http.ResponseWriter, r *http.Request) {
-		waiting.Add(1)
-		twin.wait()
-		jsonAnswer("old", userJSON)(w, r)
-	})
-	g := startProxy(t, fmt.Sprintf(`backends:
-  old: {url: %q, timeout: 60s}
-  new: {url: %q, timeout: 60s}
-  noise: {url: %q, timeout: 60s}
-routes:
-  - name: items
-    match: {path: "/items/{id}"}
-    phase: shadow-read
-`, old.srv.URL, new.srv.URL, noise.srv.URL), t.TempDir())
+	noise := newBackend(t, "noise", heldUntil("old", twin, &waiting, nil))
+	g := startProxy(t, lagConfig("", "", old, new, noise), t.TempDir())
 	t.Cleanup(twin.release)
 	for i := range rules.LagFloor {
 		g.do("GET", fmt.Sprintf("/items/%d", i), "")
