@@ -128,7 +128,9 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // switchRefused says why ReverseProxy will refuse the primary's 101, with
 // its checks, byte for byte (handleUpgradeResponse): the protocol switched
 // to must be printable ASCII and, folding ASCII case only, the one the
-// request asked for.
+// request asked for. ReverseProxy does not close the backend's connection
+// when it refuses (golang/go#80875); once it does, this can go, as
+// bufferedConn can.
 func switchRefused(res *http.Response) error {
 	got, asked := upgradeType(res.Header), upgradeType(res.Request.Header)
 	for i := 0; i < len(got); i++ {
