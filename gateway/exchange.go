@@ -123,6 +123,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.reject(w, r, ex, http.StatusBadRequest, errAmbiguousFraming)
 		return
 	}
+	if r.Method == http.MethodConnect {
+		// A tunnel, whatever its target: with a path target net/http
+		// takes it as an ordinary request, which a backend would then see.
+		p.reject(w, r, ex, http.StatusBadRequest, errNoTunnel)
+		return
+	}
 	if !targetKeptAsSent(r) {
 		p.reject(w, r, ex, http.StatusBadRequest, errBadTarget)
 		return

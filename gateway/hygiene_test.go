@@ -31,6 +31,8 @@ func TestAmbiguousFramingReachesNoBackend(t *testing.T) {
 		{"path with a raw quote", "GET /users/a\"b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
 		{"path with raw UTF-8", "GET /users/\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
 		{"asterisk-form target", "POST * HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}", 400},
+		{"CONNECT to an authority", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 400},
+		{"CONNECT to a path", "CONNECT /users/1 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
 		{"OPTIONS * (net/http answers it itself)", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 200},
 		{"unknown transfer coding", "PUT /users/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
 		{"headers over max_header_bytes", "GET /users/1 HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 10<<10) + "\r\n\r\n", 431},

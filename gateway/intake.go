@@ -29,6 +29,7 @@ var (
 	errBodyRead         = errors.New("request body could not be read")
 	errAmbiguousFraming = errors.New("ambiguous request framing (bare LF, or Content-Length with Transfer-Encoding)")
 	errBadTarget        = errors.New("the request path has characters that must be percent-encoded (RFC 3986 section 3.3)")
+	errNoTunnel         = errors.New("CONNECT asks for a tunnel, and cutover is no tunnel")
 	errKeyTooLong       = fmt.Errorf("the resource a write names is longer than the retry queue can index (%d bytes)", maxResourceKey)
 )
 
@@ -136,7 +137,7 @@ func refusedReason(err error) string {
 		return "body_too_large"
 	case errors.Is(err, errAmbiguousFraming):
 		return "ambiguous_framing"
-	case errors.Is(err, errBadTarget):
+	case errors.Is(err, errBadTarget), errors.Is(err, errNoTunnel):
 		return "bad_target"
 	case errors.Is(err, errKeyTooLong):
 		return "key_too_long"
