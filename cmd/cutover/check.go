@@ -68,6 +68,42 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			fmt.Sprintf("raise workers to %d or more for it to act, or set shadow.lag_factor: 0 to say it is off", rules.LagFloor),
 			"shadow.workers (%d) allows fewer shadow requests in flight than the %d shadow.lag_factor waits for: it never acts", sh.Workers, rules.LagFloor))
 	}
+	for _, w := range writesOffWarnings(set) {
+		fmt.Fprintf(stderr, "warning: %v\n", w)
+	}
 	fmt.Fprintf(stdout, "%s: ok (%d routes, version %s)\n", file, len(set.Routes), set.Version)
 	return 0
+}
+
+// writesOffWarnings says where secondary_writes: off meets a phase whose
+// point is writing both backends (dual-write, backfill, shadow-read): new
+// then gets none of those writes and drifts from old. README gives off for
+// cutover, where it stops writing old; a file may mean it elsewhere (new
+// being rebuilt), so it is said, not refused.
+func writesOffWarnings(set *rules.Set) []*rules.Problem {
+	var out []*rules.Problem
+	check := func(path, name string, phase rules.Phase, mode rules.WriteMode) {
+		if mode != rules.Off || !phase.WritesSecondary() || phase == rules.Cutover {
+			return
+		}
+		out = append(out, set.Problem(path,
+			"off is meant for phase cutover (old no longer written); use async or sync, or phase prepare to stop writing new",
+			"%s: secondary_writes is off in phase %s, so new gets none of its writes and drifts from old", name, phase))
+	}
+	routes := func(yield func(string, *rules.Route) bool) {
+		for i, r := range set.Routes {
+			if !yield(fmt.Sprintf("$.routes[%d]", i), r) {
+				return
+			}
+		}
+		yield("$.defaults", set.Default)
+	}
+	for path, r := range routes {
+		name := fmt.Sprintf("route %q", r.Name)
+		check(path+".secondary_writes", name, r.Phase, r.SecondaryWrites)
+		for j, ov := range r.Overrides {
+			check(fmt.Sprintf("%s.overrides[%d].phase", path, j), fmt.Sprintf("%s, override %q", name, ov.Name), ov.Phase, r.SecondaryWrites)
+		}
+	}
+	return out
 }

@@ -70,8 +70,6 @@ func TestCheck(t *testing.T) {
 // when the default is meant), without failing; with lag_factor: 0 or
 // enough workers it says nothing.
 func TestCheckSaysWhenLagFactorCannotAct(t *testing.T) {
-	dir := t.TempDir()
-	backends := "backends:\n  old: {url: \"http://127.0.0.1:1\"}\n  new: {url: \"http://127.0.0.1:2\"}\n"
 	for _, tt := range []struct {
 		shadow, warning string
 	}{
@@ -81,20 +79,49 @@ func TestCheckSaysWhenLagFactorCannotAct(t *testing.T) {
 		{"shadow:\n  workers: 128\n", ""},
 		{"", ""},
 	} {
-		path := filepath.Join(dir, "cfg.yaml")
-		if err := os.WriteFile(path, []byte(tt.shadow+backends), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var stdout, stderr bytes.Buffer
-		if code := run([]string{"check", path}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), path+": ok") {
-			t.Fatalf("%q: check exit %d, %q %q; want ok", tt.shadow, code, stdout.String(), stderr.String())
-		}
-		switch {
-		case tt.warning == "" && stderr.Len() > 0:
-			t.Errorf("%q: check warned %q", tt.shadow, stderr.String())
-		case tt.warning != "" && !strings.Contains(stderr.String(), "warning: "+path+tt.warning):
-			t.Errorf("%q: check said %q, want %q", tt.shadow, stderr.String(), "warning: "+path+tt.warning)
-		}
+		checkWarns(t, tt.shadow+testBackends, tt.warning)
+	}
+}
+
+// secondary_writes: off is for cutover; in a phase that writes both
+// backends it leaves new without writes, which check says, where.
+func TestCheckSaysWhenSecondaryWritesOffLeavesNewBehind(t *testing.T) {
+	route := "routes:\n  - name: orders\n    match: {path: \"/orders/*\"}\n"
+	for _, tt := range []struct {
+		cfg, warning string
+	}{
+		{"defaults:\n  phase: dual-write\n  secondary_writes: off\n", `:6:21: route "unmatched": secondary_writes is off in phase dual-write, so new gets none of its writes`},
+		{"defaults:\n  phase: shadow-read\n" + route + "    secondary_writes: off\n", `:9:23: route "orders": secondary_writes is off in phase shadow-read`},
+		{"defaults:\n  phase: backfill\n" + route + "    secondary_writes: off\n", `:9:23: route "orders": secondary_writes is off in phase backfill`},
+		{"defaults:\n  phase: cutover\n  secondary_writes: off\n" + route + "    overrides:\n      - name: acme\n        when: {header: X-Tenant, equals: acme}\n        phase: dual-write\n",
+			`:13:16: route "orders", override "acme": secondary_writes is off in phase dual-write`},
+		{"defaults:\n  phase: cutover\n  secondary_writes: off\n" + route, ""},
+		{"defaults:\n  phase: prepare\n  secondary_writes: off\n", ""},
+		{"defaults:\n  phase: dual-write\n  secondary_writes: sync\n", ""},
+	} {
+		checkWarns(t, testBackends+tt.cfg, tt.warning)
+	}
+}
+
+const testBackends = "backends:\n  old: {url: \"http://127.0.0.1:1\"}\n  new: {url: \"http://127.0.0.1:2\"}\n"
+
+// checkWarns checks cfg: it must pass, with warning (after the file's name)
+// among what it says on stderr, or saying nothing there when warning is "".
+func checkWarns(t *testing.T, cfg, warning string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cfg.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", path}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), path+": ok") {
+		t.Fatalf("%q: check exit %d, %q %q; want ok", cfg, code, stdout.String(), stderr.String())
+	}
+	switch {
+	case warning == "" && stderr.Len() > 0:
+		t.Errorf("%q: check warned %q", cfg, stderr.String())
+	case warning != "" && !strings.Contains(stderr.String(), "warning: "+path+warning):
+		t.Errorf("%q: check said %q, want %q", cfg, stderr.String(), "warning: "+path+warning)
 	}
 }
 
