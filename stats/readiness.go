@@ -32,7 +32,9 @@ func WilsonLower(k, n int64) float64 {
 	z2 := z95 * z95
 	centre := p + z2/(2*nf)
 	margin := z95 * math.Sqrt(p*(1-p)/nf+z2/(4*nf*nf))
-	return (centre - margin) / (1 + z2/nf)
+	// At k = 0 centre and margin are equal on paper, and rounding left
+	// -3.8e-17: a rate is never below 0.
+	return max(0, (centre-margin)/(1+z2/nf))
 }
 
 // moreNeeded returns how many further successes in a row would lift the

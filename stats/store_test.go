@@ -206,6 +206,15 @@ func TestWilsonLower(t *testing.T) {
 			t.Errorf("WilsonLower(%d, %d) = %v, want %v", tc.k, tc.n, got, tc.want)
 		}
 	}
+	// A bound is a rate, in [0, 1], also where rounding could leave it
+	// a hair outside (no success at all).
+	for n := int64(1); n <= 5000; n++ {
+		for _, k := range []int64{0, 1, n / 2, n - 1, n} {
+			if got := stats.WilsonLower(k, n); !(got >= 0 && got <= 1) {
+				t.Fatalf("WilsonLower(%d, %d) = %v, outside [0, 1]", k, n, got)
+			}
+		}
+	}
 }
 
 // The match rate's reason counts what it judges: with new-side errors,
