@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cutover/cutover/stats"
@@ -71,9 +72,36 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 		span = d
 	}
 	q := stats.EvidenceQuery{History: span, Override: r.URL.Query().Get("override")}
-	if ev, ok := h.evidence(w, r, q); ok {
-		writeJSON(w, http.StatusOK, ev.History)
+	ev, ok := h.evidence(w, r, q)
+	if !ok {
+		return
 	}
+	if q.Override != "" && !hasOverride(ev.Route, q.Override) {
+		// A mistyped name would otherwise chart zeros, as if the tenant
+		// had no traffic.
+		var names []string
+		for _, o := range ev.Route.Overrides {
+			names = append(names, o.Override)
+		}
+		known := "it has none"
+		if len(names) > 0 {
+			known = "its overrides: " + strings.Join(names, ", ")
+		}
+		h.error(w, r, http.StatusNotFound, fmt.Sprintf("route %s has no override %q (%s)", ev.Route.Name, q.Override, known))
+		return
+	}
+	writeJSON(w, http.StatusOK, ev.History)
+}
+
+// hasOverride says whether the route's view lists the override: configured,
+// or with evidence or held writes from before a reload.
+func hasOverride(v stats.RouteView, name string) bool {
+	for _, o := range v.Overrides {
+		if o.Override == name {
+			return true
+		}
+	}
+	return false
 }
 
 // parseSpan reads a Go duration or a number of days ("30d").

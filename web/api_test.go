@@ -37,7 +37,7 @@ var playbook = rules.Readiness{MinSamples: 1000, MatchRate: 0.999, SecondaryWrit
 
 var routeInfos = []stats.RouteInfo{
 	{Name: "user", Phase: "shadow-read", Readiness: playbook},
-	{Name: "orders", Phase: "dual-write", Readiness: playbook},
+	{Name: "orders", Phase: "dual-write", Readiness: playbook, Overrides: []stats.OverrideInfo{{Name: "acme", Phase: "cutover"}}},
 }
 
 type rulesStub struct{ st web.RulesStatus }
@@ -355,6 +355,9 @@ func TestErrorsAndHeaders(t *testing.T) {
 		{"/api/v1/fields?route=user&limit=0", 400},
 		{"/api/v1/fields?route=user&limit=x", 400},
 		{"/api/v1/history?route=user&span=forever", 400},
+		{"/api/v1/history?route=orders&override=acme", 200},
+		{"/api/v1/history?route=orders&override=acne", 404},
+		{"/api/v1/history?route=user&override=acme", 404},
 		{"/api/v1/fields?route=user", 200},
 		{"/api/v1/nothing", 404},
 		{"/assets/../web.go", 404},
@@ -394,6 +397,13 @@ func TestErrorsAndHeaders(t *testing.T) {
 		if res.StatusCode != http.StatusBadRequest || !strings.Contains(body["error"], says) {
 			t.Errorf("span=%s: %d %q, want 400 saying %q", span, res.StatusCode, body["error"], says)
 		}
+	}
+	// A mistyped override is told, with the names there are, not charted
+	// as a tenant without traffic.
+	var body map[string]string
+	get(t, f.srv.URL+"/api/v1/history?route=orders&override=acne", &body)
+	if want := `route orders has no override "acne" (its overrides: acme)`; body["error"] != want {
+		t.Errorf("override=acne: %q, want %q", body["error"], want)
 	}
 	// /metrics is one page read by GET, as every other page.
 	res, _ = http.Post(f.srv.URL+"/metrics", "text/plain", nil)
