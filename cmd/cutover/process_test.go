@@ -27,6 +27,15 @@ var binary struct {
 	err  error
 }
 
+// TestMain removes the binary the process tests built: 28 MB a run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary.path != "" {
+		os.RemoveAll(filepath.Dir(binary.path))
+	}
+	os.Exit(code)
+}
+
 func cutoverBinary(t *testing.T) string {
 	t.Helper()
 	binary.once.Do(func() {
@@ -229,6 +238,8 @@ func TestBenchRuns(t *testing.T) {
 // SIGKILL: the backends and proxies it started must not outlive it.
 func TestBenchTakesItsSystemsDownWhenKilled(t *testing.T) {
 	cmd := exec.Command(cutoverBinary(t), "bench", "--sizes", "1024", "--closed=false", "--rate", "100", "--rounds", "100", "--duration", "1s", "--overload", "0", "--queue=false", "--nginx=false")
+	// Killed, the bench leaves its scratch directory: under the test's.
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

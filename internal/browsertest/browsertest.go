@@ -50,6 +50,8 @@ func New(t testing.TB) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(t.TempDir()),
+		// Its own scratch (org.chromium.Chromium.*) goes with the test's.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		chromedp.WindowSize(1400, 1000),
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
