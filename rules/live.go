@@ -96,6 +96,9 @@ func readConfig(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("read config: %s is a directory: give the configuration file, such as %s", path, filepath.Join(path, "cutover.yaml"))
+	}
 	src, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)

@@ -123,6 +123,12 @@ func explainYAML(msg string) (string, string) {
 		return msg, "check the spelling against the configuration reference in README.md"
 	case strings.Contains(msg, "cannot unmarshal"):
 		return msg, "the value has the wrong type for this key"
+	case strings.Contains(msg, "found character '\t'"):
+		return msg, "YAML is indented with spaces: replace the tabs"
+	case strings.Contains(msg, "already defined"):
+		return msg, "a key appears once in a mapping: merge the two"
+	case strings.Contains(msg, "mapping value is not allowed"):
+		return msg, "check the indentation above this line, and quote a value that holds \": \""
 	}
 	return msg, ""
 }

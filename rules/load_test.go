@@ -189,6 +189,10 @@ func TestProblemsHavePositions(t *testing.T) {
 		{"listen without a port", "listen: \"8080\"\n" + base, `cfg.yaml:1:9: "8080" is not an address to listen on`},
 		{"admin port out of range", base + "admin: {listen: \"127.0.0.1:70000\"}\n", `cfg.yaml:4:17: "127.0.0.1:70000" is not an address to listen on: port "70000"`},
 		{"admin address from an unset variable", base + "admin: {listen: \"${CUTOVER_TEST_UNSET_ADMIN}\"}\n", `CUTOVER_TEST_UNSET_ADMIN`},
+		// The YAML decoder's own words get a hint of what to do.
+		{"tab indentation", "backends:\n\told: {url: \"http://a\"}\n", "cfg.yaml:2:1: found character '\t' that cannot start any token (YAML is indented with spaces: replace the tabs)"},
+		{"key twice", base + "defaults:\n  phase: prepare\n  phase: dual-write\n", `cfg.yaml:6:3: mapping key "phase" already defined at [5:3] (a key appears once in a mapping: merge the two)`},
+		{"misindented value", base + "defaults:\n  phase: prepare\n   x: y\n", `mapping value is not allowed in this context (check the indentation above this line, and quote a value that holds ": ")`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,6 +292,10 @@ func TestLoadFileMissing(t *testing.T) {
 	_, err := rules.LoadFile("testdata/does-not-exist.yaml")
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("err = %v", err)
+	}
+	// A directory is told as one, with the file to give instead.
+	if _, err := rules.LoadFile("testdata"); err == nil || !strings.Contains(err.Error(), "testdata is a directory: give the configuration file, such as testdata/cutover.yaml") {
+		t.Errorf("a directory: err = %v", err)
 	}
 }
 

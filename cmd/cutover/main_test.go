@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -282,4 +284,25 @@ func fetchRoutes(t *testing.T, url string) map[string]routeView {
 		out[v.Name] = v
 	}
 	return out
+}
+
+// A listener that cannot open says what to do: another process has the
+// port (a real one, taken here), with the key and file to change.
+func TestATakenPortSaysWhatToChange(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, err = net.Listen("tcp", taken.Addr().String())
+	if err == nil {
+		t.Fatal("the port was taken twice")
+	}
+	want := " (another process listens there: stop it, or change admin.listen in cutover.yaml)"
+	if got := listenHint(err, "admin.listen", "cutover.yaml"); got != want {
+		t.Errorf("hint %q, want %q", got, want)
+	}
+	if got := listenHint(errors.New("no route"), "listen", "cutover.yaml"); got != "" {
+		t.Errorf("an error without a known cause got the hint %q", got)
+	}
 }

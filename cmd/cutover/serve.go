@@ -186,12 +186,12 @@ func (in *instance) start(live *rules.Live, dataDir string) (err error) {
 	// The demo binds its own listeners (falling back to free ports).
 	if in.proxyLn == nil {
 		if in.proxyLn, err = net.Listen("tcp", set.Listen); err != nil {
-			return fmt.Errorf("proxy listener: %w", err)
+			return fmt.Errorf("proxy listener: %w%s", err, listenHint(err, "listen", set.Source))
 		}
 	}
 	if in.adminLn == nil {
 		if in.adminLn, err = net.Listen("tcp", set.Admin.Listen); err != nil {
-			return fmt.Errorf("admin listener: %w", err)
+			return fmt.Errorf("admin listener: %w%s", err, listenHint(err, "admin.listen", set.Source))
 		}
 	}
 	errLog := slog.NewLogLogger(in.log.Handler(), slog.LevelWarn)
@@ -323,4 +323,16 @@ func redactOptions(r rules.Redact) (stats.RedactOptions, error) {
 		o.Key = key
 	}
 	return o, nil
+}
+
+// listenHint says what to do about a listener that could not be opened, for
+// the causes an operator meets: the port taken, or reserved to root.
+func listenHint(err error, key, file string) string {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Sprintf(" (another process listens there: stop it, or change %s in %s)", key, file)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Sprintf(" (ports under 1024 need root or CAP_NET_BIND_SERVICE: give another port in %s of %s)", key, file)
+	}
+	return ""
 }
