@@ -98,8 +98,9 @@ type RenameRule struct {
 // Decimal keeps a number's text as written, so 0.1 stays 0.1 and is never
 // rounded through float64.
 type Decimal struct {
-	raw string
-	set bool
+	raw    string
+	set    bool
+	quoted bool // written as a string: refused, as every quoted number is
 }
 
 // UnmarshalYAML keeps the scalar's text.
@@ -111,6 +112,7 @@ func (d *Decimal) UnmarshalYAML(b []byte) error {
 			return err
 		}
 		text = s
+		d.quoted = true
 	}
 	d.raw, d.set = text, true
 	return nil
@@ -264,8 +266,12 @@ func (c *compiler) compareRules(path, origin string, cc *CompareConfig, report b
 			key string
 			d   Decimal
 		}{{"absolute", t.Absolute}, {"relative", t.Relative}} {
-			if b.d.set && !decimalText.MatchString(b.d.raw) {
-				rc.fail(at+"."+b.key, "write a non-negative number like 0.01", "%s %q is not a non-negative number", b.key, b.d.raw)
+			switch {
+			case b.d.set && b.d.quoted:
+				rc.fail(at+"."+b.key, "write the number without quotes, like "+b.key+": 0.01", "%s %q is a string, not a number", b.key, b.d.raw)
+				ok = false
+			case b.d.set && !decimalText.MatchString(b.d.raw):
+				rc.fail(at+"."+b.key, "write a non-negative number like 0.01", "%s %s is not a non-negative number", b.key, b.d.raw)
 				ok = false
 			}
 		}
