@@ -118,8 +118,8 @@ func (d *Decimal) UnmarshalYAML(b []byte) error {
 	return nil
 }
 
-// MarshalYAML writes the number back as text.
-func (d Decimal) MarshalYAML() (any, error) { return d.raw, nil }
+// MarshalYAML writes the number back as it was written, a number.
+func (d Decimal) MarshalYAML() ([]byte, error) { return []byte(d.raw), nil }
 
 // IsZero says the file did not set it.
 func (d Decimal) IsZero() bool { return !d.set }

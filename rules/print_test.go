@@ -41,6 +41,7 @@ routes:
     phase: shadow-read
     compare:
       ignore: ["$.meta"]
+      tolerance: [{path: "$.price", absolute: 0.01, relative: 1e-3}]
 `
 	set, err := rules.Parse("c.yaml", strings.NewReader(src))
 	if err != nil {
