@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 
 	"github.com/cutover/cutover/rules"
 )
@@ -68,7 +69,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			fmt.Sprintf("raise workers to %d or more for it to act, or set shadow.lag_factor: 0 to say it is off", rules.LagFloor),
 			"shadow.workers (%d) allows fewer shadow requests in flight than the %d shadow.lag_factor waits for: it never acts", sh.Workers, rules.LagFloor))
 	}
-	for _, w := range writesOffWarnings(set) {
+	for _, w := range append(writesOffWarnings(set), methodWarnings(set)...) {
 		fmt.Fprintf(stderr, "warning: %v\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d routes, version %s)\n", file, len(set.Routes), set.Version)
@@ -103,6 +104,39 @@ func writesOffWarnings(set *rules.Set) []*rules.Problem {
 		check(path+".secondary_writes", name, r.Phase, r.SecondaryWrites)
 		for j, ov := range r.Overrides {
 			check(fmt.Sprintf("%s.overrides[%d].phase", path, j), fmt.Sprintf("%s, override %q", name, ov.Name), ov.Phase, r.SecondaryWrites)
+		}
+	}
+	return out
+}
+
+// knownMethod says whether HTTP (RFC 9110, PATCH in RFC 5789) or WebDAV
+// (RFC 4918, 3253, 5323) defines m, or it is PURGE, which caches take.
+func knownMethod(m string) bool {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH",
+		"PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH", "MKACTIVITY", "CHECKOUT", "MERGE", "PURGE":
+		return true
+	}
+	return false
+}
+
+// methodWarnings says where a route names a method no client is likely to
+// send (a typo such as GTE leaves the route unused for it), and CONNECT,
+// which the gateway refuses whatever the routes say. A custom method is
+// legal HTTP, so it is said, not refused.
+func methodWarnings(set *rules.Set) []*rules.Problem {
+	var out []*rules.Problem
+	for i, r := range set.Routes {
+		for j, m := range r.Methods() {
+			path := fmt.Sprintf("$.routes[%d].match.methods[%d]", i, j)
+			switch {
+			case m == http.MethodConnect:
+				out = append(out, set.Problem(path, "take it out: cutover is no tunnel",
+					"route %q: CONNECT is refused by the gateway (400), whatever the routes say", r.Name))
+			case !knownMethod(m):
+				out = append(out, set.Problem(path, "check the spelling; a method of your own is fine if clients send exactly it",
+					"route %q: %s is not a method HTTP or WebDAV defines, so the route sees only requests that send exactly %s", r.Name, m, m))
+			}
 		}
 	}
 	return out

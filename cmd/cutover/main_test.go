@@ -105,6 +105,23 @@ func TestCheckSaysWhenSecondaryWritesOffLeavesNewBehind(t *testing.T) {
 	}
 }
 
+// A method no client is likely to send (a typo), and CONNECT, which the
+// gateway refuses, are told at their place; a WebDAV method is not.
+func TestCheckSaysWhenARouteNamesAnUnlikelyMethod(t *testing.T) {
+	route := func(methods string) string {
+		return "routes:\n  - name: users\n    match: {methods: [" + methods + "], path: \"/users/{id}\"}\n"
+	}
+	for _, tt := range []struct {
+		cfg, warning string
+	}{
+		{route("get, GTE"), `:6:28: route "users": GTE is not a method HTTP or WebDAV defines, so the route sees only requests that send exactly GTE`},
+		{route("CONNECT"), `:6:23: route "users": CONNECT is refused by the gateway (400), whatever the routes say`},
+		{route("GET, put, PROPFIND, PURGE"), ""},
+	} {
+		checkWarns(t, testBackends+tt.cfg, tt.warning)
+	}
+}
+
 const testBackends = "backends:\n  old: {url: \"http://127.0.0.1:1\"}\n  new: {url: \"http://127.0.0.1:2\"}\n"
 
 // checkWarns checks cfg: it must pass, with warning (after the file's name)
