@@ -35,7 +35,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	quiet := fs.Duration("quiet", 30*time.Second, "longest wait after each measurement for the machine's CPUs to go 90 % idle; 0 does not wait")
 	cutoverEnv := fs.String("cutover-env", "", "extra environment of the cutover processes, space separated, e.g. \"GOGC=off GOMEMLIMIT=400MiB\"")
 	if err := parseFlags(fs, args); err != nil {
-		return 2
+		return flagsExit(err)
 	}
 	self, err := os.Executable()
 	if err != nil {

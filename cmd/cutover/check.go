@@ -19,7 +19,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: cutover check [--print] cutover.yaml (or --config F, or CUTOVER_CONFIG)")
 	}
 	if err := parseFlags(fs, args); err != nil {
-		return 2
+		return flagsExit(err)
 	}
 	given := false // --config on the command line, not from CUTOVER_CONFIG
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "config" })

@@ -33,7 +33,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 0, "stop after this long; 0 runs until Ctrl-C (CUTOVER_DURATION)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error (CUTOVER_LOG_LEVEL)")
 	if err := parseFlags(fs, args); err != nil {
-		return 2
+		return flagsExit(err)
 	}
 	log, err := newLogger(stderr, *logLevel, "auto")
 	if err != nil {

@@ -20,6 +20,15 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// flagsExit is the exit status for parseFlags' error: 0 for -h and
+// --help, which asked for the usage, 2 for a mistake.
+func flagsExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
 // parseFlags parses args, taking each flag not given on the command line
 // from its environment variable: --data-dir from CUTOVER_DATA_DIR. Errors
 // are printed to the flag set's output, as the flag package prints those of

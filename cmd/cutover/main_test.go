@@ -323,3 +323,19 @@ func TestATakenPortSaysWhatToChange(t *testing.T) {
 		t.Errorf("an error without a known cause got the hint %q", got)
 	}
 }
+
+// --help asked for the usage, and gets it with exit 0; a flag that is not
+// one is a mistake, exit 2.
+func TestHelpExitsZero(t *testing.T) {
+	for _, cmd := range []string{"serve", "check", "diff", "demo", "bench"} {
+		for _, tt := range []struct {
+			flag string
+			code int
+		}{{"--help", 0}, {"-h", 0}, {"--no-such-flag", 2}} {
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{cmd, tt.flag}, &stdout, &stderr); code != tt.code || !strings.Contains(stderr.String(), "-") {
+				t.Errorf("cutover %s %s: exit %d, want %d; stderr %q", cmd, tt.flag, code, tt.code, stderr.String())
+			}
+		}
+	}
+}

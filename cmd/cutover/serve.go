@@ -33,7 +33,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	logFormat := fs.String("log-format", "auto", "auto (colour on a terminal, JSON otherwise), text or json (CUTOVER_LOG_FORMAT)")
 	gcPercent := fs.Int("gc-percent", defaultGCPercent, "the garbage collector's GOGC; the GOGC variable wins when set (CUTOVER_GC_PERCENT)")
 	if err := parseFlags(fs, args); err != nil {
-		return 2
+		return flagsExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "cutover serve: unexpected argument %q\n", fs.Arg(0))
