@@ -105,7 +105,15 @@ func TestHeldWritesAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res.Body.Close()
+		defer res.Body.Close()
+		// A replay is queued, not delivered, and says so; a discard is done.
+		var body struct{ Status string }
+		if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		if want := map[int]string{http.StatusAccepted: "queued", http.StatusOK: "done"}[res.StatusCode]; want != "" && body.Status != want {
+			t.Errorf("POST %s: %d with status %q, want %q", path, res.StatusCode, body.Status, want)
+		}
 		return res.StatusCode
 	}
 	for _, c := range []struct {

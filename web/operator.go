@@ -114,7 +114,12 @@ func (h *handler) operator(name string, act action) http.HandlerFunc {
 			h.error(w, r, status, err.Error())
 			return
 		}
-		writeJSON(w, status, map[string]string{"action": name, "target": target, "status": "done"})
+		// A replay is accepted into the queue (202), not yet delivered.
+		result := "done"
+		if status == http.StatusAccepted {
+			result = "queued"
+		}
+		writeJSON(w, status, map[string]string{"action": name, "target": target, "status": result})
 	}
 }
 

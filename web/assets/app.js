@@ -503,7 +503,8 @@
         try { msg = (await res.json()).error || msg; } catch (e) { /* keep the status */ }
         throw new Error(msg);
       }
-      setStatus(action + ' of write ' + id + ' done');
+      // A replay is queued (202), not yet delivered.
+      setStatus(action + ' of write ' + id + (res.status === 202 ? ' queued' : ' done'));
     } catch (e) {
       setStatus(action + ' of write ' + id + ' failed: ' + e.message, true);
     }
