@@ -43,6 +43,13 @@ func New(t testing.TB) context.Context {
 		}
 		t.Skip("no Chromium installed; set CUTOVER_REQUIRE_BROWSER=1 to make this a failure")
 	}
+	// Not t.TempDir: its path holds the test's name, and Chromium's socket
+	// in it must fit a Unix socket's 108 bytes.
+	scratch, err := os.MkdirTemp("", "chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(scratch) })
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // root in a container has no user namespace sandbox
@@ -50,8 +57,8 @@ func New(t testing.TB) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(t.TempDir()),
-		// Its own scratch (org.chromium.Chromium.*) goes with the test's.
-		chromedp.Env("TMPDIR="+t.TempDir()),
+		// Its own scratch (org.chromium.Chromium.*) goes when the test ends.
+		chromedp.Env("TMPDIR="+scratch),
 		chromedp.WindowSize(1400, 1000),
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
