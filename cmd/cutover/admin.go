@@ -174,6 +174,13 @@ func (e *configError) Unwrap() error { return e.err }
 // positioned gives a configError the line and column of its value in
 // set's file; other errors are returned as they are.
 func positioned(set *rules.Set, err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var each []error
+		for _, e := range j.Unwrap() {
+			each = append(each, positioned(set, e))
+		}
+		return errors.Join(each...)
+	}
 	var ce *configError
 	if errors.As(err, &ce) {
 		return set.Problem(ce.path, ce.hint, "%v", ce.err)
@@ -188,36 +195,35 @@ func credentials(a rules.Auth) (*web.Credentials, error) {
 	if !a.Enabled() {
 		return nil, nil
 	}
-	read := func(file, env, what string) ([]string, error) {
+	// Every token that cannot be read is told at once, not one per try.
+	var errs []error
+	read := func(file, env, what string) []string {
 		var out []string
 		if file != "" {
 			path := "$.admin.auth." + what + "_file"
 			b, err := os.ReadFile(file)
-			if err != nil {
-				return nil, &configError{path: path, hint: "put the token in it, readable by cutover's user", err: fmt.Errorf("admin.auth.%s_file: %w", what, err)}
+			switch tok := strings.TrimSpace(string(b)); {
+			case err != nil:
+				errs = append(errs, &configError{path: path, hint: "put the token in it, readable by cutover's user", err: fmt.Errorf("admin.auth.%s_file: %w", what, err)})
+			case tok == "":
+				errs = append(errs, &configError{path: path, hint: "put the token in it", err: fmt.Errorf("admin.auth.%s_file %s is empty", what, file)})
+			default:
+				out = append(out, tok)
 			}
-			tok := strings.TrimSpace(string(b))
-			if tok == "" {
-				return nil, &configError{path: path, hint: "put the token in it", err: fmt.Errorf("admin.auth.%s_file %s is empty", what, file)}
-			}
-			out = append(out, tok)
 		}
 		if env != "" {
-			tok := strings.TrimSpace(os.Getenv(env))
-			if tok == "" {
-				return nil, &configError{path: "$.admin.auth." + what + "_env", hint: "export the token in it before starting cutover",
-					err: fmt.Errorf("admin.auth.%s_env: the variable %s is empty or unset", what, env)}
+			if tok := strings.TrimSpace(os.Getenv(env)); tok != "" {
+				out = append(out, tok)
+			} else {
+				errs = append(errs, &configError{path: "$.admin.auth." + what + "_env", hint: "export the token in it before starting cutover",
+					err: fmt.Errorf("admin.auth.%s_env: the variable %s is empty or unset", what, env)})
 			}
-			out = append(out, tok)
 		}
-		return out, nil
+		return out
 	}
-	viewer, err := read(a.TokenFile, a.TokenEnv, "token")
-	if err != nil {
-		return nil, err
-	}
-	operator, err := read(a.OperatorTokenFile, a.OperatorTokenEnv, "operator_token")
-	if err != nil {
+	viewer := read(a.TokenFile, a.TokenEnv, "token")
+	operator := read(a.OperatorTokenFile, a.OperatorTokenEnv, "operator_token")
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	basic := map[string]web.BasicUser{}

@@ -56,7 +56,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	// What the file names is read as serve reads it, and told, without
 	// failing the check: it may run where the secrets are not (a CI job).
 	if _, err := credentials(set.Admin.Auth); err != nil {
-		fmt.Fprintf(stderr, "warning: %v; serve refuses to start where this is so\n", positioned(set, err))
+		err = positioned(set, err)
+		for _, e := range joined(err) {
+			fmt.Fprintf(stderr, "warning: %v; serve refuses to start where this is so\n", e)
+		}
 	}
 	if _, err := redactOptions(set.Redact); err != nil {
 		fmt.Fprintf(stderr, "warning: %v; serve refuses to start where this is so\n", positioned(set, err))
@@ -140,4 +143,12 @@ func methodWarnings(set *rules.Set) []*rules.Problem {
 		}
 	}
 	return out
+}
+
+// joined returns the errors errors.Join put together, or err alone.
+func joined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

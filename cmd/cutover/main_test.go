@@ -154,6 +154,7 @@ func TestCheckToldOfWhatServeWouldRefuse(t *testing.T) {
 	os.WriteFile(short, []byte("too short"), 0o600)
 	path := filepath.Join(dir, "cfg.yaml")
 	os.WriteFile(path, []byte("admin:\n  auth:\n    token_file: "+filepath.Join(dir, "no-token")+"\n"+
+		"    operator_token_file: "+filepath.Join(dir, "no-operator-token")+"\n"+
 		"redact:\n  key_file: "+short+"\n"+
 		"backends:\n  old: {url: \"http://127.0.0.1:1\"}\n  new: {url: \"http://127.0.0.1:2\"}\n"), 0o600)
 	t.Setenv("CUTOVER_CONFIG", path)
@@ -161,7 +162,9 @@ func TestCheckToldOfWhatServeWouldRefuse(t *testing.T) {
 	if code := run([]string{"check"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), path+": ok") {
 		t.Fatalf("check: exit %d, %q %q; want the file from CUTOVER_CONFIG checked ok", code, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"warning: " + path + ":3:17: admin.auth.token_file: open ", "warning: " + path + ":5:13: redact.key_file " + short + ": the key must have at least 16 bytes"} {
+	// Every token file that cannot be read, not only the first.
+	for _, want := range []string{"warning: " + path + ":3:17: admin.auth.token_file: open ", "warning: " + path + ":4:26: admin.auth.operator_token_file: open ",
+		"warning: " + path + ":6:13: redact.key_file " + short + ": the key must have at least 16 bytes"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("check's warnings:\n%s\nwant %q", stderr.String(), want)
 		}
@@ -174,7 +177,7 @@ func TestCheckToldOfWhatServeWouldRefuse(t *testing.T) {
 	if code := run([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--log-format", "text"}, io.Discard, &stderr); code == 0 {
 		t.Fatal("serve started")
 	}
-	if !strings.Contains(stderr.String(), path+":5:13: redact.key_file") {
+	if !strings.Contains(stderr.String(), path+":6:13: redact.key_file") {
 		t.Errorf("serve: %s, want the key file's problem at its line", stderr.String())
 	}
 }
