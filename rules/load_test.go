@@ -175,6 +175,7 @@ func TestProblemsHavePositions(t *testing.T) {
 		{"unknown phase", base + "routes:\n  - name: a\n    match: {path: /a}\n    phase: shadow\n", `cfg.yaml:7:12: unknown phase "shadow"`},
 		{"bad duration", "backends:\n  old: {url: \"http://a\", timeout: soon}\n  new: {url: \"http://b\"}\n", `cfg.yaml:2:35: "soon" is not a duration`},
 		{"bad pattern", base + "routes:\n  - name: a\n    match: {path: \"/a/{id\"}\n", `cfg.yaml:6:19: path pattern "/a/{id": segment "{id"`},
+		{"bad parameter regexp", base + "routes:\n  - name: a\n    match: {path: \"/a/{id:[0-9+}\"}\n", `the regexp of {id} does not compile: missing closing ]: "[0-9+"`},
 		{"wildcard inside", base + "routes:\n  - name: a\n    match: {path: \"/a/*/b\"}\n", `cfg.yaml:6:19: path pattern "/a/*/b": * may only be the last segment`},
 		{"duplicate name", base + "routes:\n  - name: a\n    match: {path: /a}\n  - name: a\n    match: {path: /b}\n", `cfg.yaml:7:11: route name "a" is already used by line 5`},
 		{"unreachable", base + "routes:\n  - name: all\n    match: {path: \"/o/*\"}\n  - name: one\n    match: {methods: [GET], path: \"/o/{id}\"}\n", `cfg.yaml:8:35: route "one" can never match: route "all" (line 5)`},

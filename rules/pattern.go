@@ -55,7 +55,13 @@ func parsePattern(text string) (*pattern, error) {
 				if len(expr) > maxParamRegexp {
 					return nil, fmt.Errorf("path pattern %q: the regexp of {%s} is longer than %d characters", text, name, maxParamRegexp)
 				}
-				re, err := regexp.Compile("^(?:" + expr + ")$")
+				// Compiled alone first, so a failure quotes what the file
+				// says, not the anchored form.
+				_, err := regexp.Compile(expr)
+				var re *regexp.Regexp
+				if err == nil {
+					re, err = regexp.Compile("^(?:" + expr + ")$")
+				}
 				if err != nil {
 					return nil, fmt.Errorf("path pattern %q: the regexp of {%s} does not compile: %s", text, name, regexpReason(err))
 				}
