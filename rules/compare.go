@@ -267,12 +267,13 @@ func (c *compiler) compareRules(path, origin string, cc *CompareConfig, report b
 			d   Decimal
 		}{{"absolute", t.Absolute}, {"relative", t.Relative}} {
 			switch {
-			case b.d.set && b.d.quoted:
-				rc.fail(at+"."+b.key, "write the number without quotes, like "+b.key+": 0.01", "%s %q is a string, not a number", b.key, b.d.raw)
-				ok = false
 			case b.d.set && !decimalText.MatchString(b.d.raw):
-				rc.fail(at+"."+b.key, "write a non-negative number like 0.01", "%s %s is not a non-negative number", b.key, b.d.raw)
+				rc.fail(at+"."+b.key, "write a non-negative number like 0.01", "%s %q is not a non-negative number", b.key, b.d.raw)
 				ok = false
+			case b.d.set && b.d.quoted:
+				// Accepted (check --print wrote bounds so before 2026-11-25),
+				// but a number in quotes is refused everywhere else.
+				rc.warn(at+"."+b.key, "write the number without quotes, like "+b.key+": "+b.d.raw, "%s %q is a string; it is taken as the number it holds, which a later version will refuse", b.key, b.d.raw)
 			}
 		}
 		if !t.Absolute.set && !t.Relative.set {
@@ -357,6 +358,12 @@ func (c *compiler) noise(path string, nc *NoiseConfig, report bool) compare.Nois
 type ruleCompiler struct {
 	c      *compiler
 	report bool
+}
+
+func (rc ruleCompiler) warn(path, hint, format string, args ...any) {
+	if rc.report {
+		rc.c.warn(path, hint, format, args...)
+	}
 }
 
 func (rc ruleCompiler) fail(path, hint, format string, args ...any) {

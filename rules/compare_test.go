@@ -116,6 +116,32 @@ func TestRuleDescriptions(t *testing.T) {
 
 const compareBase = "backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\nroutes:\n  - name: r\n    match: {path: /r}\n    compare:\n"
 
+// A tolerance bound in quotes is taken as the number it holds, as before
+// 2026-11-25 (check --print wrote bounds so), and told as a warning at its
+// place; the rule compares as the unquoted one does.
+func TestAQuotedToleranceBoundIsTakenAndTold(t *testing.T) {
+	quoted, err := rules.Parse("cfg.yaml", strings.NewReader(compareBase+"      tolerance:\n        - {path: $.a, absolute: \"0.01\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `cfg.yaml:9:33: absolute "0.01" is a string; it is taken as the number it holds, which a later version will refuse (write the number without quotes, like absolute: 0.01)`
+	if len(quoted.Warnings) != 1 || quoted.Warnings[0].Error() != want {
+		t.Errorf("warnings %v, want one: %s", quoted.Warnings, want)
+	}
+	plain, err := rules.Parse("cfg.yaml", strings.NewReader(compareBase+"      tolerance:\n        - {path: $.a, absolute: 0.01}\n"))
+	if err != nil || len(plain.Warnings) != 0 {
+		t.Fatalf("unquoted: %v, warnings %v", err, plain.Warnings)
+	}
+	for _, pair := range [][2]string{{`{"a":1.00}`, `{"a":1.01}`}, {`{"a":1.00}`, `{"a":1.02}`}} {
+		old := compare.Response{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(pair[0])}
+		new := compare.Response{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(pair[1])}
+		q, p := quoted.Routes[0].Compare.Compare(old, new), plain.Routes[0].Compare.Compare(old, new)
+		if q.Outcome != p.Outcome {
+			t.Errorf("%s vs %s: quoted %s, unquoted %s", pair[0], pair[1], q.Outcome, p.Outcome)
+		}
+	}
+}
+
 // TestCompareProblems: every bad rule is reported at its line and column,
 // with a hint.
 func TestCompareProblems(t *testing.T) {
@@ -136,10 +162,10 @@ func TestCompareProblems(t *testing.T) {
 		{"long regexp", "      normalize:\n        - {path: $.a, pattern: '" + long + "'}\n", "pattern \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…\"… is longer than 1000 bytes"},
 		{"normalize nothing", "      normalize:\n        - {path: $.a}\n", "cfg.yaml:9:11: normalize does nothing (write pattern: and replace:, or fold_case: true)"},
 		{"replace alone", "      normalize:\n        - {path: $.a, replace: x}\n", "cfg.yaml:9:32: replace without a pattern"},
-		{"negative tolerance", "      tolerance:\n        - {path: $.a, absolute: -1}\n", `cfg.yaml:9:33: absolute -1 is not a non-negative number`},
-		{"tolerance text", "      tolerance:\n        - {path: $.a, relative: lots}\n", `cfg.yaml:9:33: relative lots is not a non-negative number`},
-		{"tolerance switch", "      tolerance:\n        - {path: $.a, relative: true}\n", `cfg.yaml:9:33: relative true is not a non-negative number`},
-		{"tolerance quoted", "      tolerance:\n        - {path: $.a, absolute: \"0.01\"}\n", `cfg.yaml:9:33: absolute "0.01" is a string, not a number (write the number without quotes, like absolute: 0.01)`},
+		{"negative tolerance", "      tolerance:\n        - {path: $.a, absolute: -1}\n", `cfg.yaml:9:33: absolute "-1" is not a non-negative number`},
+		{"tolerance text", "      tolerance:\n        - {path: $.a, relative: lots}\n", `cfg.yaml:9:33: relative "lots" is not a non-negative number`},
+		{"tolerance switch", "      tolerance:\n        - {path: $.a, relative: true}\n", `cfg.yaml:9:33: relative "true" is not a non-negative number`},
+		{"tolerance quoted, not a number", "      tolerance:\n        - {path: $.a, absolute: \"-0.01\"}\n", `cfg.yaml:9:33: absolute "-0.01" is not a non-negative number`},
 		{"tolerance without bound", "      tolerance:\n        - {path: $.a}\n", "cfg.yaml:9:11: tolerance has no bound"},
 		{"unordered typo", "      unordered:\n        - {path: $.a, bye: id}\n", `cfg.yaml:9:23: unknown field "bye"`},
 		{"rename to nowhere", "      rename:\n        - {from: $.a}\n", "cfg.yaml:9:11: rename has no to"},

@@ -70,10 +70,17 @@ var routeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 type compiler struct {
 	loc      *locator
 	problems Problems
+	warnings Problems // accepted, but told: see Set.Warnings
 	// unexpanded are the paths of values with a variable that is not set:
 	// reported as that, and checked no further (what else is wrong with
 	// "http://${HOST}" follows from it).
 	unexpanded map[string]bool
+}
+
+// warn tells of something accepted that will not be for long, or that
+// likely does not do what its author meant.
+func (c *compiler) warn(path, hint, format string, args ...any) {
+	c.warnings = append(c.warnings, c.loc.problem(path, hint, format, args...))
 }
 
 func (c *compiler) fail(path, hint, format string, args ...any) {
@@ -141,6 +148,7 @@ func compile(cfg *Config, loc *locator) (*Set, error) {
 	if len(c.problems) > 0 {
 		return nil, c.problems
 	}
+	s.Warnings = c.warnings
 	return s, nil
 }
 

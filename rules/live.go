@@ -63,9 +63,17 @@ func NewLive(path string, log *slog.Logger, onReload func(*Set, error)) (*Live, 
 		log = slog.New(slog.DiscardHandler)
 	}
 	l := &Live{path: path, log: log, onReload: onReload, read: sha256.Sum256(src), started: set}
+	l.warn(set)
 	l.cur.Store(set)
 	l.status.Store(&Status{Version: set.Version, Source: path, Loaded: set.Loaded, LastAttempt: set.Loaded})
 	return l, nil
+}
+
+// warn logs what the file says that is accepted but should change.
+func (l *Live) warn(set *Set) {
+	for _, w := range set.Warnings {
+		l.log.Warn("the configuration is accepted, with a warning", slog.String("warning", w.Error()))
+	}
 }
 
 // NewStatic wraps a set that never reloads (demo, tests, `cutover diff`).
@@ -177,6 +185,7 @@ func (l *Live) reload(fromWatcher bool) error {
 	for _, what := range restartOnly(l.started, set) {
 		l.log.Warn("this setting differs from the value the process started with, and changes only on restart; the running value stays", slog.String("setting", what))
 	}
+	l.warn(set)
 	l.cur.Store(set)
 	l.log.Info("rules reloaded", slog.String("version", set.Version), slog.Int("routes", len(set.Routes)))
 	if l.onReload != nil {

@@ -256,6 +256,39 @@ func TestARestartWarningIsAgainstTheRunningValue(t *testing.T) {
 	}
 }
 
+// A file's warnings are logged when it is loaded, at the start and at
+// each reload that applies it, so an operator who never runs check still
+// reads them.
+func TestAWarningIsLoggedAtEachLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cutover.yaml")
+	file := func(bound, phase string) string {
+		return liveBase + phase + "\n    compare:\n      tolerance: [{path: $.a, absolute: " + bound + "}]\n"
+	}
+	write(t, path, file(`"0.01"`, "shadow-read"))
+	var logs bytes.Buffer
+	live, err := rules.NewLive(path, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const told = `absolute \"0.01\" is a string`
+	if !strings.Contains(logs.String(), told) {
+		t.Errorf("at the start, the quoted bound was not logged:\n%s", logs.String())
+	}
+	for _, step := range []struct {
+		bound, phase string
+		warned       bool
+	}{{`"0.01"`, "dual-write", true}, {"0.01", "shadow-read", false}} {
+		logs.Reset()
+		write(t, path, file(step.bound, step.phase))
+		if err := live.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), told); got != step.warned {
+			t.Errorf("reloaded with absolute: %s: warned %v, want %v:\n%s", step.bound, got, step.warned, logs.String())
+		}
+	}
+}
+
 // syncBuffer is a log sink the watcher's goroutine and the test share.
 type syncBuffer struct {
 	mu sync.Mutex

@@ -45,6 +45,10 @@ type Set struct {
 	// Default is the route of requests that match no route.
 	Default *Route
 
+	// Warnings are what the file says that is accepted but should change
+	// (check prints them; serve logs them at each load).
+	Warnings Problems
+
 	config  *Config  // as decoded and expanded, for printing
 	secrets []string // values that came from ${VAR}; never printed
 	loc     *locator // where each value is in the file (Problem)

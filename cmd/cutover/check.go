@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/cutover/cutover/rules"
 )
@@ -72,7 +73,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			fmt.Sprintf("raise workers to %d or more for it to act, or set shadow.lag_factor: 0 to say it is off", rules.LagFloor),
 			"shadow.workers (%d) allows fewer shadow requests in flight than the %d shadow.lag_factor waits for: it never acts", sh.Workers, rules.LagFloor))
 	}
-	for _, w := range append(writesOffWarnings(set), methodWarnings(set)...) {
+	for _, w := range slices.Concat(set.Warnings, writesOffWarnings(set), methodWarnings(set)) {
 		fmt.Fprintf(stderr, "warning: %v\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d routes, version %s)\n", file, len(set.Routes), set.Version)
