@@ -104,13 +104,33 @@ func writesOffWarnings(set *rules.Set) []*rules.Problem {
 		yield("$.defaults", set.Default)
 	}
 	for path, r := range routes {
+		if !writes(r) {
+			continue // nothing it matches is a write
+		}
 		name := fmt.Sprintf("route %q", r.Name)
-		check(path+".secondary_writes", name, r.Phase, r.SecondaryWrites)
+		at := path + ".secondary_writes"
+		if !set.Written(at) && set.Written("$.defaults.secondary_writes") {
+			at, name = "$.defaults.secondary_writes", name+" (off from defaults)"
+		}
+		check(at, name, r.Phase, r.SecondaryWrites)
 		for j, ov := range r.Overrides {
 			check(fmt.Sprintf("%s.overrides[%d].phase", path, j), fmt.Sprintf("%s, override %q", name, ov.Name), ov.Phase, r.SecondaryWrites)
 		}
 	}
 	return out
+}
+
+// writes says whether any request the route matches is a write.
+func writes(r *rules.Route) bool {
+	if r.Methods() == nil {
+		return !r.IsRead(http.MethodPost)
+	}
+	for _, m := range r.Methods() {
+		if !r.IsRead(m) {
+			return true
+		}
+	}
+	return false
 }
 
 // knownMethod says whether HTTP (RFC 9110, PATCH in RFC 5789) or WebDAV

@@ -96,8 +96,14 @@ func TestCheckSaysWhenSecondaryWritesOffLeavesNewBehind(t *testing.T) {
 		{"defaults:\n  phase: shadow-read\n" + route + "    secondary_writes: off\n", `:9:23: route "orders": secondary_writes is off in phase shadow-read`},
 		{"defaults:\n  phase: backfill\n" + route + "    secondary_writes: off\n", `:9:23: route "orders": secondary_writes is off in phase backfill`},
 		{"defaults:\n  phase: cutover\n  secondary_writes: off\n" + route + "    overrides:\n      - name: acme\n        when: {header: X-Tenant, equals: acme}\n        phase: dual-write\n",
-			`:13:16: route "orders", override "acme": secondary_writes is off in phase dual-write`},
+			`:13:16: route "orders" (off from defaults), override "acme": secondary_writes is off in phase dual-write`},
 		{"defaults:\n  phase: cutover\n  secondary_writes: off\n" + route, ""},
+		// Inherited: told at the defaults' line, and said so.
+		{"defaults:\n  phase: cutover\n  secondary_writes: off\n" + route + "    phase: dual-write\n", `:6:21: route "orders" (off from defaults): secondary_writes is off in phase dual-write`},
+		// A route that never writes has no write to keep from new.
+		{"defaults:\n  phase: cutover\n  secondary_writes: off\nroutes:\n  - name: user\n    match: {methods: [GET, HEAD], path: \"/users/{id}\"}\n    phase: shadow-read\n", ""},
+		{"defaults:\n  phase: cutover\n  secondary_writes: off\nroutes:\n  - name: search\n    match: {methods: [POST], path: \"/search\"}\n    read: true\n    phase: shadow-read\n", ""},
+		{"defaults:\n  phase: cutover\n  secondary_writes: off\nroutes:\n  - name: user\n    match: {methods: [GET], path: \"/users/{id}\"}\n    overrides:\n      - name: acme\n        when: {header: X-Tenant, equals: acme}\n        phase: dual-write\n", ""},
 		{"defaults:\n  phase: prepare\n  secondary_writes: off\n", ""},
 		{"defaults:\n  phase: dual-write\n  secondary_writes: sync\n", ""},
 	} {
