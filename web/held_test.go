@@ -107,12 +107,16 @@ func TestHeldWritesAPI(t *testing.T) {
 		}
 		defer res.Body.Close()
 		// A replay is queued, not delivered, and says so; a discard is done.
-		var body struct{ Status string }
+		var body struct{ Action, Target, Status string }
 		if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
 			t.Fatalf("POST %s: %v", path, err)
 		}
 		if want := map[int]string{http.StatusAccepted: "queued", http.StatusOK: "done"}[res.StatusCode]; want != "" && body.Status != want {
 			t.Errorf("POST %s: %d with status %q, want %q", path, res.StatusCode, body.Status, want)
+		}
+		// As README shows it.
+		if path == "/api/v1/held/3/replay" && res.StatusCode == http.StatusAccepted && (body.Action != "replay_write" || body.Target != "write 3") {
+			t.Errorf("POST %s: %+v, want action replay_write, target write 3", path, body)
 		}
 		return res.StatusCode
 	}
