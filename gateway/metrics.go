@@ -13,6 +13,9 @@ import (
 const (
 	keyRoute   = "route"
 	keyBackend = "backend"
+	// keyTodo says what an operator does about the line (not "action",
+	// the audit log's key for what an operator did).
+	keyTodo = "todo"
 )
 
 // metrics are the gateway's Prometheus series (DESIGN.md, "Metrics"). Label

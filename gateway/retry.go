@@ -186,6 +186,6 @@ func (p *Proxy) emitWrite(r *record, outcome stats.WriteOutcome, reason string) 
 		p.log.Error("secondary write given up", slog.String(keyRoute, r.Route), slog.String(keyBackend, r.Side.String()),
 			slog.String("method", r.Method), slog.String("target", p.rules.Current().RedactTarget(r.Target)), slog.Uint64("id", r.ID),
 			slog.Int("attempts", r.Attempts), slog.String("error", r.LastErr),
-			slog.String("action", "replay or discard it by its id: POST /api/v1/held/ID/replay or /discard on the admin address, or from the dashboard"))
+			slog.String(keyTodo, "replay or discard it by its id: POST /api/v1/held/ID/replay or /discard on the admin address, or from the dashboard"))
 	}
 }
