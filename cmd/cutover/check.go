@@ -133,12 +133,15 @@ func writes(r *rules.Route) bool {
 	return false
 }
 
-// knownMethod says whether HTTP (RFC 9110, PATCH in RFC 5789) or WebDAV
-// (RFC 4918, 3253, 5323) defines m, or it is PURGE, which caches take.
+// knownMethod says whether m is in IANA's HTTP Method Registry (HTTP,
+// WebDAV and its extensions, CalDAV, QUERY) or is PURGE, which caches take.
 func knownMethod(m string) bool {
 	switch m {
-	case "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH",
-		"PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH", "MKACTIVITY", "CHECKOUT", "MERGE", "PURGE":
+	case "ACL", "BASELINE-CONTROL", "BIND", "CHECKIN", "CHECKOUT", "CONNECT", "COPY", "DELETE", "GET", "HEAD",
+		"LABEL", "LINK", "LOCK", "MERGE", "MKACTIVITY", "MKCALENDAR", "MKCOL", "MKREDIRECTREF", "MKWORKSPACE",
+		"MOVE", "OPTIONS", "ORDERPATCH", "PATCH", "POST", "PRI", "PROPFIND", "PROPPATCH", "PUT", "QUERY",
+		"REBIND", "REPORT", "SEARCH", "TRACE", "UNBIND", "UNCHECKOUT", "UNLINK", "UNLOCK", "UPDATE",
+		"UPDATEREDIRECTREF", "VERSION-CONTROL", "PURGE":
 		return true
 	}
 	return false
@@ -159,7 +162,7 @@ func methodWarnings(set *rules.Set) []*rules.Problem {
 					"route %q: CONNECT is refused by the gateway (400), whatever the routes say", r.Name))
 			case !knownMethod(m):
 				out = append(out, set.Problem(path, "check the spelling; a method of your own is fine if clients send exactly it",
-					"route %q: %s is not a method HTTP or WebDAV defines, so the route sees only requests that send exactly %s", r.Name, m, m))
+					"route %q: %s is not in IANA's registry of HTTP methods, so the route sees only requests that send exactly %s", r.Name, m, m))
 			}
 		}
 	}

@@ -120,9 +120,9 @@ func TestCheckSaysWhenARouteNamesAnUnlikelyMethod(t *testing.T) {
 	for _, tt := range []struct {
 		cfg, warning string
 	}{
-		{route("get, GTE"), `:6:28: route "users": GTE is not a method HTTP or WebDAV defines, so the route sees only requests that send exactly GTE`},
+		{route("get, GTE"), `:6:28: route "users": GTE is not in IANA's registry of HTTP methods, so the route sees only requests that send exactly GTE`},
 		{route("CONNECT"), `:6:23: route "users": CONNECT is refused by the gateway (400), whatever the routes say`},
-		{route("GET, put, PROPFIND, PURGE"), ""},
+		{route("GET, put, PROPFIND, PURGE, CHECKIN, VERSION-CONTROL, ACL, MKCALENDAR, QUERY"), ""},
 	} {
 		checkWarns(t, testBackends+tt.cfg, tt.warning)
 	}
