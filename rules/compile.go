@@ -123,6 +123,7 @@ func compile(cfg *Config, loc *locator) (*Set, error) {
 	s.Default = def
 	names := map[string]string{}
 	var where []string // of each of s.Routes, which may share a name
+	var paths []string // of each of s.Routes, its place in the file
 	for i := range cfg.Routes {
 		path := fmt.Sprintf("$.routes[%d]", i)
 		r := c.route(path, &cfg.Routes[i], &cfg.Defaults, def)
@@ -144,10 +145,12 @@ func compile(cfg *Config, loc *locator) (*Set, error) {
 		}
 		s.Routes = append(s.Routes, r)
 		where = append(where, at)
+		paths = append(paths, path)
 	}
 	if len(c.problems) > 0 {
 		return nil, c.problems
 	}
+	c.lint(s, paths)
 	s.Warnings = c.warnings
 	return s, nil
 }

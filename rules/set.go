@@ -54,17 +54,6 @@ type Set struct {
 	loc     *locator // where each value is in the file (Problem)
 }
 
-// Written says whether the file itself sets the value at path (such as
-// "$.routes[0].secondary_writes"), rather than a default or the defaults
-// section.
-func (s *Set) Written(path string) bool {
-	if s.loc == nil {
-		return false
-	}
-	_, ok := s.loc.pos[path]
-	return ok
-}
-
 // Problem places a problem with the value at path (such as
 // "$.admin.auth.token_file") at that value's line and column in the file:
 // for what only a program that uses the configuration finds, like a file
