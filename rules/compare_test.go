@@ -322,11 +322,7 @@ func TestFiltersNeverTakeOneBigNumberForAnother(t *testing.T) {
 			t.Errorf("%s: %v", text, err)
 		}
 	}
-	set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+
-		"routes:\n  - name: r\n    match: {path: \"/r\"}\n    compare:\n      ignore: [\"$.items[?@.id == $.target]\", \"$.more[?@.id > 5]\", \"$.bills[?@.billed != @.paid]\"]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := parsed(t, "routes:\n  - name: r\n    match: {path: \"/r\"}\n    compare:\n      ignore: [\"$.items[?@.id == $.target]\", \"$.more[?@.id > 5]\", \"$.bills[?@.billed != @.paid]\"]\n")
 	for _, tc := range []struct{ old, new string }{
 		// The item's id is 9007199254740992, the target ...993: one float64.
 		{`{"target":9007199254740993,"items":[{"id":9007199254740992,"x":1}]}`, `{"target":9007199254740993,"items":[{"id":9007199254740992,"x":2}]}`},
@@ -353,11 +349,7 @@ func TestFiltersNeverTakeOneBigNumberForAnother(t *testing.T) {
 // written two ways, x is not renamed, and new's y is a difference. The
 // rename walk fed filters the numbers as written.
 func TestARenamesFilterComparesBigNumbersByValue(t *testing.T) {
-	set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+
-		"defaults:\n  compare:\n    rename: [{from: \"$.items[?@.a != @.b].x\", to: y}]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := parsed(t, "defaults:\n  compare:\n    rename: [{from: \"$.items[?@.a != @.b].x\", to: y}]\n")
 	checkVerdicts(t, set, []verdictCase{
 		{"", `{"items":[{"a":1e400,"b":10e399,"x":5}]}`, `{"items":[{"a":1e400,"b":10e399,"y":5}]}`, compare.Mismatch},
 		{"", `{"items":[{"a":9007199254740993,"b":9007199254740993.0,"x":5}]}`, `{"items":[{"a":9007199254740993,"b":9007199254740993.0,"y":5}]}`, compare.Mismatch},
@@ -371,12 +363,8 @@ func TestARenamesFilterComparesBigNumbersByValue(t *testing.T) {
 // first in the file. Defaults came first, so a route could not loosen a
 // default tolerance or key an array the defaults made a multiset.
 func TestARouteRuleWinsOverTheDefaults(t *testing.T) {
-	set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+
-		"defaults:\n  compare:\n    tolerance: [{path: \"$..price\", absolute: 0.01}]\n    unordered: [\"$..items\"]\n"+
-		"routes:\n  - name: r\n    match: {path: \"/r\"}\n    compare:\n      tolerance: [{path: \"$.price\", absolute: 1}]\n      unordered: [{path: \"$.items\", by: id}]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := parsed(t, "defaults:\n  compare:\n    tolerance: [{path: \"$..price\", absolute: 0.01}]\n    unordered: [\"$..items\"]\n"+
+		"routes:\n  - name: r\n    match: {path: \"/r\"}\n    compare:\n      tolerance: [{path: \"$.price\", absolute: 1}]\n      unordered: [{path: \"$.items\", by: id}]\n")
 	res := set.Route("r").Compare.Compare(
 		compare.Response{Status: 200, Body: []byte(`{"price":10,"items":[{"id":1,"q":1},{"id":2,"q":2}]}`)},
 		compare.Response{Status: 200, Body: []byte(`{"price":10.5,"items":[{"id":2,"q":2},{"id":1,"q":5}]}`)})
@@ -392,12 +380,8 @@ func TestARouteRuleWinsOverTheDefaults(t *testing.T) {
 // after the route's, and "AB-1" and "ab-9" matched on a route that folds
 // case only.
 func TestARoutesNormalizeReplacesTheDefaults(t *testing.T) {
-	set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+
-		"defaults:\n  compare:\n    normalize: [{path: \"$..code\", pattern: \"[0-9]\", replace: \"\"}]\n"+
-		"routes:\n  - name: r\n    match: {path: \"/r\"}\n    compare:\n      normalize: [{path: \"$.code\", fold_case: true}, {path: \"$.code\", pattern: \"^x-\", replace: \"\"}]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := parsed(t, "defaults:\n  compare:\n    normalize: [{path: \"$..code\", pattern: \"[0-9]\", replace: \"\"}]\n"+
+		"routes:\n  - name: r\n    match: {path: \"/r\"}\n    compare:\n      normalize: [{path: \"$.code\", fold_case: true}, {path: \"$.code\", pattern: \"^x-\", replace: \"\"}]\n")
 	checkVerdicts(t, set, []verdictCase{
 		{"r", `{"code":"AB-1"}`, `{"code":"ab-9"}`, compare.Mismatch},          // the route's rules only: digits count
 		{"r", `{"code":"X-AB-1"}`, `{"code":"ab-1"}`, compare.Match},           // both of the route's, in order
@@ -410,14 +394,10 @@ func TestARoutesNormalizeReplacesTheDefaults(t *testing.T) {
 // other kinds are lists: a route adds to them). It used to do nothing,
 // and a route that said subset: false still let new add members.
 func TestFalseInARouteTurnsTheDefaultsOff(t *testing.T) {
-	set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+
-		"defaults:\n  compare:\n    subset: true\n    absent_equals_null: true\n    absent_equals_empty_array: [\"$.tags\"]\n    absent_equals_empty_object: true\n"+
+	set := parsed(t, "defaults:\n  compare:\n    subset: true\n    absent_equals_null: true\n    absent_equals_empty_array: [\"$.tags\"]\n    absent_equals_empty_object: true\n"+
 		"routes:\n  - name: strict\n    match: {path: \"/strict\"}\n    compare:\n      subset: false\n      absent_equals_null: false\n      absent_equals_empty_array: false\n      absent_equals_empty_object: false\n"+
 		"  - name: loose\n    match: {path: \"/loose\"}\n    compare:\n      subset: false\n"+
-		"  - name: inheriting\n    match: {path: \"/inheriting\"}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+		"  - name: inheriting\n    match: {path: \"/inheriting\"}\n")
 	checkVerdicts(t, set, []verdictCase{
 		{"strict", `{}`, `{"debug":"leak"}`, compare.Mismatch},
 		{"strict", `{"a":null}`, `{}`, compare.Mismatch},
@@ -433,11 +413,7 @@ func TestFalseInARouteTurnsTheDefaultsOff(t *testing.T) {
 // rules let be absent (null under absent_equals_null) with one that has no
 // key, as the two elements are equal; it paired them by the null.
 func TestAKeyTheRulesLetBeAbsentPairsWithNoKey(t *testing.T) {
-	set, err := rules.Parse("cfg.yaml", strings.NewReader("backends:\n  old: {url: \"http://a\"}\n  new: {url: \"http://b\"}\n"+
-		"defaults:\n  compare:\n    absent_equals_null: true\n    unordered: [{path: \"$.items\", by: id}]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := parsed(t, "defaults:\n  compare:\n    absent_equals_null: true\n    unordered: [{path: \"$.items\", by: id}]\n")
 	checkVerdicts(t, set, []verdictCase{
 		{"", `{"items":[{"id":null,"q":1}]}`, `{"items":[{"q":1}]}`, compare.Match},
 		{"", `{"items":[{"id":2,"q":2},{"id":null,"q":1}]}`, `{"items":[{"q":1},{"id":2,"q":2}]}`, compare.Match},
@@ -464,4 +440,14 @@ func checkVerdicts(t *testing.T, set *rules.Set, cases []verdictCase) {
 			t.Errorf("route %q: %s → %s: %s %+v, want %s", tc.route, tc.old, tc.new, res.Outcome, res.Diffs, tc.want)
 		}
 	}
+}
+
+// parsed is the configuration base+yaml, compiled; a problem fails the test.
+func parsed(t *testing.T, yaml string) *rules.Set {
+	t.Helper()
+	set, err := rules.Parse("cfg.yaml", strings.NewReader(base+yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
 }
