@@ -100,7 +100,7 @@ type RenameRule struct {
 type Decimal struct {
 	raw    string
 	set    bool
-	quoted bool // written as a string: refused, as every quoted number is
+	quoted bool // written as a string: taken, with a warning
 }
 
 // UnmarshalYAML keeps the scalar's text.

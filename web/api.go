@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,13 +77,14 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if q.Override != "" && !hasOverride(ev.Route, q.Override) {
-		// A mistyped name would otherwise chart zeros, as if the tenant
-		// had no traffic.
-		var names []string
-		for _, o := range ev.Route.Overrides {
-			names = append(names, o.Override)
-		}
+	// The route's view lists its overrides: configured, or with evidence
+	// or held writes from before a reload. A mistyped name would otherwise
+	// chart zeros, as if the tenant had no traffic.
+	var names []string
+	for _, o := range ev.Route.Overrides {
+		names = append(names, o.Override)
+	}
+	if q.Override != "" && !slices.Contains(names, q.Override) {
 		known := "it has none"
 		if len(names) > 0 {
 			known = "its overrides: " + strings.Join(names, ", ")
@@ -91,17 +93,6 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, ev.History)
-}
-
-// hasOverride says whether the route's view lists the override: configured,
-// or with evidence or held writes from before a reload.
-func hasOverride(v stats.RouteView, name string) bool {
-	for _, o := range v.Overrides {
-		if o.Override == name {
-			return true
-		}
-	}
-	return false
 }
 
 // parseSpan reads a Go duration or a number of days ("30d").
