@@ -47,6 +47,9 @@ func (r *runner) loop(f func()) {
 	defer idle.Stop()
 	for {
 		f()
+		// Idle, it keeps nothing of the read it ran (its answers may be
+		// megabytes): not left to the compiler's liveness of f.
+		f = nil
 		idle.Reset(r.idle)
 		select {
 		case f = <-r.jobs:
